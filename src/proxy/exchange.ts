@@ -1,0 +1,80 @@
+// The contract between protocol handlers (h1/, h2/) and capture + tracing.
+// A handler forwards bytes itself and only *tells* the exchange what passed; the exchange
+// never sits between the two sockets, so capture can never hold up or alter forwarding.
+
+import type { SpanRecord, SpanSink } from '../telemetry/span.js';
+import type { ProxyMetrics } from './proxy-metrics.js';
+import type { CompiledPolicy } from '../policy/types.js';
+
+/** Headers exactly as received: [name0, value0, name1, value1, ...], original case and order. */
+export type RawHeaders = string[];
+
+export type Direction = 'inbound' | 'outbound';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface ExchangeStart {
+  /** inbound → SERVER span, outbound → CLIENT span. */
+  direction: Direction;
+  /** network.protocol.version: '1.0', '1.1' or '2'. */
+  protocolVersion: '1.0' | '1.1' | '2';
+  method: string;
+  /** Request target as sent: path plus optional `?query` (origin form), or absolute/authority form. */
+  target: string;
+  headers: RawHeaders;
+  /** Host header or :authority. */
+  authority?: string;
+  /** Downstream peer (the caller). */
+  client: Endpoint;
+  /** Where the request is forwarded to. */
+  server: Endpoint;
+}
+
+export interface Exchange {
+  /**
+   * Trace headers the handler must put on the forwarded request, replacing any incoming
+   * header of the same name (case-insensitive). Lowercase names. Empty when the route has
+   * spans off: then incoming context is forwarded untouched.
+   */
+  readonly forwardHeaders: ReadonlyArray<readonly [string, string]>;
+  /** Names (lowercase) of incoming headers the handler must drop because forwardHeaders replace them. */
+  readonly replacesHeaders: ReadonlySet<string>;
+  requestBody(chunk: Buffer): void;
+  requestEnd(trailers?: RawHeaders): void;
+  /** Final (non-1xx) response head. Interim 1xx responses are not reported. */
+  responseHead(status: number, headers: RawHeaders): void;
+  responseBody(chunk: Buffer): void;
+  /** Normal completion: the response was fully forwarded. Ends the span. */
+  responseEnd(trailers?: RawHeaders): void;
+  /**
+   * Abnormal completion (client abort, upstream reset/refused, protocol error, h2 RST_STREAM).
+   * `errorType` becomes `error.type` (e.g. 'ECONNREFUSED', 'client_abort', 'RST_STREAM:CANCEL').
+   * Ends the span. Calls after the span ended are ignored.
+   */
+  fail(errorType: string, message?: string): void;
+  /** For upgrades (101) and CONNECT tunnels: end the span at the handshake; bytes after are opaque. */
+  tunnelEstablished(status: number, headers: RawHeaders): void;
+}
+
+export interface ExchangeFactory {
+  start(start: ExchangeStart): Exchange;
+}
+
+export interface ExchangeDeps {
+  serviceName: string;
+  /** Returns the policy in force now (it can change live). */
+  policy: () => CompiledPolicy;
+  sink: SpanSink;
+  metrics: ProxyMetrics;
+  tap?: TapHub;
+}
+
+/** Live tap: subscribers see every finished exchange, kept by sampling or not. */
+export interface TapHub {
+  /** Cheap check so the hot path builds nothing for tap when nobody listens. */
+  readonly active: boolean;
+  publish(span: SpanRecord): void;
+}
