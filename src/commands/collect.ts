@@ -1,5 +1,77 @@
-// Placeholder while the command is being built (replaced by its implementation).
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('sidetrace collect: not built yet\n');
-  return 1;
+// `sidetrace collect`: the embedded OTLP backend and trace viewer, until Ctrl-C.
+
+import { parseArgs } from 'node:util';
+import { startCollector } from '../collector/collector.js';
+import { DEFAULT_MAX_BATCH_BYTES } from '../collector/otlp-server.js';
+
+const USAGE = `usage: sidetrace collect [flags]
+
+An OTLP/gRPC receiver with a bounded in-memory store and a local trace viewer.
+
+  --otlp ADDR           OTLP gRPC listen address (default 127.0.0.1:4317)
+  --ui ADDR             viewer listen address (default 127.0.0.1:16686); "off" disables it
+  --max-spans N         spans kept in memory; the oldest traces go first (default 100000)
+  --max-batch-bytes N   largest Export request accepted (default ${DEFAULT_MAX_BATCH_BYTES})
+  --jsonl FILE          also append every span to FILE as one JSON object per line
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        otlp: { type: 'string', default: '127.0.0.1:4317' },
+        ui: { type: 'string', default: '127.0.0.1:16686' },
+        'max-spans': { type: 'string', default: '100000' },
+        'max-batch-bytes': { type: 'string', default: String(DEFAULT_MAX_BATCH_BYTES) },
+        jsonl: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`sidetrace collect: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const maxSpans = positiveInt('--max-spans', values['max-spans']);
+  const maxBatchBytes = positiveInt('--max-batch-bytes', values['max-batch-bytes']);
+  if (maxSpans === undefined || maxBatchBytes === undefined) return 2;
+  const collector = await startCollector({
+    otlp: values.otlp,
+    ui: values.ui === 'off' ? null : values.ui,
+    maxSpans,
+    maxBatchBytes,
+    jsonl: values.jsonl,
+  });
+  process.stdout.write(`sidetrace collect: OTLP gRPC on ${collector.otlp.address}\n`);
+  if (collector.uiUrl) process.stdout.write(`sidetrace collect: viewer at ${collector.uiUrl}\n`);
+  await waitForSignal();
+  await collector.close();
+  return 0;
+}
+
+export function positiveInt(flag: string, text: string): number | undefined {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    process.stderr.write(`sidetrace: ${flag} must be a positive integer, got "${text}"\n`);
+    return undefined;
+  }
+  return n;
+}
+
+export function waitForSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
 }

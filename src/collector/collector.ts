@@ -1,0 +1,71 @@
+// The embedded collector: OTLP receiver → bounded store (+ optional JSON lines) → viewer.
+// Used by `sidetrace collect` on its own and by `sidetrace demo` in-process.
+
+import type { AddressInfo } from 'node:net';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-server.js';
+import { TraceStore } from './store.js';
+import { createViewerServer } from './http-api.js';
+import { openJsonl, type JsonlWriter } from './jsonl-writer.js';
+
+export interface CollectorOptions {
+  /** OTLP gRPC listen address, host:port. */
+  otlp: string;
+  /** Viewer listen address host:port, or null for no viewer. */
+  ui: string | null;
+  maxSpans: number;
+  maxBatchBytes?: number;
+  jsonl?: string;
+}
+
+export interface Collector {
+  store: TraceStore;
+  otlp: OtlpReceiver;
+  /** http://host:port/ of the viewer, when enabled. */
+  uiUrl?: string;
+  close(): Promise<void>;
+}
+
+export async function startCollector(opts: CollectorOptions): Promise<Collector> {
+  const store = new TraceStore(opts.maxSpans);
+  const jsonl: JsonlWriter | undefined = opts.jsonl ? openJsonl(opts.jsonl) : undefined;
+  const otlp = await startOtlpReceiver({
+    address: opts.otlp,
+    maxBatchBytes: opts.maxBatchBytes,
+    onSpans(spans) {
+      store.add(spans);
+      jsonl?.write(spans);
+    },
+  });
+  let uiUrl: string | undefined;
+  const viewer = opts.ui === null ? undefined : createViewerServer(store);
+  if (viewer && opts.ui !== null) {
+    const { host, port } = splitHostPort('--ui', opts.ui);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        viewer.once('error', reject);
+        viewer.listen(port, host, () => resolve());
+      });
+    } catch (err) {
+      await otlp.close();
+      throw err;
+    }
+    const a = viewer.address() as AddressInfo;
+    uiUrl = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/`;
+  }
+  return {
+    store,
+    otlp,
+    uiUrl,
+    async close() {
+      viewer?.closeAllConnections();
+      await Promise.all([otlp.close(), viewer ? new Promise<void>((r) => viewer.close(() => r())) : undefined, jsonl?.close()]);
+    },
+  };
+}
+
+export function splitHostPort(flag: string, addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port (e.g. 127.0.0.1:4317)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
