@@ -1,0 +1,72 @@
+// Text or binary: text bodies are recorded as strings (and can be redacted), binary bodies as
+// OTLP bytes. The declared content type decides when it names a text format; otherwise the
+// bytes are sniffed.
+
+import { isUtf8 } from 'node:buffer';
+
+/** true: a text type; false: a known binary type; undefined: decide by sniffing. */
+export function textContentType(contentType: string | undefined): boolean | undefined {
+  if (contentType === undefined) return undefined;
+  const semi = contentType.indexOf(';');
+  const mime = (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  if (mime === '') return undefined;
+  if (mime.startsWith('text/')) return true;
+  if (mime.endsWith('+json') || mime.endsWith('+xml') || mime.endsWith('json')) return true;
+  switch (mime) {
+    case 'application/xml':
+    case 'application/x-www-form-urlencoded':
+    case 'application/javascript':
+    case 'application/ecmascript':
+    case 'application/graphql':
+    case 'application/yaml':
+    case 'application/x-yaml':
+      return true;
+  }
+  if (mime.startsWith('image/') || mime.startsWith('audio/') || mime.startsWith('video/') || mime.startsWith('font/')) return false;
+  if (mime === 'application/octet-stream' || mime.startsWith('application/grpc') || mime === 'application/protobuf' || mime === 'application/x-protobuf') {
+    return false;
+  }
+  return undefined;
+}
+
+/** Length of `buf` without an incomplete UTF-8 sequence at its end (a truncation artefact). */
+function completeUtf8Length(buf: Buffer): number {
+  const n = buf.length;
+  for (let back = 1; back <= 3 && back <= n; back++) {
+    const b = buf[n - back];
+    if ((b & 0xc0) !== 0x80) {
+      // Lead byte: how long should its sequence be?
+      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+      return need > back ? n - back : n;
+    }
+  }
+  return n;
+}
+
+function hasControlChars(buf: Buffer, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const b = buf[i];
+    if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) || b === 0x7f) return true;
+  }
+  return false;
+}
+
+function isLatin1Charset(contentType: string): boolean {
+  return /charset\s*=\s*"?(iso-8859-1|latin1|us-ascii|windows-1252)/i.test(contentType);
+}
+
+/**
+ * The recorded value of a body: a string for text, the bytes otherwise. `truncated` lets a
+ * sequence cut at the capture limit be dropped instead of making the body look binary.
+ */
+export function bodyValue(buf: Buffer, contentType: string | undefined, truncated: boolean): string | Uint8Array {
+  const declared = textContentType(contentType);
+  if (declared === false) return buf;
+  const end = truncated ? completeUtf8Length(buf) : buf.length;
+  const whole = end === buf.length ? buf : buf.subarray(0, end);
+  if (declared === true) {
+    if (contentType !== undefined && isLatin1Charset(contentType)) return buf.toString('latin1');
+    return isUtf8(whole) ? whole.toString('utf8') : buf;
+  }
+  return isUtf8(whole) && !hasControlChars(whole, end) ? whole.toString('utf8') : buf;
+}
