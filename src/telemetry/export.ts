@@ -1,0 +1,107 @@
+// Span export, wired from three parts (opentelemetry-js's shape): a serializer (SpanRecord →
+// ReadableSpan, then the official OTLP protobuf writer), a transport (the official OTLP/gRPC
+// exporter, or JSON lines for --console), and the bounded BatchQueue wrapped around them.
+
+import type { Writable } from 'node:stream';
+import grpc from '@grpc/grpc-js';
+import { ExportResultCode } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { BatchQueue, type BatchTransport, type ExportCounters } from './batch-queue.js';
+import type { ExportConfig } from './otel-env.js';
+import { otelResource, toReadableSpan } from './readable-span.js';
+import { spanToJson } from './span-json.js';
+import type { SpanRecord, SpanSink } from './span.js';
+import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
+
+export type { ExportCounters } from './batch-queue.js';
+
+export interface SpanExporterOptions {
+  config: ExportConfig;
+  /** Resource attributes (see detectResource). */
+  resource: Record<string, string>;
+  counters: ExportCounters;
+  /** Where the console exporter writes; stdout by default. */
+  out?: Writable;
+}
+
+export interface SpanExporter extends SpanSink {
+  /** Sends everything queued and waits for in-flight exports to finish. */
+  flush(): Promise<void>;
+  /** Drops later submits (counted), flushes, closes the connection. */
+  shutdown(): Promise<void>;
+  /** Spans waiting in the queue. */
+  readonly queued: number;
+}
+
+export function exportCounters(metrics: ProxyMetrics): ExportCounters {
+  return { submitted: metrics.spansSubmitted, exported: metrics.spansExported, dropped: metrics.spansDropped };
+}
+
+export function createSpanExporter(opts: SpanExporterOptions): SpanExporter {
+  const { config } = opts;
+  if (config.exporter === 'none') return NONE;
+  const transport =
+    config.exporter === 'console' ? new ConsoleTransport(opts.out ?? process.stdout) : new OtlpGrpcTransport(config, opts.resource);
+  return new BatchQueue(transport, config.batch, opts.counters);
+}
+
+const NONE: SpanExporter = {
+  submit() {},
+  flush: () => Promise.resolve(),
+  shutdown: () => Promise.resolve(),
+  queued: 0,
+};
+
+class OtlpGrpcTransport implements BatchTransport {
+  private readonly exporter: OTLPTraceExporter;
+  private readonly resource;
+
+  constructor(config: ExportConfig, resource: Record<string, string>) {
+    this.resource = otelResource(resource);
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(config.headers)) metadata.set(k, v);
+    this.exporter = new OTLPTraceExporter({
+      url: config.endpoint,
+      metadata,
+      // No credentials: the endpoint's scheme (http/https, normalized by otel-env) decides TLS,
+      // and the exporter then honours OTEL_EXPORTER_OTLP_CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE.
+      compression: config.compression as NonNullable<ConstructorParameters<typeof OTLPTraceExporter>[0]>['compression'],
+      // The queue's watchdog is only a backstop: the gRPC deadline should end a call first.
+      timeoutMillis: Math.min(config.timeoutMs, config.batch.exportTimeoutMs),
+      // One spare slot so a call outliving the queue's watchdog does not make the next one fail.
+      concurrencyLimit: config.batch.maxConcurrentExports + 1,
+    });
+  }
+
+  send(batch: SpanRecord[]): Promise<boolean> {
+    const spans: ReadableSpan[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) spans[i] = toReadableSpan(batch[i], this.resource);
+    return new Promise((resolve) => {
+      this.exporter.export(spans, (result) => resolve(result.code === ExportResultCode.SUCCESS));
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this.exporter.shutdown();
+  }
+}
+
+// Past this much unwritten output (a stalled terminal or pipe), batches are dropped, not buffered.
+const CONSOLE_MAX_BUFFERED = 8 * 1024 * 1024;
+
+class ConsoleTransport implements BatchTransport {
+  constructor(private readonly out: Writable) {}
+
+  send(batch: SpanRecord[]): Promise<boolean> {
+    if (this.out.writableLength > CONSOLE_MAX_BUFFERED) return Promise.resolve(false);
+    let text = '';
+    for (const span of batch) text += spanToJson(span) + '\n';
+    this.out.write(text);
+    return Promise.resolve(true);
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
