@@ -2,7 +2,7 @@
 // mounts the `sidetrace.io/capture-policy` pod annotation as a downward-API file) when it changes.
 // An invalid policy never replaces a good one: it is counted, logged in one line and ignored.
 
-import { readFileSync, unwatchFile, watch, watchFile, type FSWatcher, type StatListener } from 'node:fs';
+import { readFileSync, unwatchFile, watch, watchFile, type FSWatcher, type StatsListener } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { defaultPolicy, parsePolicy } from './parse.js';
@@ -28,7 +28,7 @@ export class PolicyStore {
   private readonly onInvalid: (err: PolicyError) => void;
   private readonly log: (line: string) => void;
   private readonly pollIntervalMs: number;
-  private watched: { path: string; onError: (err: Error) => void; listener: StatListener; dirWatcher: FSWatcher | undefined } | undefined;
+  private watched: { path: string; onError: (err: Error) => void; listener: StatsListener; dirWatcher: FSWatcher | undefined } | undefined;
   /** The last text read from the file, valid or not: unchanged text is neither re-applied nor re-counted. */
   private lastText: string | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
@@ -74,7 +74,7 @@ export class PolicyStore {
     } catch (e) {
       onError(e as Error);
     }
-    const listener: StatListener = () => this.scheduleReread();
+    const listener: StatsListener = () => this.scheduleReread();
     // Polling stat() follows symlinks, so it sees Kubernetes' atomic `..data` symlink swap on
     // ConfigMap / downward-API volumes, which an inotify watch on the file itself misses.
     watchFile(path, { interval: this.pollIntervalMs, persistent: false }, listener);
