@@ -110,7 +110,13 @@ elif [[ -d node_modules && ! -f "$stamp" ]] && npm ls --depth=0 >/dev/null 2>&1;
   say "node_modules present and consistent"
 else
   say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>"$CACHE/npm-ci.err"; then
+    # The registry reachable here 404s other platforms' optional packages (@rollup/rollup-android-*,
+    # @esbuild/*), so the lock cannot list them and npm 11's `npm ci` rejects it as out of sync.
+    # `npm install --no-save` installs the same locked versions without rewriting the lock.
+    say "npm ci refused the lock ($(grep -m1 -o 'Missing: [^ ]*' "$CACHE/npm-ci.err" || tail -n1 "$CACHE/npm-ci.err")); npm install --no-save"
+    npm install --no-save --no-audit --no-fund --loglevel=error
+  fi
   echo "$lock_hash" >"$stamp"
 fi
 
