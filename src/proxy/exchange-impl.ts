@@ -1,0 +1,491 @@
+// The Exchange: what protocol handlers report about one request, turned into a span.
+// The request path only matches the policy, reads the trace context and references body
+// chunks; headers, bodies, redaction and gRPC decoding are worked out once, at span end, and
+// only when the span is kept (or a live tap listens). Nothing here may throw into a handler.
+
+import { redactBody, redactHeaderValue, redactQuery } from '../policy/redact.js';
+import type { CaptureRule, HeaderSelector, RouteMatch } from '../policy/types.js';
+import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
+import { BodyCapture } from './capture/body.js';
+import { decodeBody } from './capture/decode.js';
+import { GrpcMessageSizes } from './capture/grpc-messages.js';
+import { bodyValue } from './capture/text.js';
+import type { Exchange, ExchangeDeps, ExchangeFactory, ExchangeStart, RawHeaders } from './exchange.js';
+import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
+import { inflateGrpcPayload } from './grpc/frame-reader.js';
+import { extractContext, forwardContext, type IncomingContext } from './propagation/context.js';
+import { newSpanId, newTraceId } from './propagation/ids.js';
+
+export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
+  return {
+    start(start: ExchangeStart): Exchange {
+      deps.metrics.requests.inc();
+      try {
+        return startExchange(deps, start);
+      } catch {
+        deps.metrics.captureErrors.inc();
+        return PASSIVE;
+      }
+    },
+  };
+}
+
+/** For routes with spans off (or a failed start): context and bytes flow untouched. */
+const PASSIVE: Exchange = Object.freeze({
+  forwardHeaders: Object.freeze([]) as ReadonlyArray<readonly [string, string]>,
+  replacesHeaders: new Set<string>() as ReadonlySet<string>,
+  requestBody() {},
+  requestEnd() {},
+  responseHead() {},
+  responseBody() {},
+  responseEnd() {},
+  fail() {},
+  tunnelEstablished() {},
+});
+
+function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
+  const startMs = nowMs();
+  const target = splitTarget(start.target);
+  const contentType = findHeader(start.headers, 'content-type');
+  const grpc = contentType !== undefined && isGrpcContentType(contentType);
+  let match: RouteMatch;
+  try {
+    match = deps.policy().match({
+      method: start.method,
+      path: target.path ?? '',
+      grpcMethod: grpc && target.path !== undefined ? target.path.slice(1) : undefined,
+    });
+  } catch {
+    deps.metrics.captureErrors.inc();
+    return PASSIVE;
+  }
+  if (!match.rule.spans) return PASSIVE;
+  return new TracedExchange(deps, start, startMs, target, contentType, grpc, match);
+}
+
+/**
+ * Head decision on the trace id alone, so every hop with the same rate agrees: the low 56 bits
+ * (the W3C level 2 random part) against sample * 2^56.
+ */
+export function keepByTraceId(traceId: string, sample: number): boolean {
+  if (sample >= 1) return true;
+  if (sample <= 0) return false;
+  // Two exact 28-bit halves: one 56-bit parseInt would round above 2^53.
+  const threshold = sample * 2 ** 56;
+  const thresholdHi = Math.floor(threshold / 2 ** 28);
+  const hi = parseInt(traceId.slice(18, 25), 16);
+  if (hi !== thresholdHi) return hi < thresholdHi;
+  return parseInt(traceId.slice(25, 32), 16) < threshold - thresholdHi * 2 ** 28;
+}
+
+interface Target {
+  path?: string;
+  query?: string;
+  /** Host from an absolute-form target, used when there is no Host header. */
+  authority?: string;
+}
+
+function splitTarget(target: string): Target {
+  let rest = target;
+  let authority: string | undefined;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    const scheme = target.indexOf('://');
+    if (scheme < 0) return {}; // authority-form (CONNECT) or '*'
+    const slash = target.indexOf('/', scheme + 3);
+    authority = target.slice(scheme + 3, slash < 0 ? target.length : slash);
+    rest = slash < 0 ? '/' : target.slice(slash);
+  }
+  const q = rest.indexOf('?');
+  return q < 0 ? { path: rest, authority } : { path: rest.slice(0, q), query: rest.slice(q + 1), authority };
+}
+
+/** First value of a header (lowercase name), scanning raw headers without allocating. */
+function findHeader(headers: RawHeaders, lowerName: string): string | undefined {
+  const len = lowerName.length;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (name.length === len && (name === lowerName || name.toLowerCase() === lowerName)) return headers[i + 1];
+  }
+  return undefined;
+}
+
+function isGrpcContentType(ct: string): boolean {
+  return ct.length >= 16 && ct.slice(0, 16).toLowerCase() === 'application/grpc';
+}
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+// Semconv: these codes make a SERVER span an error; a CLIENT span errs on any non-zero code.
+const GRPC_SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
+
+class TracedExchange implements Exchange {
+  readonly forwardHeaders: ReadonlyArray<readonly [string, string]>;
+  readonly replacesHeaders: ReadonlySet<string>;
+  private readonly traceId: string;
+  private readonly spanId: string;
+  private readonly rule: CaptureRule;
+  private readonly incoming: IncomingContext;
+  /** The sampled flag propagated downstream. */
+  private readonly sampled: boolean;
+  private readonly reqBody: BodyCapture;
+  private readonly resBody: BodyCapture;
+  private readonly reqMessages: GrpcMessageSizes | undefined;
+  private readonly resMessages: GrpcMessageSizes | undefined;
+  private reqTrailers: RawHeaders | undefined;
+  private resTrailers: RawHeaders | undefined;
+  private status = 0;
+  private resHeaders: RawHeaders | undefined;
+  private errorType: string | undefined;
+  private errorMessage: string | undefined;
+  private ended = false;
+
+  constructor(
+    private readonly deps: ExchangeDeps,
+    private readonly start: ExchangeStart,
+    private readonly startMs: number,
+    private readonly target: Target,
+    private readonly contentType: string | undefined,
+    private readonly grpc: boolean,
+    private readonly match: RouteMatch,
+  ) {
+    const rule = match.rule;
+    this.rule = rule;
+    const incoming = extractContext(start.headers);
+    this.incoming = incoming;
+    this.traceId = incoming.traceId ?? newTraceId();
+    this.spanId = newSpanId();
+    this.sampled = incoming.debug || (incoming.sampled ?? keepByTraceId(this.traceId, rule.sample));
+    const fwd = forwardContext(incoming, this.traceId, this.spanId, this.sampled);
+    this.forwardHeaders = fwd.headers;
+    this.replacesHeaders = fwd.replaces;
+    this.reqBody = new BodyCapture(rule.requestBody ? rule.maxBodyBytes : 0);
+    this.resBody = new BodyCapture(rule.responseBody ? rule.maxBodyBytes : 0);
+    if (grpc) {
+      this.reqMessages = new GrpcMessageSizes();
+      this.resMessages = new GrpcMessageSizes();
+    }
+  }
+
+  requestBody(chunk: Buffer): void {
+    if (this.ended) return;
+    try {
+      this.reqBody.add(chunk);
+      if (this.reqMessages !== undefined) this.reqMessages.add(chunk, nowMs());
+    } catch {
+      this.deps.metrics.captureErrors.inc();
+    }
+  }
+
+  requestEnd(trailers?: RawHeaders): void {
+    if (this.ended) return;
+    if (trailers !== undefined && trailers.length > 0) this.reqTrailers = trailers;
+  }
+
+  responseHead(status: number, headers: RawHeaders): void {
+    if (this.ended) return;
+    this.status = status;
+    this.resHeaders = headers;
+  }
+
+  responseBody(chunk: Buffer): void {
+    if (this.ended) return;
+    try {
+      this.resBody.add(chunk);
+      if (this.resMessages !== undefined) this.resMessages.add(chunk, nowMs());
+    } catch {
+      this.deps.metrics.captureErrors.inc();
+    }
+  }
+
+  responseEnd(trailers?: RawHeaders): void {
+    if (this.ended) return;
+    if (trailers !== undefined && trailers.length > 0) this.resTrailers = trailers;
+    this.end();
+  }
+
+  fail(errorType: string, message?: string): void {
+    if (this.ended) return;
+    this.errorType = errorType;
+    this.errorMessage = message;
+    this.end();
+  }
+
+  tunnelEstablished(status: number, headers: RawHeaders): void {
+    if (this.ended) return;
+    this.status = status;
+    this.resHeaders = headers;
+    this.end();
+  }
+
+  /** Runs once: decides sampling, then builds and hands on the span only if someone wants it. */
+  private end(): void {
+    this.ended = true;
+    const { deps, rule } = this;
+    try {
+      const endMs = nowMs();
+      const outcome = this.outcome();
+      const isError = outcome.code === StatusCode.ERROR;
+      let kept: boolean;
+      if (this.incoming.sampled === false) kept = false;
+      else if (this.incoming.debug) kept = true;
+      else kept = isError || endMs - this.startMs >= rule.keepSlowerThanMs || keepByTraceId(this.traceId, rule.sample);
+      const tap = deps.tap !== undefined && deps.tap.active ? deps.tap : undefined;
+      if (!kept) deps.metrics.spansSampledOut.inc();
+      if (!kept && tap === undefined) return;
+      const span = this.build(endMs, outcome);
+      if (kept) {
+        deps.metrics.bytesCaptured.inc(this.reqBody.keptSize + this.resBody.keptSize);
+        try {
+          deps.sink.submit(span);
+          deps.metrics.spansSubmitted.inc();
+        } catch {
+          deps.metrics.captureErrors.inc();
+        }
+      }
+      if (tap !== undefined) tap.publish(span);
+    } catch {
+      deps.metrics.captureErrors.inc();
+    }
+  }
+
+  private grpcStatus(): { code?: number; message?: string } {
+    const source = this.resTrailers !== undefined && findHeader(this.resTrailers, 'grpc-status') !== undefined ? this.resTrailers : this.resHeaders;
+    if (source === undefined) return {};
+    const raw = findHeader(source, 'grpc-status');
+    if (raw === undefined) return {};
+    const code = Number(raw);
+    if (!Number.isInteger(code)) return {};
+    const msg = findHeader(source, 'grpc-message');
+    return { code, message: msg === undefined ? undefined : percentDecode(msg) };
+  }
+
+  private outcome(): { code: StatusCode; message?: string; errorType?: string; grpcCode?: number } {
+    const server = this.start.direction === 'inbound';
+    let grpcCode: number | undefined;
+    let grpcMessage: string | undefined;
+    if (this.grpc) {
+      const g = this.grpcStatus();
+      grpcCode = g.code;
+      grpcMessage = g.message;
+    }
+    if (this.errorType !== undefined) {
+      return { code: StatusCode.ERROR, message: this.errorMessage, errorType: this.errorType, grpcCode };
+    }
+    if (grpcCode !== undefined && (server ? GRPC_SERVER_ERROR_CODES.has(grpcCode) : grpcCode !== 0)) {
+      return { code: StatusCode.ERROR, message: grpcMessage, errorType: String(grpcCode), grpcCode };
+    }
+    const status = this.status;
+    if (status >= (server ? 500 : 400)) return { code: StatusCode.ERROR, errorType: String(status), grpcCode };
+    return { code: StatusCode.UNSET, grpcCode };
+  }
+
+  private build(endMs: number, outcome: ReturnType<TracedExchange['outcome']>): SpanRecord {
+    const { start, rule, target } = this;
+    const server = start.direction === 'inbound';
+    const attrs: Attributes = {};
+    const method = start.method;
+    const known = KNOWN_METHODS.has(method);
+    attrs['http.request.method'] = known ? method : '_OTHER';
+    if (!known) attrs['http.request.method_original'] = method;
+    if (target.path !== undefined) attrs['url.path'] = target.path;
+    const query = target.query === undefined ? undefined : redactQuery(rule, target.query);
+    if (query !== undefined) attrs['url.query'] = query;
+    attrs['url.scheme'] = 'http';
+
+    const authority = start.authority ?? target.authority ?? (target.path === undefined && method === 'CONNECT' ? start.target : undefined);
+    if (server) {
+      const host = authority === undefined ? undefined : splitAuthority(authority);
+      attrs['server.address'] = host?.address ?? start.server.address;
+      attrs['server.port'] = host === undefined ? start.server.port : host.port ?? 80;
+      attrs['client.address'] = start.client.address;
+      attrs['client.port'] = start.client.port;
+      attrs['network.peer.address'] = start.client.address;
+      attrs['network.peer.port'] = start.client.port;
+    } else {
+      attrs['server.address'] = start.server.address;
+      attrs['server.port'] = start.server.port;
+      attrs['network.peer.address'] = start.server.address;
+      attrs['network.peer.port'] = start.server.port;
+      if (target.path !== undefined) {
+        const host = authority ?? `${start.server.address}:${start.server.port}`;
+        attrs['url.full'] = `http://${host}${target.path}${query === undefined ? '' : `?${query}`}`;
+      }
+    }
+    attrs['network.protocol.version'] = start.protocolVersion;
+    const ua = findHeader(start.headers, 'user-agent');
+    if (ua !== undefined) attrs['user_agent.original'] = ua;
+    if (this.match.route !== undefined) attrs['http.route'] = this.match.route;
+    if (this.status > 0) attrs['http.response.status_code'] = this.status;
+    if (outcome.errorType !== undefined) attrs['error.type'] = outcome.errorType;
+
+    recordHeaders(attrs, 'http.request.header.', start.headers, rule.requestHeaders, rule);
+    if (this.reqTrailers !== undefined) recordHeaders(attrs, 'http.request.trailer.', this.reqTrailers, rule.requestHeaders, rule);
+    if (this.resHeaders !== undefined) recordHeaders(attrs, 'http.response.header.', this.resHeaders, rule.responseHeaders, rule);
+    if (this.resTrailers !== undefined) recordHeaders(attrs, 'http.response.trailer.', this.resTrailers, rule.responseHeaders, rule);
+
+    const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
+    // gRPC bodies are recorded per message (events below), not as one framed blob.
+    this.recordBody(attrs, 'http.request.body.', this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'));
+    this.recordBody(
+      attrs,
+      'http.response.body.',
+      this.resBody,
+      rule.responseBody && !this.grpc,
+      resContentType,
+      this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-encoding'),
+    );
+
+    let name: string;
+    let events: SpanEvent[] = NO_EVENTS;
+    if (this.grpc) {
+      if (rule.requestBody && this.reqBody.truncated) attrs['http.request.body.truncated'] = true;
+      if (rule.responseBody && this.resBody.truncated) attrs['http.response.body.truncated'] = true;
+    }
+    if (this.grpc && target.path !== undefined) {
+      const slash = target.path.lastIndexOf('/');
+      const service = target.path.slice(1, slash > 0 ? slash : target.path.length);
+      const rpcMethod = slash > 0 ? target.path.slice(slash + 1) : '';
+      attrs['rpc.system'] = 'grpc';
+      attrs['rpc.service'] = service;
+      attrs['rpc.method'] = rpcMethod;
+      if (outcome.grpcCode !== undefined) attrs['rpc.grpc.status_code'] = outcome.grpcCode;
+      name = `${service}/${rpcMethod}`;
+      events = this.grpcEvents(server);
+    } else {
+      const base = known ? method : 'HTTP';
+      name = this.match.route === undefined ? base : `${base} ${this.match.route}`;
+    }
+
+    const span: SpanRecord = {
+      traceId: this.traceId,
+      spanId: this.spanId,
+      sampled: this.sampled,
+      name,
+      kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
+      startMs: this.startMs,
+      endMs,
+      attributes: attrs,
+      events,
+      status: outcome.message === undefined ? { code: outcome.code } : { code: outcome.code, message: outcome.message },
+    };
+    if (this.incoming.parentSpanId !== undefined) span.parentSpanId = this.incoming.parentSpanId;
+    if (this.incoming.traceState !== undefined) span.traceState = this.incoming.traceState;
+    return span;
+  }
+
+  private recordBody(
+    attrs: Attributes,
+    prefix: string,
+    capture: BodyCapture,
+    record: boolean,
+    contentType: string | undefined,
+    encoding: string | undefined,
+  ): void {
+    if (capture.size > 0) attrs[prefix + 'size'] = capture.size;
+    if (!record || capture.keptSize === 0) return;
+    let bytes = capture.bytes();
+    let truncated = capture.truncated;
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      const decoded = decodeBody(bytes, encoding, this.rule.maxBodyBytes);
+      if (decoded === undefined) {
+        // Undecodable: keep the raw encoded bytes, never a misleading text rendering.
+        attrs[prefix + 'content'] = bytes;
+        if (truncated) attrs[prefix + 'truncated'] = true;
+        return;
+      }
+      bytes = decoded.bytes;
+      truncated = truncated || decoded.truncated;
+    }
+    const value = bodyValue(bytes, contentType, truncated);
+    attrs[prefix + 'content'] = typeof value === 'string' ? redactBody(this.rule, contentType, value) : value;
+    if (truncated) attrs[prefix + 'truncated'] = true;
+  }
+
+  private grpcEvents(server: boolean): SpanEvent[] {
+    const events: SpanEvent[] = [];
+    const reqEncoding = findHeader(this.start.headers, 'grpc-encoding');
+    const resEncoding = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'grpc-encoding');
+    messageEvents(events, this.reqMessages!, this.rule.requestBody ? this.reqBody : undefined, server ? 'RECEIVED' : 'SENT', reqEncoding, this.rule.maxBodyBytes);
+    messageEvents(events, this.resMessages!, this.rule.responseBody ? this.resBody : undefined, server ? 'SENT' : 'RECEIVED', resEncoding, this.rule.maxBodyBytes);
+    // Streams interleave directions; events read best in time order (sort is stable).
+    events.sort((a, b) => a.timeMs - b.timeMs);
+    return events;
+  }
+}
+
+const NO_EVENTS: SpanEvent[] = [];
+
+function messageEvents(
+  out: SpanEvent[],
+  sizes: GrpcMessageSizes,
+  capture: BodyCapture | undefined,
+  type: 'SENT' | 'RECEIVED',
+  encoding: string | undefined,
+  maxBodyBytes: number,
+): void {
+  const bytes = capture === undefined ? undefined : capture.bytes();
+  let offset = 0;
+  for (let i = 0; i < sizes.messages.length; i++) {
+    const packed = sizes.messages[i];
+    const compressed = packed % 2 === 1;
+    const length = (packed - (compressed ? 1 : 0)) / 2;
+    const attributes: Attributes = { 'message.type': type, 'message.id': i + 1, 'message.compressed_size': length };
+    const payloadStart = offset + 5;
+    offset = payloadStart + length;
+    let payload: Buffer | undefined;
+    // Only messages wholly inside the captured bytes are decoded.
+    if (bytes !== undefined && offset <= bytes.length) payload = bytes.subarray(payloadStart, offset);
+    if (compressed) {
+      if (payload !== undefined && encoding !== undefined) {
+        const inflated = inflateGrpcPayload(payload, encoding, maxBodyBytes);
+        payload = inflated.ok ? inflated.data : undefined;
+        if (inflated.ok) attributes['message.uncompressed_size'] = inflated.data.length;
+      } else {
+        payload = undefined;
+      }
+    } else {
+      attributes['message.uncompressed_size'] = length;
+    }
+    if (payload !== undefined) attributes['message.body'] = decodeProtobufToJson(payload, Math.max(maxBodyBytes, 256));
+    out.push({ name: 'message', timeMs: sizes.times[i], attributes });
+  }
+}
+
+/** Adds `prefix + lowercase name` → all values (repetitions kept), secrets redacted. */
+function recordHeaders(attrs: Attributes, prefix: string, headers: RawHeaders, selector: HeaderSelector, rule: CaptureRule): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i].toLowerCase();
+    if (name.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers are recorded as url.*/status
+    // grpc-status/grpc-message define the call's outcome, so they are kept whatever the selector.
+    if (selector !== 'all' && !selector.has(name) && name !== 'grpc-status' && name !== 'grpc-message') continue;
+    const key = prefix + name;
+    const value = redactHeaderValue(rule, name, headers[i + 1]);
+    const prev = attrs[key] as string[] | undefined;
+    if (prev === undefined) attrs[key] = [value];
+    else prev.push(value);
+  }
+}
+
+function splitAuthority(authority: string): { address: string; port?: number } {
+  if (authority.charCodeAt(0) === 91 /* [ */) {
+    const close = authority.indexOf(']');
+    if (close > 0) {
+      const port = authority.charCodeAt(close + 1) === 58 ? Number(authority.slice(close + 2)) : undefined;
+      return { address: authority.slice(1, close), port: port !== undefined && Number.isInteger(port) ? port : undefined };
+    }
+  }
+  const colon = authority.lastIndexOf(':');
+  if (colon < 0) return { address: authority };
+  const port = Number(authority.slice(colon + 1));
+  return { address: authority.slice(0, colon), port: Number.isInteger(port) && colon + 1 < authority.length ? port : undefined };
+}
+
+/** grpc-message is percent-encoded (gRPC HTTP/2 protocol spec). */
+function percentDecode(s: string): string {
+  if (!s.includes('%')) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
