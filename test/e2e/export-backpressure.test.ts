@@ -1,0 +1,222 @@
+// The export queue against a backend that is down, slow or black-holed: submit() stays O(1),
+// the queue stays bounded, every span is accounted for exactly (submitted = exported + dropped
+// + still queued), memory does not grow, and requests served meanwhile see no added latency.
+
+import http from 'node:http';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import grpc from '@grpc/grpc-js';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Metrics } from '../../src/telemetry/metrics.js';
+import { createSpanExporter, type SpanExporter } from '../../src/telemetry/export.js';
+import { exportConfigFromEnv } from '../../src/telemetry/otel-env.js';
+import { SpanKind, StatusCode, nowMs, type SpanRecord, type SpanSink } from '../../src/telemetry/span.js';
+import { closedPort, startBlackHole, startOtlpReceiver } from '../support/otlp-receiver.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+// Small queue and short timeouts so each scenario ends in a second or two.
+const ENV = {
+  OTEL_BSP_MAX_QUEUE_SIZE: '256',
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '128',
+  OTEL_BSP_SCHEDULE_DELAY: '20',
+  OTEL_BSP_EXPORT_TIMEOUT: '4000',
+  OTEL_EXPORTER_OTLP_TIMEOUT: '4000',
+};
+
+function setup(endpoint: string, extraEnv: Record<string, string> = {}) {
+  const metrics = new Metrics();
+  const counters = {
+    submitted: metrics.counter('submitted', 't'),
+    exported: metrics.counter('exported', 't'),
+    dropped: metrics.counter('dropped', 't'),
+  };
+  const exporter = createSpanExporter({
+    config: exportConfigFromEnv({ ...ENV, ...extraEnv, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }),
+    resource: { 'service.name': 'bp' },
+    counters,
+  });
+  let shut = false;
+  const shutdown = async () => {
+    if (!shut) await exporter.shutdown();
+    shut = true;
+  };
+  cleanups.push(shutdown);
+  return { metrics, exporter, shutdown };
+}
+
+let seq = 0;
+function span(body = 1024): SpanRecord {
+  const t = nowMs();
+  return {
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: (++seq).toString(16).padStart(16, '0'),
+    sampled: true,
+    name: 'POST /orders',
+    kind: SpanKind.SERVER,
+    startMs: t - 1,
+    endMs: t,
+    attributes: { 'http.request.method': 'POST', 'http.response.status_code': 201, 'http.request.body': Buffer.alloc(body, 0x61) },
+    events: [],
+    status: { code: StatusCode.UNSET },
+  };
+}
+
+/** Submits n spans (built beforehand) and returns how long the submits alone took. */
+function submitMany(exporter: SpanExporter, n: number): number {
+  const spans = Array.from({ length: n }, () => span());
+  const t0 = performance.now();
+  for (const s of spans) exporter.submit(s);
+  return performance.now() - t0;
+}
+
+function expectAccounted(metrics: Metrics, exporter: SpanExporter, total: number): void {
+  expect(metrics.get('exported') + metrics.get('dropped') + exporter.queued).toBe(total);
+}
+
+describe('export with a bad backend', () => {
+  it('backend down (nothing listening): submits are O(1), the queue is bounded, all drops counted', async () => {
+    const { metrics, exporter, shutdown } = setup(`http://127.0.0.1:${await closedPort()}`);
+    const took = submitMany(exporter, 2000);
+    expect(took).toBeLessThan(50);
+    expect(exporter.queued).toBeLessThanOrEqual(256);
+    // Everything beyond the queue was dropped on the spot, and counted.
+    expect(metrics.get('dropped')).toBe(2000 - 256);
+    expect(metrics.get('submitted')).toBe(256);
+    expectAccounted(metrics, exporter, 2000);
+    const t0 = performance.now();
+    await shutdown();
+    // Connection refused fails fast: no waiting out the 4 s deadline.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(metrics.get('exported')).toBe(0);
+    expect(metrics.get('dropped')).toBe(2000);
+    expectAccounted(metrics, exporter, 2000);
+    exporter.submit(span());
+    expect(metrics.get('dropped')).toBe(2001);
+  });
+
+  it('backend failing with UNAVAILABLE: failed batches counted dropped', async () => {
+    const receiver = await startOtlpReceiver();
+    cleanups.push(() => receiver.close());
+    receiver.setFailure(grpc.status.UNAVAILABLE);
+    const { metrics, exporter, shutdown } = setup(receiver.endpoint, { OTEL_BSP_EXPORT_TIMEOUT: '1500', OTEL_EXPORTER_OTLP_TIMEOUT: '1500' });
+    expect(submitMany(exporter, 300)).toBeLessThan(50);
+    await shutdown();
+    expect(metrics.get('exported')).toBe(0);
+    expect(metrics.get('dropped')).toBe(300);
+    expect(receiver.spans()).toHaveLength(0);
+  });
+
+  it('slow backend (3 s per export): submits stay fast; exported equals what the receiver got', async () => {
+    const receiver = await startOtlpReceiver();
+    cleanups.push(() => receiver.close());
+    receiver.setDelay(3000);
+    const { metrics, exporter, shutdown } = setup(receiver.endpoint);
+    const first = submitMany(exporter, 1000);
+    await new Promise((r) => setTimeout(r, 100)); // two batches now in flight, stuck for 3 s
+    const second = submitMany(exporter, 1000);
+    expect(first + second).toBeLessThan(50);
+    // Each round: 256 fit the queue, 744 dropped; the first 256 went out as 2 batches in flight.
+    expect(exporter.queued).toBe(256);
+    expect(metrics.get('dropped')).toBe(2 * 744);
+    await shutdown();
+    expect(exporter.queued).toBe(0);
+    expect(metrics.get('exported')).toBe(512);
+    expect(receiver.spans()).toHaveLength(512);
+    expectAccounted(metrics, exporter, 2000);
+  }, 30_000);
+
+  it('black-holed backend (accepts, never answers): exports time out, counted dropped, bounded wait', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => hole.close());
+    const { metrics, exporter, shutdown } = setup(hole.endpoint, { OTEL_BSP_EXPORT_TIMEOUT: '500', OTEL_EXPORTER_OTLP_TIMEOUT: '500' });
+    expect(submitMany(exporter, 2000)).toBeLessThan(50);
+    expect(exporter.queued).toBeLessThanOrEqual(256);
+    const t0 = performance.now();
+    await shutdown();
+    // 256 queued spans = 2 batches of 128, sent 2 at a time, each waiting out its 500 ms deadline.
+    expect(performance.now() - t0).toBeLessThan(2500);
+    expect(hole.connections).toBeGreaterThanOrEqual(1);
+    expect(metrics.get('exported')).toBe(0);
+    expect(metrics.get('dropped')).toBe(2000);
+    expectAccounted(metrics, exporter, 2000);
+  });
+
+  it('does not accumulate memory while the backend is black-holed', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => hole.close());
+    const { metrics, exporter } = setup(hole.endpoint, { OTEL_BSP_EXPORT_TIMEOUT: '300', OTEL_EXPORTER_OTLP_TIMEOUT: '300' });
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const used = () => {
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    // Warm up (gRPC channel, code paths), then measure across 40,000 spans of 16 KiB bodies:
+    // unbounded buffering would hold ~640 MiB; the queue may hold 256 + 2 batches in flight.
+    for (let i = 0; i < 2000; i++) exporter.submit(span(16 * 1024));
+    await new Promise((r) => setTimeout(r, 100));
+    const before = used();
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 2000; i++) exporter.submit(span(16 * 1024));
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const growth = used() - before;
+    expect(growth).toBeLessThan(16 * 1024 * 1024);
+    expect(exporter.queued).toBeLessThanOrEqual(256);
+    expect(metrics.get('dropped')).toBeGreaterThan(38_000);
+  });
+
+  it('requests served while the backend is black-holed see no added latency', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => hole.close());
+    const { exporter } = setup(hole.endpoint, { OTEL_BSP_EXPORT_TIMEOUT: '300', OTEL_EXPORTER_OTLP_TIMEOUT: '300' });
+    const noop: SpanSink = { submit() {} };
+    let sink: SpanSink = noop;
+    const server = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        res.end('ok');
+        // Like the proxy: a span per request with the captured body, submitted at the end.
+        sink.submit({ ...span(0), attributes: { 'http.request.body': Buffer.concat(chunks) } });
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise((r) => server.close(() => r())));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    const body = Buffer.alloc(8 * 1024, 0x62);
+
+    const timed = async (n: number): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const r = await request(url, { method: 'POST', body });
+        await r.body.text();
+        out.push(performance.now() - t0);
+      }
+      return out;
+    };
+    await timed(50); // warm-up
+    const withExport: number[] = [];
+    const without: number[] = [];
+    // Interleaved, so machine noise hits both alike; 300 requests each, i.e. ~12 batches exported.
+    for (let round = 0; round < 6; round++) {
+      sink = exporter;
+      withExport.push(...(await timed(50)));
+      sink = noop;
+      without.push(...(await timed(50)));
+    }
+    const p = (xs: number[], q: number) => xs.slice().sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))];
+    // Generous bounds for a shared 2-core box; an exporter on the request path (sync
+    // serialization, waiting on the backend) would blow through them by orders of magnitude.
+    expect(p(withExport, 0.5)).toBeLessThan(p(without, 0.5) * 1.5 + 0.5);
+    expect(p(withExport, 0.99)).toBeLessThan(Math.max(p(without, 0.99) * 3, p(without, 0.99) + 10));
+    console.log(`latency p50/p99 ms: export to a black hole ${p(withExport, 0.5).toFixed(2)}/${p(withExport, 0.99).toFixed(2)}, no-op sink ${p(without, 0.5).toFixed(2)}/${p(without, 0.99).toFixed(2)}`);
+  }, 30_000);
+});
