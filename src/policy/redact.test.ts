@@ -71,6 +71,14 @@ describe('redactQuery', () => {
     expect(redactQuery(rule, q)).toBe(q);
   });
 
+  it('stays linear on a long run of separators without "="', () => {
+    // Quadratic scanning would take tens of seconds here; linear takes about a millisecond.
+    const text = '&'.repeat(200_000) + 'token=x';
+    const t0 = performance.now();
+    expect(redactForm(rule, text)).toBe('&'.repeat(200_000) + 'token=REDACTED');
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
   it('uses the policy list', () => {
     expect(redactQuery(custom, 'session=1&token=2&x=3')).toBe('session=REDACTED&token=REDACTED&x=3');
   });

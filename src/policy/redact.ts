@@ -204,10 +204,12 @@ function redactPairs(names: ReadonlySet<string>, text: string, start: number): s
   let out = '';
   let copied = 0;
   let pos = start;
+  // Searched forward only when passed, so a body of `&`s without `=` stays linear.
+  let eq = text.indexOf('=', start);
   while (pos < n) {
     let end = text.indexOf('&', pos);
     if (end < 0) end = n;
-    const eq = text.indexOf('=', pos);
+    if (eq !== -1 && eq < pos) eq = text.indexOf('=', pos);
     if (eq >= 0 && eq + 1 < end && isSecretParam(names, text.slice(pos, eq))) {
       out += text.slice(copied, eq + 1) + REDACTED;
       copied = end;
