@@ -41,7 +41,7 @@ export const VIEWER_HTML = String.raw`<!doctype html>
   .span-row .lane { flex:1; position:relative; height:24px; margin-right:8px; }
   .span-row .bar { position:absolute; top:6px; height:12px; border-radius:2px; background:var(--ok); min-width:2px; }
   .span-row .bar.err { background:var(--err); }
-  .span-row .dur { position:absolute; top:5px; font-size:11px; color:var(--muted); white-space:nowrap; }
+  .span-row .dur { width:64px; padding-right:8px; text-align:right; font-size:11px; color:var(--muted); white-space:nowrap; }
   #detail { margin-top:12px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 12px; }
   #detail h3 { margin:0 0 6px; font-size:14px; }
   #detail h4 { margin:12px 0 4px; font-size:12px; color:var(--muted); text-transform:uppercase; letter-spacing:.04em; }
@@ -228,11 +228,8 @@ function renderTrace(trace) {
     var bar = el('div', 'bar' + (err ? ' err' : ''));
     bar.style.left = left + '%';
     bar.style.width = width + '%';
-    var dur = el('span', 'dur', fmtDur(s.duration));
-    dur.style.left = Math.min(left + width, 88) + '%';
-    dur.style.marginLeft = '4px';
-    lane.append(bar, dur);
-    row.append(label, lane);
+    lane.append(bar);
+    row.append(label, lane, el('span', 'dur', fmtDur(s.duration)));
     row.addEventListener('click', function () {
       wf.querySelectorAll('.span-row.selected').forEach(function (r) { r.classList.remove('selected'); });
       row.classList.add('selected');
