@@ -158,6 +158,8 @@ export function rawRequest(port: number, pieces: Array<Buffer | string> | Buffer
       if (o.until?.(Buffer.concat(got))) finish();
     });
     s.on('error', () => {});
+    // The server's FIN ends what this client can receive.
+    s.on('end', finish);
     s.on('close', finish);
     s.on('connect', async () => {
       arm();
