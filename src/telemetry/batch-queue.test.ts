@@ -1,0 +1,127 @@
+// The queue's own rules, against an in-process transport whose answers the test controls
+// (the gRPC transport is exercised against a real receiver in test/e2e/export-*.test.ts).
+
+import { describe, expect, it } from 'vitest';
+import { BatchQueue, type BatchTransport } from './batch-queue.js';
+import { Metrics } from './metrics.js';
+import { SpanKind, StatusCode, type SpanRecord } from './span.js';
+
+function span(i: number): SpanRecord {
+  return {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: i.toString(16).padStart(16, '0'),
+    sampled: true,
+    name: 'x',
+    kind: SpanKind.SERVER,
+    startMs: 1,
+    endMs: 2,
+    attributes: {},
+    events: [],
+    status: { code: StatusCode.UNSET },
+  };
+}
+
+class ManualTransport implements BatchTransport {
+  readonly batches: { spans: SpanRecord[]; answer: (ok: boolean) => void }[] = [];
+  shutdowns = 0;
+  send(batch: SpanRecord[]): Promise<boolean> {
+    return new Promise((resolve) => this.batches.push({ spans: batch, answer: resolve }));
+  }
+  async shutdown(): Promise<void> {
+    this.shutdowns++;
+  }
+}
+
+function make(overrides: Partial<ConstructorParameters<typeof BatchQueue>[1]> = {}) {
+  const metrics = new Metrics();
+  const transport = new ManualTransport();
+  const counters = { submitted: metrics.counter('s', ''), exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
+  const q = new BatchQueue(transport, { maxQueueSize: 8, maxExportBatchSize: 4, scheduleDelayMs: 10, exportTimeoutMs: 200, maxConcurrentExports: 1, ...overrides }, counters);
+  return { q, transport, metrics };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('BatchQueue', () => {
+  it('sends nothing inside submit(); a full batch goes out on the next tick, in order', async () => {
+    const { q, transport } = make();
+    for (let i = 0; i < 4; i++) q.submit(span(i));
+    expect(transport.batches).toHaveLength(0);
+    await tick();
+    expect(transport.batches.map((b) => b.spans.map((s) => s.spanId.slice(-1)))).toEqual([['0', '1', '2', '3']]);
+  });
+
+  it('a partial batch waits for the schedule delay', async () => {
+    const { q, transport } = make({ scheduleDelayMs: 30 });
+    q.submit(span(1));
+    await sleep(5);
+    expect(transport.batches).toHaveLength(0);
+    await sleep(60);
+    expect(transport.batches).toHaveLength(1);
+  });
+
+  it('respects the in-flight limit and the queue bound, and counts every span once', async () => {
+    const { q, transport, metrics } = make();
+    for (let i = 0; i < 20; i++) q.submit(span(i));
+    await tick();
+    // 8 fit, 12 dropped; 1 batch of 4 in flight (limit 1), 4 still queued.
+    expect(metrics.get('d')).toBe(12);
+    expect(transport.batches).toHaveLength(1);
+    expect(q.queued).toBe(4);
+    transport.batches[0].answer(true);
+    await tick();
+    expect(transport.batches).toHaveLength(2);
+    transport.batches[1].answer(false);
+    await tick();
+    expect(metrics.get('e')).toBe(4);
+    expect(metrics.get('d')).toBe(16);
+    expect(metrics.get('e') + metrics.get('d') + q.queued).toBe(20);
+  });
+
+  it('the watchdog drops a batch the transport never answers, and a late answer is not double-counted', async () => {
+    const { q, transport, metrics } = make({ exportTimeoutMs: 30 });
+    for (let i = 0; i < 4; i++) q.submit(span(i));
+    await tick();
+    await sleep(60);
+    expect(metrics.get('d')).toBe(4);
+    expect(q.exportsInFlight).toBe(0);
+    transport.batches[0].answer(true);
+    await tick();
+    expect(metrics.get('e')).toBe(0);
+    expect(metrics.get('d')).toBe(4);
+  });
+
+  it('a transport that throws synchronously costs the batch, not the caller', async () => {
+    const metrics = new Metrics();
+    const counters = { exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
+    const q = new BatchQueue(
+      { send: () => { throw new Error('boom'); }, shutdown: async () => {} },
+      { maxQueueSize: 8, maxExportBatchSize: 2, scheduleDelayMs: 10, exportTimeoutMs: 100, maxConcurrentExports: 1 },
+      counters,
+    );
+    q.submit(span(1));
+    q.submit(span(2));
+    await tick();
+    expect(metrics.get('d')).toBe(2);
+  });
+
+  it('flush sends partial batches now and waits for them; shutdown closes the transport and refuses more', async () => {
+    const { q, transport, metrics } = make({ scheduleDelayMs: 60_000 });
+    q.submit(span(1));
+    q.submit(span(2));
+    let flushed = false;
+    const f = q.flush().then(() => (flushed = true));
+    expect(transport.batches).toHaveLength(1);
+    await tick();
+    expect(flushed).toBe(false);
+    transport.batches[0].answer(true);
+    await f;
+    expect(metrics.get('e')).toBe(2);
+    await q.shutdown();
+    expect(transport.shutdowns).toBe(1);
+    q.submit(span(3));
+    expect(metrics.get('d')).toBe(1);
+    expect(metrics.get('s')).toBe(2);
+  });
+});
