@@ -1,0 +1,34 @@
+// Summarises a V8 .cpuprofile (node --cpu-prof) as the functions with the most self time, which
+// is where a proxy's per-request cost actually goes. Also usable alone:
+//   node bench/profile-top.js DIR_OR_FILE [N]
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export function topSelfTime(dirOrFile, n = 25) {
+  const files = statSync(dirOrFile).isDirectory()
+    ? readdirSync(dirOrFile).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dirOrFile, f))
+    : [dirOrFile];
+  if (files.length === 0) return `no .cpuprofile in ${dirOrFile} (did the process exit cleanly?)\n`;
+  const self = new Map();
+  let total = 0;
+  for (const file of files) {
+    const prof = JSON.parse(readFileSync(file, 'utf8'));
+    const byId = new Map(prof.nodes.map((node) => [node.id, node]));
+    for (let i = 0; i < prof.samples.length; i++) {
+      const { callFrame: cf } = byId.get(prof.samples[i]);
+      const where = cf.url ? `${cf.url.replace(/^file:\/\//, '').replace(/.*\/(node_modules|dist|src)\//, '$1/')}:${cf.lineNumber + 1}` : '';
+      const key = `${cf.functionName || '(anonymous)'} ${where}`.trim();
+      const dt = prof.timeDeltas[i] ?? 0;
+      self.set(key, (self.get(key) ?? 0) + dt);
+      total += dt;
+    }
+  }
+  const rows = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n);
+  const lines = rows.map(([k, us]) => `${(us / 1000).toFixed(0).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);
+  return `top ${n} self time of ${(total / 1e6).toFixed(1)} s sampled (${files.length} profile(s)):\n${lines.join('\n')}\n`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.stdout.write(topSelfTime(process.argv[2], Number(process.argv[3] ?? 25)));
+}
