@@ -44,6 +44,9 @@ const BYTES_PREFIX = 'bytes:';
 // C0 controls other than \t \n \r, DEL and C1 controls: their presence means "not text".
 const NON_PRINTABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
+const NOT_TEXT = -1;
+const NON_ASCII = -2;
+
 const VARINT_TRUNCATED = -1;
 const VARINT_TOO_LONG = -2;
 const VARINT_OVERFLOW = -3;
@@ -229,19 +232,26 @@ class WireDecoder {
   private lengthDelimited(start: number, end: number, depth: number, at: number): DecodedValue {
     const buf = this.buf;
     const canNest = end > start && depth + 1 < this.maxDepth && this.parses(start, end, depth + 1);
-    const text = printableText(buf, start, end);
-    if (canNest && (text === undefined || buf[start] < 0x20)) {
-      const inner: DecodedMessage = {};
-      if (this.spend(2, at)) this.message(start, end, depth + 1, 0, inner);
-      return inner;
+    // A first byte below 0x20 is a control character or \t \n \r: a message either way.
+    if (canNest && buf[start] < 0x20) return this.nested(start, end, depth, at);
+    const ascii = asciiTextJsonLength(buf, start, end);
+    if (ascii >= 0) return this.fitString(buf.toString('latin1', start, end), ascii, at);
+    if (ascii === NON_ASCII) {
+      const text = utf8Text(buf, start, end);
+      if (text !== undefined) return this.fitString(text, jsonStringLength(text), at);
     }
-    if (text !== undefined) return this.fitString(text, at);
+    if (canNest) return this.nested(start, end, depth, at);
     return this.fitBytes(buf.subarray(start, end), at);
   }
 
+  private nested(start: number, end: number, depth: number, at: number): DecodedMessage {
+    const inner: DecodedMessage = {};
+    if (this.spend(2, at)) this.message(start, end, depth + 1, 0, inner);
+    return inner;
+  }
+
   /** The whole string if it fits the budget, else the prefix that does, ending in "…". */
-  private fitString(text: string, at: number): string {
-    const cost = jsonStringLength(text);
+  private fitString(text: string, cost: number, at: number): string {
     if (cost <= this.budget) {
       this.budget -= cost;
       return text;
@@ -319,19 +329,42 @@ function add(into: DecodedMessage, field: number, value: DecodedValue): void {
   else into[field] = [existing, value];
 }
 
-function printableText(buf: Buffer, start: number, end: number): string | undefined {
+/**
+ * JSON length of [start, end) as a string when it is printable ASCII, NOT_TEXT at the first
+ * control byte, NON_ASCII at the first byte ≥ 0x80. Most fields are short ASCII or binary, and
+ * this byte loop settles them without the allocations of a UTF-8 decode.
+ */
+function asciiTextJsonLength(buf: Buffer, start: number, end: number): number {
+  let len = 2 + end - start;
+  for (let i = start; i < end; i++) {
+    const b = buf[i];
+    if (b >= 0x20 && b < 0x7f) {
+      if (b === 0x22 || b === 0x5c) len++;
+    } else if (b === 0x09 || b === 0x0a || b === 0x0d) len++;
+    else return b >= 0x80 ? NON_ASCII : NOT_TEXT;
+  }
+  return len;
+}
+
+function utf8Text(buf: Buffer, start: number, end: number): string | undefined {
   const bytes = buf.subarray(start, end);
   if (!isUtf8(bytes)) return undefined;
   const text = bytes.toString('utf8');
   return NON_PRINTABLE.test(text) ? undefined : text;
 }
 
+/** Decimal digits of a non-negative integer, without building its string. */
 function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : String(n).length;
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
 }
 
 function jsonValueLength(value: DecodedValue): number {
-  return typeof value === 'number' ? String(value).length : jsonStringLength(value as string);
+  return typeof value === 'number' ? digits(value) : jsonStringLength(value as string);
 }
 
 /** Length of JSON.stringify(s) for printable text (only ", \, \t, \n, \r get escaped). */
