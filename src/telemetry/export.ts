@@ -34,8 +34,9 @@ export interface SpanExporter extends SpanSink {
   readonly queued: number;
 }
 
+/** The proxy's counters. Not spansSubmitted: the exchange counts what it hands to the sink. */
 export function exportCounters(metrics: ProxyMetrics): ExportCounters {
-  return { submitted: metrics.spansSubmitted, exported: metrics.spansExported, dropped: metrics.spansDropped };
+  return { exported: metrics.spansExported, dropped: metrics.spansDropped };
 }
 
 export function createSpanExporter(opts: SpanExporterOptions): SpanExporter {
