@@ -3,11 +3,12 @@
 // chunks; headers, bodies, redaction and gRPC decoding are worked out once, at span end, and
 // only when the span is kept (or a live tap listens). Nothing here may throw into a handler.
 
-import { redactBody, redactHeaderValue, redactQuery } from '../policy/redact.js';
-import type { CaptureRule, HeaderSelector, RouteMatch } from '../policy/types.js';
+import { redactBody, redactQuery } from '../policy/redact.js';
+import type { CaptureRule, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
 import { BodyCapture } from './capture/body.js';
 import { decodeBody } from './capture/decode.js';
+import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
 import { GrpcMessageSizes } from './capture/grpc-messages.js';
 import { bodyValue } from './capture/text.js';
 import type { Exchange, ExchangeDeps, ExchangeFactory, ExchangeStart, RawHeaders } from './exchange.js';
@@ -318,10 +319,10 @@ class TracedExchange implements Exchange {
     if (this.status > 0) attrs['http.response.status_code'] = this.status;
     if (outcome.errorType !== undefined) attrs['error.type'] = outcome.errorType;
 
-    recordHeaders(attrs, 'http.request.header.', start.headers, rule.requestHeaders, rule);
-    if (this.reqTrailers !== undefined) recordHeaders(attrs, 'http.request.trailer.', this.reqTrailers, rule.requestHeaders, rule);
-    if (this.resHeaders !== undefined) recordHeaders(attrs, 'http.response.header.', this.resHeaders, rule.responseHeaders, rule);
-    if (this.resTrailers !== undefined) recordHeaders(attrs, 'http.response.trailer.', this.resTrailers, rule.responseHeaders, rule);
+    requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+    if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
+    if (this.resHeaders !== undefined) responseHeaders.record(attrs, this.resHeaders, rule.responseHeaders, rule);
+    if (this.resTrailers !== undefined) responseTrailers.record(attrs, this.resTrailers, rule.responseHeaders, rule);
 
     const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
     // gRPC bodies are recorded per message (events below), not as one framed blob.
@@ -448,21 +449,6 @@ function messageEvents(
     }
     if (payload !== undefined) attributes['message.body'] = decodeProtobufToJson(payload, Math.max(maxBodyBytes, 256));
     out.push({ name: 'message', timeMs: sizes.times[i], attributes });
-  }
-}
-
-/** Adds `prefix + lowercase name` → all values (repetitions kept), secrets redacted. */
-function recordHeaders(attrs: Attributes, prefix: string, headers: RawHeaders, selector: HeaderSelector, rule: CaptureRule): void {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i].toLowerCase();
-    if (name.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers are recorded as url.*/status
-    // grpc-status/grpc-message define the call's outcome, so they are kept whatever the selector.
-    if (selector !== 'all' && !selector.has(name) && name !== 'grpc-status' && name !== 'grpc-message') continue;
-    const key = prefix + name;
-    const value = redactHeaderValue(rule, name, headers[i + 1]);
-    const prev = attrs[key] as string[] | undefined;
-    if (prev === undefined) attrs[key] = [value];
-    else prev.push(value);
   }
 }
 

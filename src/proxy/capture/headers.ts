@@ -1,0 +1,55 @@
+// Header recording as semconv `http.{request,response}.{header,trailer}.<name>` string[]
+// attributes: all values kept in order, secrets redacted, only the names the rule selects.
+
+import { redactHeaderValue } from '../../policy/redact.js';
+import type { CaptureRule, HeaderSelector } from '../../policy/types.js';
+import type { Attributes } from '../../telemetry/span.js';
+import type { RawHeaders } from '../exchange.js';
+
+interface Names {
+  lower: string;
+  key: string;
+}
+
+/** Bound on distinct raw names cached per prefix, so odd clients cannot grow memory. */
+const MAX_CACHED_NAMES = 2048;
+
+/**
+ * Attribute keys for one prefix. Every kept span records its headers, and the same few dozen
+ * names recur: caching the lowercase name and the concatenated key per raw spelling saves two
+ * string allocations per header.
+ */
+export class HeaderRecorder {
+  private readonly names = new Map<string, Names>();
+
+  constructor(private readonly prefix: string) {}
+
+  private namesFor(raw: string): Names {
+    let n = this.names.get(raw);
+    if (n === undefined) {
+      if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
+      const lower = raw.toLowerCase();
+      n = { lower, key: this.prefix + lower };
+      this.names.set(raw, n);
+    }
+    return n;
+  }
+
+  record(attrs: Attributes, headers: RawHeaders, selector: HeaderSelector, rule: CaptureRule): void {
+    for (let i = 0; i < headers.length; i += 2) {
+      const { lower, key } = this.namesFor(headers[i]);
+      if (lower.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers are recorded as url.* / status
+      // grpc-status/grpc-message define the call's outcome, so they are kept whatever the selector.
+      if (selector !== 'all' && !selector.has(lower) && lower !== 'grpc-status' && lower !== 'grpc-message') continue;
+      const value = redactHeaderValue(rule, lower, headers[i + 1]);
+      const prev = attrs[key] as string[] | undefined;
+      if (prev === undefined) attrs[key] = [value];
+      else prev.push(value);
+    }
+  }
+}
+
+export const requestHeaders = new HeaderRecorder('http.request.header.');
+export const requestTrailers = new HeaderRecorder('http.request.trailer.');
+export const responseHeaders = new HeaderRecorder('http.response.header.');
+export const responseTrailers = new HeaderRecorder('http.response.trailer.');
