@@ -9,8 +9,9 @@ set -euo pipefail
 # ---- what we need, in one place -------------------------------------------------------------
 # Debian packages: test peers (curl, nginx, wrk, h2load/nghttp), iptables/iproute2 for the
 # redirect rules, procps (ps, /proc tools), python3 (peers in tests), chromium (viewer tests via
-# playwright-core), util-linux (taskset, flock, mountpoint).
-APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium util-linux)
+# playwright-core; installed without Recommends, so its font comes explicitly), util-linux
+# (taskset, flock, mountpoint).
+APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium fonts-liberation util-linux)
 # Go tools: name, module path@version. fortio v1.69+ needs grol.io/grol, which the module proxy
 # reachable here refuses (403), so v1.68.2 is the newest that builds. h2spec has no usable v2
 # module path; `go list -m github.com/summerwind/h2spec@latest` gave v2.2.1+incompatible.
