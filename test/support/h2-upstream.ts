@@ -55,7 +55,7 @@ export async function startH2Upstream(): Promise<H2Upstream> {
     s.on('close', () => sessions.delete(s));
     s.on('error', () => {});
   });
-  server.on('stream', (stream, headers, _flags, raw: string[]) => {
+  server.on('stream', ((stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) => {
     up.streams++;
     up.heads.push(raw);
     stream.on('error', () => {});
@@ -94,7 +94,7 @@ export async function startH2Upstream(): Promise<H2Upstream> {
     if (path.startsWith('/big/')) return big(stream, Number(path.slice(5)), up);
     stream.respond({ ':status': 404 });
     stream.end();
-  });
+  }) as (...args: any[]) => void);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   up.port = (server.address() as net.AddressInfo).port;
   return up;
