@@ -88,16 +88,19 @@ async function main() {
     sent[t.name]++;
   }
 
-  const load = (t, kind, round, qps, seconds) => {
+  const load = async (t, kind, round, qps, seconds) => {
     const jsonPath = path.join(outDir, `${kind}-${t.name}-r${round}.json`);
-    return runFortio(fortio, LOAD_CORE, { url: `http://127.0.0.1:${t.port}/bench`, qps, seconds, connections: CONNECTIONS, jsonPath },
+    const res = await runFortio(fortio, LOAD_CORE, { url: `http://127.0.0.1:${t.port}/bench`, qps, seconds, connections: CONNECTIONS, jsonPath },
       path.join(outDir, 'fortio.log'));
+    // fortio sends one untimed warm-up request per connection before the timed load.
+    sent[t.name] += res.count + CONNECTIONS;
+    return res;
   };
   commands.latency = `taskset -c ${LOAD_CORE} fortio ${fortioArgs({ url: 'http://127.0.0.1:PORT/bench', qps: FIXED_QPS, seconds: cfg.latencySeconds, connections: CONNECTIONS, jsonPath: 'OUT.json' }).join(' ')}`;
   commands.saturation = `taskset -c ${LOAD_CORE} fortio ${fortioArgs({ url: 'http://127.0.0.1:PORT/bench', qps: 0, seconds: cfg.saturationSeconds, connections: CONNECTIONS, jsonPath: 'OUT.json' }).join(' ')}`;
 
   log('warm-up');
-  for (const t of Object.values(targets)) sent[t.name] += (await load(t, 'warmup', 0, FIXED_QPS, cfg.warmupSeconds)).count;
+  for (const t of Object.values(targets)) await load(t, 'warmup', 0, FIXED_QPS, cfg.warmupSeconds);
 
   const results = Object.fromEntries(Object.keys(targets).map((n) => [n, { latency: [], saturation: [] }]));
   for (let r = 1; r <= cfg.rounds; r++) {
@@ -113,7 +116,6 @@ async function main() {
         res.cpuPer1kRps = res.cpuCores / (res.actualQps / 1000);
         res.wallSeconds = wall;
       }
-      sent[t.name] += res.count;
       results[t.name].latency.push(res);
       log(`latency r${r} ${t.name.padEnd(10)} p50 ${res.p50Ms.toFixed(3)} ms  p99 ${res.p99Ms.toFixed(3)} ms  ${res.actualQps.toFixed(0)} rps${res.cpuCores !== undefined ? `  ${res.cpuCores.toFixed(3)} cores` : ''}${res.ok !== res.count ? `  NON-200: ${res.count - res.ok}` : ''}`);
     }
@@ -121,7 +123,6 @@ async function main() {
   for (let r = 1; r <= cfg.rounds; r++) {
     for (const t of Object.values(targets)) {
       const res = await load(t, 'saturation', r, 0, cfg.saturationSeconds);
-      sent[t.name] += res.count;
       results[t.name].saturation.push(res);
       log(`saturation r${r} ${t.name.padEnd(10)} ${res.actualQps.toFixed(0)} rps${res.ok !== res.count ? `  NON-200: ${res.count - res.ok}` : ''}`);
     }
