@@ -122,7 +122,8 @@ describe('exchange under real HTTP traffic', () => {
     expect(a['http.request.body.content']).toBe('{"q":"dune"}');
     expect(a['http.response.body.size']).toBe(gzipped.length);
     const body = a['http.response.body.content'] as string;
-    expect(body.length).toBe(4096);
+    expect(body.length).toBeLessThanOrEqual(4096);
+    expect(body.length).toBeGreaterThanOrEqual(3072);
     expect(payload.startsWith(body)).toBe(true);
     expect(a['http.response.body.truncated']).toBe(true);
     expect(a['client.address']).toBe('127.0.0.1');

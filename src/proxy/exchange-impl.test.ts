@@ -246,7 +246,8 @@ describe('bodies', () => {
     expect(a['http.response.body.size']).toBe(gz.length);
     const text = a['http.response.body.content'] as string;
     const unredacted = text.replaceAll('"REDACTED"', '"x"');
-    expect(unredacted.length).toBe(1000);
+    expect(unredacted.length).toBeLessThanOrEqual(1000);
+    expect(unredacted.length).toBeGreaterThanOrEqual(750);
     expect(body.startsWith(unredacted)).toBe(true);
     expect(text).not.toContain('"secret":"x"');
     expect(a['http.response.body.truncated']).toBe(true);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BodyCapture } from './body.js';
 
@@ -50,5 +51,23 @@ describe('BodyCapture', () => {
     c.add(Buffer.from('cd'));
     expect(c.bytes().toString()).toBe('abcd');
     expect(c.bytes().toString()).toBe('abcd');
+  });
+
+  it('captures the same bytes however the body is split into chunks', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.array(fc.nat(300)), fc.nat(320), (body, cuts, limit) => {
+        const buf = Buffer.from(body);
+        const points = [...new Set(cuts.map((c) => Math.min(c, buf.length)))].sort((a, b) => a - b);
+        const c = new BodyCapture(limit);
+        let from = 0;
+        for (const p of [...points, buf.length]) {
+          c.add(buf.subarray(from, p));
+          from = p;
+        }
+        expect(c.size).toBe(buf.length);
+        expect(c.truncated).toBe(buf.length > limit);
+        expect(c.bytes().equals(buf.subarray(0, limit))).toBe(true);
+      }),
+    );
   });
 });

@@ -10,8 +10,8 @@ export interface Decoded {
   truncated: boolean;
 }
 
-const HEADROOM = 15;
-const MAX_HEADROOM_BYTES = 4 << 20;
+/** A decoded prefix at least this share of the limit ends the search. */
+const GOOD_ENOUGH = 0.75;
 
 type Decoder = (buf: Buffer, maxOutputLength: number) => Buffer;
 
@@ -66,15 +66,10 @@ export function decodeBody(buf: Buffer, encoding: string, limit: number): Decode
   } catch (err) {
     if (!isTooLarge(err)) return undefined;
   }
-  // zlib's sync API throws instead of returning the first `limit` bytes. Real bodies seldom
-  // compress more than a few times, so first decode with bounded headroom and cut.
-  try {
-    return { bytes: decode(buf, limit + Math.min(limit * HEADROOM, MAX_HEADROOM_BYTES)).subarray(0, limit), truncated: true };
-  } catch (err) {
-    if (!isTooLarge(err)) return undefined;
-  }
-  // A bomb: find the longest input prefix whose output fits. Each try stops near `limit`
-  // output, so this costs at most log2(input) bounded decodes, and only for kept spans.
+  // zlib's sync API throws instead of returning the first `limit` bytes, and output grows with
+  // the input prefix, so search for a prefix whose output fits: every try stops once its output
+  // passes `limit` (plus one zlib chunk), so nothing is ever inflated far beyond the limit.
+  // Stopping at GOOD_ENOUGH of the limit keeps it to two or three tries for ordinary bodies.
   let lo = 0;
   let hi = buf.length;
   let best: Buffer | undefined;
@@ -82,12 +77,13 @@ export function decodeBody(buf: Buffer, encoding: string, limit: number): Decode
     const mid = (lo + hi + 1) >>> 1;
     try {
       best = decode(buf.subarray(0, mid), limit);
+      if (best.length >= limit * GOOD_ENOUGH) break;
       lo = mid;
     } catch (err) {
       if (!isTooLarge(err)) return undefined;
       hi = mid - 1;
     }
   }
-  // Brotli emits whole meta-blocks, so a prefix may yield nothing: then record the raw bytes.
+  // Brotli can put a long run in one command, so a prefix may yield nothing: record raw bytes.
   return best === undefined || best.length === 0 ? undefined : { bytes: best, truncated: true };
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatTraceparent, parseTraceparent, parseTracestate } from './w3c.js';
 
@@ -80,6 +81,27 @@ describe('parseTraceparent', () => {
 
   it('tolerates optional whitespace around the value', () => {
     expect(parseTraceparent(` 00-${TRACE}-${PARENT}-01\t`)?.traceId).toBe(TRACE);
+  });
+
+  it('parses what it formats, for any non-zero ids', () => {
+    const hex = (n: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`)).filter((h) => /[1-9a-f]/.test(h));
+    fc.assert(
+      fc.property(hex(32), hex(16), fc.boolean(), (traceId, spanId, sampled) => {
+        expect(parseTraceparent(formatTraceparent(traceId, spanId, sampled))).toEqual({ traceId, parentId: spanId, flags: sampled ? 1 : 0 });
+      }),
+    );
+  });
+
+  it('rejects any single-character corruption of a version 00 header', () => {
+    const valid = `00-${TRACE}-${PARENT}-01`;
+    fc.assert(
+      fc.property(fc.nat(valid.length - 1), fc.constantFrom('G', 'z', 'A', ' ', '_', '.'), (pos, ch) => {
+        const bad = valid.slice(0, pos) + ch + valid.slice(pos + 1);
+        // A space at either end is optional whitespace, and '.'/'_'... are never hex or '-'.
+        if (ch === ' ' && (pos === 0 || pos === valid.length - 1)) return;
+        expect(parseTraceparent(bad)).toBeUndefined();
+      }),
+    );
   });
 
   it('formats version 00 with the sampled flag', () => {
