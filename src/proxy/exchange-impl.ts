@@ -100,7 +100,7 @@ function splitTarget(target: string): Target {
   return q < 0 ? { path: rest, authority } : { path: rest.slice(0, q), query: rest.slice(q + 1), authority };
 }
 
-/** First value of a header (lowercase name), scanning raw headers without allocating. */
+/** First value of a header (lowercase name); only names of the same length get lowercased. */
 function findHeader(headers: RawHeaders, lowerName: string): string | undefined {
   const len = lowerName.length;
   for (let i = 0; i < headers.length; i += 2) {
@@ -326,10 +326,10 @@ class TracedExchange implements Exchange {
 
     const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
     // gRPC bodies are recorded per message (events below), not as one framed blob.
-    this.recordBody(attrs, 'http.request.body.', this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'));
+    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'));
     this.recordBody(
       attrs,
-      'http.response.body.',
+      RESPONSE_BODY,
       this.resBody,
       rule.responseBody && !this.grpc,
       resContentType,
@@ -337,10 +337,10 @@ class TracedExchange implements Exchange {
     );
 
     let name: string;
-    let events: SpanEvent[] = NO_EVENTS;
+    let events: SpanEvent[] = [];
     if (this.grpc) {
-      if (rule.requestBody && this.reqBody.truncated) attrs['http.request.body.truncated'] = true;
-      if (rule.responseBody && this.resBody.truncated) attrs['http.response.body.truncated'] = true;
+      if (rule.requestBody && this.reqBody.truncated) attrs[REQUEST_BODY.truncated] = true;
+      if (rule.responseBody && this.resBody.truncated) attrs[RESPONSE_BODY.truncated] = true;
     }
     if (this.grpc && target.path !== undefined) {
       const slash = target.path.lastIndexOf('/');
@@ -376,13 +376,13 @@ class TracedExchange implements Exchange {
 
   private recordBody(
     attrs: Attributes,
-    prefix: string,
+    keys: BodyKeys,
     capture: BodyCapture,
     record: boolean,
     contentType: string | undefined,
     encoding: string | undefined,
   ): void {
-    if (capture.size > 0) attrs[prefix + 'size'] = capture.size;
+    if (capture.size > 0) attrs[keys.size] = capture.size;
     if (!record || capture.keptSize === 0) return;
     let bytes = capture.bytes();
     let truncated = capture.truncated;
@@ -390,16 +390,16 @@ class TracedExchange implements Exchange {
       const decoded = decodeBody(bytes, encoding, this.rule.maxBodyBytes);
       if (decoded === undefined) {
         // Undecodable: keep the raw encoded bytes, never a misleading text rendering.
-        attrs[prefix + 'content'] = bytes;
-        if (truncated) attrs[prefix + 'truncated'] = true;
+        attrs[keys.content] = bytes;
+        if (truncated) attrs[keys.truncated] = true;
         return;
       }
       bytes = decoded.bytes;
       truncated = truncated || decoded.truncated;
     }
     const value = bodyValue(bytes, contentType, truncated);
-    attrs[prefix + 'content'] = typeof value === 'string' ? redactBody(this.rule, contentType, value) : value;
-    if (truncated) attrs[prefix + 'truncated'] = true;
+    attrs[keys.content] = typeof value === 'string' ? redactBody(this.rule, contentType, value) : value;
+    if (truncated) attrs[keys.truncated] = true;
   }
 
   private grpcEvents(server: boolean): SpanEvent[] {
@@ -414,7 +414,14 @@ class TracedExchange implements Exchange {
   }
 }
 
-const NO_EVENTS: SpanEvent[] = [];
+// Literal keys: concatenated ones are flattened and re-hashed on every span.
+interface BodyKeys {
+  size: string;
+  content: string;
+  truncated: string;
+}
+const REQUEST_BODY: BodyKeys = { size: 'http.request.body.size', content: 'http.request.body.content', truncated: 'http.request.body.truncated' };
+const RESPONSE_BODY: BodyKeys = { size: 'http.response.body.size', content: 'http.response.body.content', truncated: 'http.response.body.truncated' };
 
 function messageEvents(
   out: SpanEvent[],
