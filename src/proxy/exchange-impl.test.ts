@@ -274,6 +274,18 @@ describe('bodies', () => {
     expect(Buffer.from(v as Uint8Array).equals(png)).toBe(true);
   });
 
+  it('copies a small binary body out of a large socket read instead of pinning it', () => {
+    const h = harness();
+    const read = Buffer.alloc(65536, 0);
+    const ex = h.start({});
+    ex.responseHead(200, ['content-type', 'application/octet-stream']);
+    ex.responseBody(read.subarray(100, 116));
+    ex.responseEnd();
+    const v = h.spans[0].attributes['http.response.body.content'] as Uint8Array;
+    expect(v.byteLength).toBe(16);
+    expect(v.buffer.byteLength).toBeLessThan(65536);
+  });
+
   it('records an undecodable encoded body as raw bytes', () => {
     const h = harness();
     const ex = h.start({});

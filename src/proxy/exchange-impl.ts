@@ -390,7 +390,7 @@ class TracedExchange implements Exchange {
       const decoded = decodeBody(bytes, encoding, this.rule.maxBodyBytes);
       if (decoded === undefined) {
         // Undecodable: keep the raw encoded bytes, never a misleading text rendering.
-        attrs[keys.content] = bytes;
+        attrs[keys.content] = detach(bytes);
         if (truncated) attrs[keys.truncated] = true;
         return;
       }
@@ -398,7 +398,7 @@ class TracedExchange implements Exchange {
       truncated = truncated || decoded.truncated;
     }
     const value = bodyValue(bytes, contentType, truncated);
-    attrs[keys.content] = typeof value === 'string' ? redactBody(this.rule, contentType, value) : value;
+    attrs[keys.content] = typeof value === 'string' ? redactBody(this.rule, contentType, value) : detach(value);
     if (truncated) attrs[keys.truncated] = true;
   }
 
@@ -471,6 +471,14 @@ function splitAuthority(authority: string): { address: string; port?: number } {
   if (colon < 0) return { address: authority };
   const port = Number(authority.slice(colon + 1));
   return { address: authority.slice(0, colon), port: Number.isInteger(port) && colon + 1 < authority.length ? port : undefined };
+}
+
+/**
+ * A kept span waits in the export queue; a small body that is a view into a large socket read
+ * would pin the whole read there, so such a view is copied out.
+ */
+function detach(bytes: Uint8Array): Uint8Array {
+  return bytes.byteLength * 2 < bytes.buffer.byteLength ? Uint8Array.prototype.slice.call(bytes) : bytes;
 }
 
 /** grpc-message is percent-encoded (gRPC HTTP/2 protocol spec). */
