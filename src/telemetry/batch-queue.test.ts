@@ -2,11 +2,11 @@
 // (the gRPC transport is exercised against a real receiver in test/e2e/export-*.test.ts).
 
 import { describe, expect, it } from 'vitest';
-import { BatchQueue, type BatchTransport } from './batch-queue.js';
+import { BatchQueue, estimateSpanBytes, type BatchTransport } from './batch-queue.js';
 import { Metrics } from './metrics.js';
 import { SpanKind, StatusCode, type SpanRecord } from './span.js';
 
-function span(i: number): SpanRecord {
+function span(i: number, bodyBytes = 0): SpanRecord {
   return {
     traceId: '0af7651916cd43dd8448eb211c80319c',
     spanId: i.toString(16).padStart(16, '0'),
@@ -15,7 +15,7 @@ function span(i: number): SpanRecord {
     kind: SpanKind.SERVER,
     startMs: 1,
     endMs: 2,
-    attributes: {},
+    attributes: bodyBytes ? { body: new Uint8Array(bodyBytes) } : {},
     events: [],
     status: { code: StatusCode.UNSET },
   };
@@ -36,7 +36,7 @@ function make(overrides: Partial<ConstructorParameters<typeof BatchQueue>[1]> = 
   const metrics = new Metrics();
   const transport = new ManualTransport();
   const counters = { submitted: metrics.counter('s', ''), exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
-  const q = new BatchQueue(transport, { maxQueueSize: 8, maxExportBatchSize: 4, scheduleDelayMs: 10, exportTimeoutMs: 200, maxConcurrentExports: 1, ...overrides }, counters);
+  const q = new BatchQueue(transport, { maxQueueSize: 8, maxExportBatchSize: 4, scheduleDelayMs: 10, exportTimeoutMs: 200, maxConcurrentExports: 1, maxQueueBytes: 1 << 30, maxExportBatchBytes: 1 << 30, ...overrides }, counters);
   return { q, transport, metrics };
 }
 
@@ -97,7 +97,7 @@ describe('BatchQueue', () => {
     const counters = { exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
     const q = new BatchQueue(
       { send: () => { throw new Error('boom'); }, shutdown: async () => {} },
-      { maxQueueSize: 8, maxExportBatchSize: 2, scheduleDelayMs: 10, exportTimeoutMs: 100, maxConcurrentExports: 1 },
+      { maxQueueSize: 8, maxExportBatchSize: 2, scheduleDelayMs: 10, exportTimeoutMs: 100, maxConcurrentExports: 1, maxQueueBytes: 1 << 30, maxExportBatchBytes: 1 << 30 },
       counters,
     );
     q.submit(span(1));
@@ -123,5 +123,33 @@ describe('BatchQueue', () => {
     q.submit(span(3));
     expect(metrics.get('d')).toBe(1);
     expect(metrics.get('s')).toBe(2);
+  });
+
+  it('bounds the queue by estimated bytes too: big bodies are dropped before the count limit', async () => {
+    const size = estimateSpanBytes(span(0, 1000));
+    expect(size).toBeGreaterThan(1000);
+    const { q, metrics } = make({ maxQueueSize: 100, maxExportBatchSize: 100, maxQueueBytes: size * 3, scheduleDelayMs: 60_000 });
+    for (let i = 0; i < 5; i++) q.submit(span(i, 1000));
+    expect(q.queued).toBe(3);
+    expect(q.queuedBytes).toBe(size * 3);
+    expect(metrics.get('d')).toBe(2);
+  });
+
+  it('a span bigger than the byte bound still gets in when the queue is empty', () => {
+    const { q, metrics } = make({ maxQueueBytes: 10, scheduleDelayMs: 60_000 });
+    q.submit(span(1, 100));
+    expect(q.queued).toBe(1);
+    expect(metrics.get('d')).toBe(0);
+  });
+
+  it('splits batches at maxExportBatchBytes, sending a lone oversized span on its own', async () => {
+    const size = estimateSpanBytes(span(0, 1000));
+    const { q, transport } = make({ maxQueueSize: 100, maxExportBatchSize: 100, maxExportBatchBytes: size * 2, maxConcurrentExports: 10, scheduleDelayMs: 60_000 });
+    for (let i = 0; i < 5; i++) q.submit(span(i, 1000));
+    q.submit(span(5, 5000));
+    q.submit(span(6, 1000));
+    await tick();
+    expect(transport.batches.map((b) => b.spans.length)).toEqual([2, 2, 1, 1, 1]);
+    expect(q.queuedBytes).toBe(0);
   });
 });

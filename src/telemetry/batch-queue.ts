@@ -1,7 +1,7 @@
 // The bounded export queue: the wrapper between the request path and a transport.
-// submit() is O(1) and never blocks; batching, conversion and sending happen on a timer or
-// setImmediate tick, with at most `maxConcurrentExports` in flight, so a dead, slow or
-// black-holed backend costs the proxy dropped spans (counted), never latency or memory.
+// submit() is O(1) in the queue's size and never blocks; batching, conversion and sending happen
+// on a timer or setImmediate tick, with at most `maxConcurrentExports` in flight, so a dead, slow
+// or black-holed backend costs the proxy dropped spans (counted), never latency or memory.
 
 import type { Counter } from './metrics.js';
 import type { BatchConfig } from './otel-env.js';
@@ -24,8 +24,10 @@ export interface ExportCounters {
 export class BatchQueue implements SpanSink {
   // A ring buffer: no shift() copying and no growth past maxQueueSize.
   private readonly buf: (SpanRecord | undefined)[];
+  private readonly sizes: Int32Array;
   private head = 0;
   private count = 0;
+  private bytes = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private drainScheduled = false;
@@ -38,11 +40,17 @@ export class BatchQueue implements SpanSink {
     private readonly counters: ExportCounters,
   ) {
     this.buf = new Array(cfg.maxQueueSize);
+    this.sizes = new Int32Array(cfg.maxQueueSize);
   }
 
   /** Spans waiting in the queue (not yet handed to the transport). */
   get queued(): number {
     return this.count;
+  }
+
+  /** Estimated bytes of the queued spans. */
+  get queuedBytes(): number {
+    return this.bytes;
   }
 
   get exportsInFlight(): number {
@@ -54,12 +62,20 @@ export class BatchQueue implements SpanSink {
       this.counters.dropped.inc();
       return;
     }
+    const size = estimateSpanBytes(span);
+    if (this.bytes + size > this.cfg.maxQueueBytes && this.count > 0) {
+      this.counters.dropped.inc();
+      this.scheduleDrain();
+      return;
+    }
     this.counters.submitted?.inc();
     let tail = this.head + this.count;
     if (tail >= this.buf.length) tail -= this.buf.length;
     this.buf[tail] = span;
+    this.sizes[tail] = size;
     this.count++;
-    if (this.count >= this.cfg.maxExportBatchSize) this.scheduleDrain();
+    this.bytes += size;
+    if (this.count >= this.cfg.maxExportBatchSize || this.bytes >= this.cfg.maxExportBatchBytes) this.scheduleDrain();
     else if (this.timer === undefined) this.armTimer();
   }
 
@@ -106,21 +122,25 @@ export class BatchQueue implements SpanSink {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) {
-      this.exportBatch(this.take(Math.min(this.count, this.cfg.maxExportBatchSize)));
-    }
+    while (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) this.exportBatch(this.take());
     if (this.count > 0 && this.inFlight >= this.cfg.maxConcurrentExports) return; // resumed by a finishing export
     this.notifyIfIdle();
   }
 
-  private take(n: number): SpanRecord[] {
-    const batch: SpanRecord[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      batch[i] = this.buf[this.head]!;
+  /** Up to maxExportBatchSize spans and maxExportBatchBytes, but always at least one span. */
+  private take(): SpanRecord[] {
+    const batch: SpanRecord[] = [];
+    let bytes = 0;
+    while (this.count > 0 && batch.length < this.cfg.maxExportBatchSize) {
+      const size = this.sizes[this.head];
+      if (batch.length > 0 && bytes + size > this.cfg.maxExportBatchBytes) break;
+      batch.push(this.buf[this.head]!);
+      bytes += size;
       this.buf[this.head] = undefined;
       if (++this.head === this.buf.length) this.head = 0;
+      this.count--;
     }
-    this.count -= n;
+    this.bytes -= bytes;
     return batch;
   }
 
@@ -146,7 +166,7 @@ export class BatchQueue implements SpanSink {
   }
 
   private afterExport(): void {
-    if (this.idleWaiters.length > 0 || this.count >= this.cfg.maxExportBatchSize) this.drain();
+    if (this.idleWaiters.length > 0 || this.count >= this.cfg.maxExportBatchSize || this.bytes >= this.cfg.maxExportBatchBytes) this.drain();
     else if (this.count > 0 && this.timer === undefined) this.armTimer();
     else this.notifyIfIdle();
   }
@@ -157,4 +177,27 @@ export class BatchQueue implements SpanSink {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/**
+ * Roughly what a span costs in memory and on the wire: bodies and strings by length, a fixed
+ * amount per field. Reads a span's own attributes only, so submit() stays independent of queue size.
+ */
+export function estimateSpanBytes(span: SpanRecord): number {
+  let n = 96 + span.name.length + (span.traceState === undefined ? 0 : span.traceState.length) + attributesBytes(span.attributes);
+  for (let i = 0; i < span.events.length; i++) n += 24 + span.events[i].name.length + attributesBytes(span.events[i].attributes);
+  return n;
+}
+
+function attributesBytes(attrs: SpanRecord['attributes']): number {
+  let n = 0;
+  for (const k in attrs) {
+    const v = attrs[k];
+    n += k.length + 6;
+    if (typeof v === 'string') n += v.length;
+    else if (v instanceof Uint8Array) n += v.byteLength;
+    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) n += v[i].length + 4;
+    else n += 9;
+  }
+  return n;
 }

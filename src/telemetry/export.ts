@@ -32,6 +32,8 @@ export interface SpanExporter extends SpanSink {
   shutdown(): Promise<void>;
   /** Spans waiting in the queue. */
   readonly queued: number;
+  /** Their estimated size; bounded by batch.maxQueueBytes. */
+  readonly queuedBytes: number;
 }
 
 /** The proxy's counters. Not spansSubmitted: the exchange counts what it hands to the sink. */
@@ -52,6 +54,7 @@ const NONE: SpanExporter = {
   flush: () => Promise.resolve(),
   shutdown: () => Promise.resolve(),
   queued: 0,
+  queuedBytes: 0,
 };
 
 class OtlpGrpcTransport implements BatchTransport {

@@ -61,7 +61,7 @@ describe('exportConfigFromEnv: precedence', () => {
       OTEL_BSP_SCHEDULE_DELAY: '50',
       OTEL_BSP_EXPORT_TIMEOUT: '900',
     });
-    expect(cfg.batch).toEqual({ maxQueueSize: 100, maxExportBatchSize: 10, scheduleDelayMs: 50, exportTimeoutMs: 900, maxConcurrentExports: 2 });
+    expect(cfg.batch).toEqual({ ...DEFAULT_BATCH, maxQueueSize: 100, maxExportBatchSize: 10, scheduleDelayMs: 50, exportTimeoutMs: 900 });
   });
 });
 

@@ -17,6 +17,16 @@ export interface BatchConfig {
   exportTimeoutMs: number;
   /** Exports in flight at once; more would only pile up on a slow backend. */
   maxConcurrentExports: number;
+  /**
+   * Estimated span bytes (bodies dominate) the queue may hold: spans carry full bodies, so a
+   * count alone (2048 × two 64 KiB bodies = 256 MiB) would not bound a sidecar's memory.
+   */
+  maxQueueBytes: number;
+  /**
+   * Estimated bytes per export request. Collectors reject gRPC messages over 4 MiB by default
+   * (grpc's max receive size), so batches of big bodies are split below that.
+   */
+  maxExportBatchBytes: number;
 }
 
 export interface ExportConfig {
@@ -63,6 +73,8 @@ export const DEFAULT_BATCH: Readonly<BatchConfig> = {
   scheduleDelayMs: 200,
   exportTimeoutMs: 5000,
   maxConcurrentExports: 2,
+  maxQueueBytes: 32 * 1024 * 1024,
+  maxExportBatchBytes: 3 * 1024 * 1024,
 };
 export const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -100,6 +112,8 @@ export function exportConfigFromEnv(env: Env, flags: ExportFlags = {}): ExportCo
     scheduleDelayMs: intVar(env, 'OTEL_BSP_SCHEDULE_DELAY', DEFAULT_BATCH.scheduleDelayMs),
     exportTimeoutMs: intVar(env, 'OTEL_BSP_EXPORT_TIMEOUT', DEFAULT_BATCH.exportTimeoutMs),
     maxConcurrentExports: DEFAULT_BATCH.maxConcurrentExports,
+    maxQueueBytes: DEFAULT_BATCH.maxQueueBytes,
+    maxExportBatchBytes: DEFAULT_BATCH.maxExportBatchBytes,
   };
   if (batch.maxExportBatchSize > batch.maxQueueSize) {
     throw new ExportConfigError(

@@ -146,6 +146,20 @@ describe('export with a bad backend', () => {
     expectAccounted(metrics, exporter, 2000);
   });
 
+  it('bounds the queue by bytes as well as by count: 2,000 spans with 64 KiB bodies hold at most 32 MiB', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => hole.close());
+    // The default count bound (2048) would let all 2,000 in: 128 MiB of bodies.
+    const { metrics, exporter } = setup(hole.endpoint, { OTEL_BSP_MAX_QUEUE_SIZE: '2048', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512', OTEL_BSP_EXPORT_TIMEOUT: '300', OTEL_EXPORTER_OTLP_TIMEOUT: '300' });
+    const spans = Array.from({ length: 2000 }, () => span(64 * 1024));
+    const t0 = performance.now();
+    for (const s of spans) exporter.submit(s);
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect(exporter.queuedBytes).toBeLessThanOrEqual(32 * 1024 * 1024);
+    expect(exporter.queued).toBeLessThan(520);
+    expect(metrics.get('dropped')).toBe(2000 - exporter.queued);
+  });
+
   it('does not accumulate memory while the backend is black-holed', async () => {
     const hole = await startBlackHole();
     cleanups.push(() => hole.close());

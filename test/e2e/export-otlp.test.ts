@@ -150,6 +150,24 @@ describe('OTLP/gRPC export to a real receiver', () => {
     expect(metrics.get('exported')).toBe(1200);
   });
 
+  it("splits batches of big bodies under gRPC's 4 MiB default receive limit: all 300 × 64 KiB arrive", async () => {
+    receiver = await startOtlpReceiver();
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint };
+    const { metrics, counters: c } = counters();
+    exporter = createSpanExporter({ config: exportConfigFromEnv(env), resource: {}, counters: c });
+    for (let i = 0; i < 300; i++) {
+      exporter.submit({ ...richSpan(), spanId: i.toString(16).padStart(16, '0'), attributes: { 'http.response.body': Buffer.alloc(64 * 1024, i) } });
+    }
+    await exporter.flush();
+    expect(metrics.get('dropped')).toBe(0);
+    expect(metrics.get('exported')).toBe(300);
+    const spans = receiver.spans();
+    expect(spans).toHaveLength(300);
+    expect((spans[299].attributes['http.response.body'] as Buffer).equals(Buffer.alloc(64 * 1024, 299))).toBe(true);
+    // 300 spans but several requests, each under 4 MiB.
+    expect(Math.max(...receiver.requests().map((r) => r.spanCount))).toBeLessThan(64);
+  });
+
   it('OTEL_EXPORTER_OTLP_COMPRESSION=gzip shrinks what goes on the wire', async () => {
     receiver = await startOtlpReceiver();
     const wireBytes = async (compression: string): Promise<number> => {
