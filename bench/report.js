@@ -54,6 +54,9 @@ export function renderResults(summary, profile) {
   out.push(`- rounds: ${c.rounds}, interleaved (${Object.keys(summary.results).join(' → ')} per round); latency ${c.latencySeconds} s at ${c.fixedQps} rps ` +
     `(-nocatchup) per target per round; saturation ${c.saturationSeconds} s at max rate per target per round; ${c.warmupSeconds} s warm-up each`);
   out.push('- sidetrace: default capture policy (request and response bodies, all headers, sample 1.0), spans exported over OTLP gRPC to bench/otlp-receiver.js');
+  if (summary.results['sidetrace-nospans']) {
+    out.push('- sidetrace-nospans: the same proxy with policy `default: { spans: false }` (no capture, no export): what proxying alone costs');
+  }
   out.push('');
   out.push('## Results', '');
   out.push('Medians over rounds. "added" = median over rounds of (target − direct in the same round). CPU is the proxy process tree\'s utime+stime ' +
@@ -70,6 +73,9 @@ export function renderResults(summary, profile) {
     out.push(`Spans: the receiver got ${s.spans} spans for ${s.requests} requests sent through sidetrace (fortio's ` +
       'per-connection warm-up requests and the sanity request included): ' +
       `ratio ${f(s.ratio, 4)} (${s.exportRequests} OTLP export calls${s.decodeErrors ? `, ${s.decodeErrors} undecodable` : ''}).`, '');
+  }
+  if (summary.nospansSpans !== undefined) {
+    out.push(`sidetrace-nospans exported ${summary.nospansSpans} spans (expected 0).`, '');
   }
   const st = rows.sidetrace;
   if (st) {

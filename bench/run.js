@@ -1,5 +1,7 @@
 // The sidecar benchmark: direct vs sidetrace (capture + OTLP export on) vs nginx vs node
 // http-proxy, in one run, interleaved per round, then writes bench/RESULTS.md and bench/out/<run>/.
+// A fifth target, sidetrace-nospans (policy `spans: false`), splits sidetrace's cost into
+// proxying and tracing.
 //   npm run bench                 full run (~6 min)
 //   node bench/run.js --quick     harness check: 1 short round, results only under bench/out/
 // Environment: BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_SATURATION_SECONDS, BENCH_WARMUP_SECONDS,
@@ -31,7 +33,7 @@ const cfg = {
   latencySeconds: envNum('BENCH_LATENCY_SECONDS', quick ? 3 : 15),
   saturationSeconds: envNum('BENCH_SATURATION_SECONDS', quick ? 2 : 10),
   warmupSeconds: envNum('BENCH_WARMUP_SECONDS', quick ? 1 : 3),
-  targets: (process.env.BENCH_TARGETS ?? 'direct,sidetrace,nginx,http-proxy').split(','),
+  targets: (process.env.BENCH_TARGETS ?? 'direct,sidetrace,sidetrace-nospans,nginx,http-proxy').split(','),
   profile: process.env.BENCH_PROFILE === '1',
   connections: CONNECTIONS,
   fixedQps: FIXED_QPS,
@@ -53,7 +55,8 @@ async function main() {
   if (!existsSync(path.join(ROOT, 'dist/cli.js'))) throw new Error('dist/ missing: run scripts/setup.sh (it builds)');
   log(`run ${runId}: ${cfg.rounds} rounds, targets ${cfg.targets.join(' ')}; out ${path.relative(ROOT, outDir)}`);
 
-  const receiver = await startReceiver();
+  const receiver = await startReceiver('receiver');
+  let nospansReceiver;
   const upstream = await startNginx('upstream', LOAD_CORE, (dir, port) => upstreamConf(dir, port));
   const targets = {};
   const commands = {
@@ -64,8 +67,15 @@ async function main() {
     if (name === 'direct') {
       targets.direct = { name, port: upstream.port, child: null };
     } else if (name === 'sidetrace') {
-      targets.sidetrace = await startSidetrace(upstream.port, receiver.port);
+      targets.sidetrace = await startSidetrace(name, upstream.port, receiver.port);
       commands.sidetrace = targets.sidetrace.command;
+    } else if (name === 'sidetrace-nospans') {
+      // Its own receiver, so a span leaking past `spans: false` cannot inflate the main ratio.
+      const policy = path.join(outDir, 'policy-nospans.yaml');
+      writeFileSync(policy, 'default:\n  spans: false\n');
+      nospansReceiver = await startReceiver('receiver-nospans');
+      targets[name] = await startSidetrace(name, upstream.port, nospansReceiver.port, ['--policy', policy]);
+      commands[name] = `${targets[name].command}   # policy: default: { spans: false }`;
     } else if (name === 'nginx') {
       const ng = await startNginx('nginx-proxy', PROXY_CORE, (dir, port) => proxyConf(dir, port, upstream.port));
       targets.nginx = { name, port: ng.port, child: ng.child };
@@ -130,14 +140,23 @@ async function main() {
   for (const t of Object.values(targets)) if (t.child) results[t.name].rssMiB = peakRssMiB(t.child.pid);
 
   let spans;
+  let nospansSpans;
   if (targets.sidetrace) {
     spans = await settleSpans(receiver, sent.sidetrace);
     log(`spans received ${spans.spans} for ${sent.sidetrace} requests (${spans.exportRequests} export calls)`);
+  }
+  for (const t of Object.values(targets)) {
+    if (!t.adminPort) continue;
     try {
-      writeFileSync(path.join(outDir, 'sidetrace-metrics.txt'), await get(targets.sidetrace.adminPort, '/metrics'));
+      writeFileSync(path.join(outDir, `${t.name}-metrics.txt`), await get(t.adminPort, '/metrics'));
     } catch (err) {
-      log(`could not read sidetrace /metrics: ${err.message}`);
+      log(`could not read ${t.name} /metrics: ${err.message}`);
     }
+  }
+  if (nospansReceiver) {
+    const c = await nospansReceiver.count();
+    nospansSpans = c.spans;
+    log(`sidetrace-nospans: ${c.spans} spans received (expected 0)`);
   }
 
   let profile;
@@ -151,7 +170,7 @@ async function main() {
 
   const summary = {
     runId, date: new Date().toISOString(), commit: gitCommit(), machine: machineInfo(), config: cfg,
-    commands, sent, spans, results,
+    commands, sent, spans, nospansSpans, results,
   };
   writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
   const md = renderResults(summary, profile);
@@ -166,9 +185,9 @@ function track(child) {
   return child;
 }
 
-async function startReceiver() {
+async function startReceiver(name) {
   const child = track(spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/otlp-receiver.js')],
-    { logFile: path.join(outDir, 'receiver.log'), ipc: true }));
+    { logFile: path.join(outDir, `${name}.log`), ipc: true }));
   const first = await nextMessage(child, 10_000);
   return {
     child,
@@ -197,20 +216,20 @@ async function startNginx(name, core, render) {
   return { port, child, argv, conf };
 }
 
-async function startSidetrace(upstreamPort, receiverPort) {
+async function startSidetrace(name, upstreamPort, receiverPort, extraArgs = []) {
   const port = await freePort();
   const adminPort = await freePort();
   const profileDir = path.join(outDir, 'cpu-prof');
-  const nodeArgs = cfg.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const nodeArgs = cfg.profile && name === 'sidetrace' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const args = [...nodeArgs, path.join(ROOT, 'bin/sidetrace.js'), 'proxy',
     '--inbound', `127.0.0.1:${port}=127.0.0.1:${upstreamPort}`,
     '--otlp-endpoint', `http://127.0.0.1:${receiverPort}`,
     '--admin', `127.0.0.1:${adminPort}`,
-    '--service-name', 'bench'];
-  const child = track(spawnPinned(PROXY_CORE, process.execPath, args, { logFile: path.join(outDir, 'sidetrace.log') }));
+    '--service-name', 'bench', ...extraArgs];
+  const child = track(spawnPinned(PROXY_CORE, process.execPath, args, { logFile: path.join(outDir, `${name}.log`) }));
   await waitForPort(port, 20_000, child);
   const command = `taskset -c ${PROXY_CORE} node ${args.map((a) => path.isAbsolute(a) ? path.relative(ROOT, a) : a).join(' ')}`;
-  return { name: 'sidetrace', port, adminPort, child, profileDir, command };
+  return { name, port, adminPort, child, profileDir, command };
 }
 
 /** One POST through the target: a broken setup must stop the bench, not produce numbers. */
