@@ -87,6 +87,15 @@ describe('analyze', () => {
     expect(explain(calls)).toBeUndefined();
   });
 
+  it('names no culprit from a rule that leaves the failures out, or from too few failures', () => {
+    // 60 quick calls, one failing: "fails above 100 ms" would be right 59 times and explain nothing.
+    const calls = Array.from({ length: 60 }, (_, i) => span({ traceId: 'c'.repeat(32), durationMs: i === 59 ? 150 : 5 + i, error: i === 3 }));
+    expect(explain(calls)).toBeUndefined();
+    const two = Array.from({ length: 60 }, (_, i) => ({ x: i, fail: i >= 58 }));
+    expect(split('duration', two)).toBeUndefined();
+    expect(split('duration', Array.from({ length: 60 }, (_, i) => ({ x: i, fail: i >= 57 })))).toMatchObject({ threshold: 56, misfits: 0 });
+  });
+
   it('tolerates a few misfits but not many', () => {
     const samples = Array.from({ length: 100 }, (_, i) => ({ x: i, fail: i >= 50 }));
     samples[10].fail = true;

@@ -183,6 +183,7 @@ export function explain(calls: readonly StoredSpan[]): Separator | undefined {
 }
 
 const MAX_MISFIT_RATIO = 0.05;
+export const MIN_FAILURES = 3;
 
 /** Best threshold t for "fails iff x > t", if it gets at least 95% of calls right. */
 export function split(feature: string, samples: readonly { x: number; fail: boolean }[]): Separator | undefined {
@@ -206,13 +207,16 @@ export function split(feature: string, samples: readonly { x: number; fail: bool
   if (bestCut < 0 || bestMisfits > n * MAX_MISFIT_RATIO) return undefined;
   const left = sorted.slice(0, bestCut + 1);
   const right = sorted.slice(bestCut + 1);
+  const okLeftSide = left.filter((s) => !s.fail);
+  const failRightSide = right.filter((s) => s.fail);
+  // A rule must cover nearly every failure: "never fails" is not an explanation, and a
+  // couple of failures are too few to call a pattern.
+  if (totalFail < MIN_FAILURES || failRightSide.length < totalFail * (1 - MAX_MISFIT_RATIO * 2)) return undefined;
   const lo = left[left.length - 1].x;
   const hi = right[0].x;
   // Latency is measured at the proxy, a little above what the app decided (timer and hop
   // overhead), so allow 1% below the boundary when looking for a round number.
-  const slack = feature === 'duration' ? Math.max(1, lo * 0.01) : 0;
-  const okLeftSide = left.filter((s) => !s.fail);
-  const failRightSide = right.filter((s) => s.fail);
+  const slack = feature === 'duration' ? lo * 0.01 : 0;
   return {
     feature,
     threshold: roundBetween(lo, hi, slack),
@@ -225,11 +229,11 @@ export function split(feature: string, samples: readonly { x: number; fail: bool
 }
 
 /**
- * The roundest number r with lo - slack <= r < hi, where round means a multiple of 5 or more;
- * else the first integer in [lo, hi); else lo.
+ * The roundest number r with lo - slack <= r < hi (a multiple of the largest power of ten,
+ * or five times one, that fits); else the first integer in [lo, hi); else lo.
  */
 export function roundBetween(lo: number, hi: number, slack = 0): number {
-  for (const step of [10_000, 5000, 1000, 500, 250, 100, 50, 25, 10, 5]) {
+  for (const step of [10_000, 5000, 1000, 500, 100, 50, 10, 5]) {
     const r = Math.ceil((lo - slack) / step) * step;
     if (r < hi) return r;
   }

@@ -2,7 +2,7 @@
 // start and why, and an ASCII waterfall of one failing trace with its captured bodies.
 
 import type { StoredSpan } from './model.js';
-import { bodiesOf, failed, operationOf, type Analysis, type Separator } from './analysis.js';
+import { bodiesOf, failed, MIN_FAILURES, operationOf, type Analysis, type Separator } from './analysis.js';
 
 const KIND = ['', 'internal', 'server', 'client', 'producer', 'consumer'];
 
@@ -32,7 +32,12 @@ export function renderReport(a: Analysis, trace: readonly StoredSpan[] | undefin
     const where = f.origins > 0 ? `${f.origins} of them start here` : 'all caused by a failing call it made';
     out.push(`  ${f.origins > 0 ? 'x' : '-'} ${f.service} \`${f.operation}\`: ${f.failures} of ${f.calls} calls failed (${pct(f.failures, f.calls)}), ${where}`);
     if (f.origins === 0) continue;
-    out.push(`      culprit: ${f.culprit ? explainText(f.operation, f.culprit) : 'no latency or request-body value separates failures from successes'}`);
+    const why = f.culprit
+      ? explainText(f.operation, f.culprit)
+      : f.failures < MIN_FAILURES
+        ? `too few failures (${f.failures}) to tell a pattern; see the bodies`
+        : 'no latency or request-body value separates its failures from its successes; see the bodies';
+    out.push(`      culprit: ${why}`);
     const status = f.example.attributes['http.response.status_code'];
     const response = bodiesOf(f.example).find((b) => b.key.includes('response'));
     const detail = [status !== undefined ? `HTTP ${String(status)}` : '', f.example.status.message ?? '', response ? clip(oneLine(response.text), 120) : '']
@@ -79,14 +84,17 @@ export function waterfall(spans: readonly StoredSpan[]): string[] {
   walk('', 0);
   const labels = rows.map(({ s, depth }) => `${'  '.repeat(depth)}${s.service} ${operationOf(s)} [${KIND[s.kind] ?? s.kind}]`);
   const width = Math.min(60, Math.max(...labels.map((l) => l.length)));
-  const out = [`Waterfall of failing trace ${spans[0].traceId} (${ms(total)}, ${spans.length} spans)`];
+  // Bodies where they tell the story: the request that came in, and the calls where failures start.
+  const failingParents = new Set(spans.filter((s) => s.parentSpanId && failed(s)).map((s) => s.parentSpanId));
+  const showBodies = (s: StoredSpan, depth: number): boolean => depth === 0 || (failed(s) && !failingParents.has(s.spanId));
+  const out = [`Waterfall of failing trace ${spans[0].traceId} (${ms(total)}, ${spans.length} spans; = ok, x failed)`];
   rows.forEach(({ s, depth }, i) => {
     const from = Math.min(BAR - 1, Math.floor(((s.startMs - start) / total) * BAR));
     const len = Math.max(1, Math.round((s.durationMs / total) * BAR));
     const bar = ' '.repeat(from) + (failed(s) ? 'x' : '=').repeat(Math.min(len, BAR - from));
     const status = s.attributes['http.response.status_code'];
     out.push(`  ${clip(labels[i], width).padEnd(width)} |${bar.padEnd(BAR)}| ${ms(s.durationMs).padStart(8)} ${status !== undefined ? String(status) : failed(s) ? 'ERR' : ''}`);
-    if (!failed(s)) return;
+    if (!showBodies(s, depth)) return;
     const pad = ' '.repeat(4 + depth * 2);
     for (const b of bodiesOf(s)) out.push(`${pad}${b.key}: ${clip(oneLine(b.text), 150)}`);
     if (s.status.message) out.push(`${pad}status: ${s.status.message}`);
