@@ -90,7 +90,7 @@ export function renderResults(summary, profile) {
     if (summary.spans) line('spans / requests', '1.0', f(summary.spans.ratio, 4), Math.abs(summary.spans.ratio - 1) <= 0.001);
     out.push('');
   }
-  if (profile) out.push('## CPU profile of sidetrace (top self time)', '', '```', profile.trimEnd(), '```', '');
+  if (profile) out.push('## CPU profile (top self time, `node --cpu-prof` over the whole run)', '', '```', profile.trimEnd(), '```', '');
   out.push('## Per round', '');
   out.push('| phase | round | target | p50 ms | p99 ms | rps | CPU cores |', '|---|---:|---|---:|---:|---:|---:|');
   for (const [name, r] of Object.entries(summary.results)) {

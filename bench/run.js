@@ -5,7 +5,8 @@
 //   npm run bench                 full run (~6 min)
 //   node bench/run.js --quick     harness check: 1 short round, results only under bench/out/
 // Environment: BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_SATURATION_SECONDS, BENCH_WARMUP_SECONDS,
-// BENCH_TARGETS (comma list), BENCH_PROFILE=1 (sidetrace under --cpu-prof; top functions printed).
+// BENCH_TARGETS (comma list), BENCH_PROFILE=1 or =TARGET (that sidetrace target, default
+// `sidetrace`, runs under --cpu-prof; its top self-time functions go into the results).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -34,7 +35,7 @@ const cfg = {
   saturationSeconds: envNum('BENCH_SATURATION_SECONDS', quick ? 2 : 10),
   warmupSeconds: envNum('BENCH_WARMUP_SECONDS', quick ? 1 : 3),
   targets: (process.env.BENCH_TARGETS ?? 'direct,sidetrace,sidetrace-nospans,nginx,http-proxy').split(','),
-  profile: process.env.BENCH_PROFILE === '1',
+  profile: process.env.BENCH_PROFILE === '1' ? 'sidetrace' : (process.env.BENCH_PROFILE || undefined),
   connections: CONNECTIONS,
   fixedQps: FIXED_QPS,
   proxyCore: PROXY_CORE,
@@ -160,11 +161,12 @@ async function main() {
   }
 
   let profile;
-  if (targets.sidetrace && cfg.profile) {
+  const profiled = cfg.profile && targets[cfg.profile];
+  if (profiled) {
     // --cpu-prof writes its file when the process exits normally, so ask it to shut down cleanly.
-    await stop(targets.sidetrace.child, 'SIGTERM', 15_000);
-    profile = topSelfTime(targets.sidetrace.profileDir, 25);
-    writeFileSync(path.join(outDir, 'profile-top.txt'), profile);
+    await stop(profiled.child, 'SIGTERM', 15_000);
+    profile = `${profiled.name}: ${topSelfTime(profiled.profileDir, 25)}`;
+    writeFileSync(path.join(outDir, `profile-top-${profiled.name}.txt`), profile);
     console.log(profile);
   }
 
@@ -219,8 +221,8 @@ async function startNginx(name, core, render) {
 async function startSidetrace(name, upstreamPort, receiverPort, extraArgs = []) {
   const port = await freePort();
   const adminPort = await freePort();
-  const profileDir = path.join(outDir, 'cpu-prof');
-  const nodeArgs = cfg.profile && name === 'sidetrace' ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const profileDir = path.join(outDir, `cpu-prof-${name}`);
+  const nodeArgs = cfg.profile === name ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   const args = [...nodeArgs, path.join(ROOT, 'bin/sidetrace.js'), 'proxy',
     '--inbound', `127.0.0.1:${port}=127.0.0.1:${upstreamPort}`,
     '--otlp-endpoint', `http://127.0.0.1:${receiverPort}`,
