@@ -19,8 +19,9 @@ import { newSpanId, newTraceId } from './propagation/ids.js';
 
 export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
   return {
+    // `requests` is counted by the handlers (h1/, h2/), which see every request even when
+    // starting an exchange fails; counting here too would double it.
     start(start: ExchangeStart): Exchange {
-      deps.metrics.requests.inc();
       try {
         return startExchange(deps, start);
       } catch {
