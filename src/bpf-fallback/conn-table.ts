@@ -1,0 +1,428 @@
+// The agent's connection table: one entry per kernel connection id with its reassembly streams,
+// detected protocol and parser state. Events are applied batch by batch; parsing runs once per
+// touched connection at the end of a batch (so both directions of a batch are present), or at
+// once on a gap or close. Memory is bounded per connection and in total (least recently active
+// connections are evicted first); a process exit frees every connection of that pid.
+
+import type { AgentMetrics } from './agent-metrics.js';
+import type { AgentEvent, ConnOpenEvent, DataEvent, Role, SockAddr } from './events.js';
+import type { HttpRecord, MessageType, TimedFrame } from './protocols/protocol.js';
+import { PROTOCOLS, type AnyProtocol } from './protocols/registry.js';
+import { ByteStream, DEFAULT_STREAM_LIMITS, ParseBuffer, type Segment, type StreamLimits } from './reassembly.js';
+
+export interface ConnTableOptions {
+  metrics: AgentMetrics;
+  /** Receives every stitched exchange with its connection. Must not throw (errors are counted). */
+  onRecord: (conn: ConnView, record: HttpRecord) => void;
+  /** Body bytes kept per message. */
+  maxBodyBytes?: number;
+  /** Unparsed bytes one direction may hold (a head or frame larger than this is invalid). */
+  maxBufferedBytes?: number;
+  /** Bytes held by all connections together; beyond it the least recently active are evicted. */
+  maxTotalBytes?: number;
+  maxConnections?: number;
+  /** Connections silent for this long (kernel time) are dropped. */
+  idleTimeoutNs?: number;
+  streamLimits?: StreamLimits;
+}
+
+/** What span building needs to know about a connection. */
+export interface ConnView {
+  readonly connId: number;
+  readonly pid: number;
+  readonly comm: string;
+  readonly role: Role;
+  readonly local: SockAddr;
+  readonly remote: SockAddr;
+  readonly source: 'syscall' | 'tls';
+}
+
+const DEFAULTS = {
+  maxBodyBytes: 64 * 1024,
+  maxBufferedBytes: 1024 * 1024 + 64,
+  maxTotalBytes: 256 * 1024 * 1024,
+  maxConnections: 65536,
+  idleTimeoutNs: 300e9,
+};
+
+// Bytes seen on both directions without a protocol match before a connection is given up on.
+const DETECT_LIMIT = 8 * 1024;
+const MID_STREAM_DETECT_LIMIT = 256 * 1024;
+const UNKNOWN_ADDR: SockAddr = Object.freeze({ address: '', port: 0 });
+
+type Dir = 'egress' | 'ingress';
+
+class Connection implements ConnView {
+  role: Role;
+  local: SockAddr;
+  remote: SockAddr;
+  comm: string;
+  source: 'syscall' | 'tls' = 'syscall';
+  lastNs: number;
+  streams: Record<Dir, ByteStream>;
+  bufs: Record<Dir, ParseBuffer> = { egress: new ParseBuffer(), ingress: new ParseBuffer() };
+  /** Seen from after its start, or bytes were lost before the protocol was known. */
+  midStream = false;
+  protocol: AnyProtocol | undefined;
+  state: unknown;
+  /** Which direction carries requests, once known. */
+  requestDir: Dir = 'egress';
+  unsupported = false;
+  /** Bytes discarded while looking for a message start mid-stream. */
+  detectBytes = 0;
+  frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Bytes last charged to the table's total. */
+  charged = 0;
+  dirty = false;
+
+  constructor(
+    readonly connId: number,
+    readonly pid: number,
+    open: ConnOpenEvent | undefined,
+    tsNs: number,
+    private readonly limits: StreamLimits,
+    private readonly counters: AgentMetrics,
+  ) {
+    this.role = open?.role ?? 'unknown';
+    this.local = open?.local ?? UNKNOWN_ADDR;
+    this.remote = open?.remote ?? UNKNOWN_ADDR;
+    this.comm = open?.comm ?? '';
+    this.lastNs = tsNs;
+    this.streams = this.newStreams();
+    if (open === undefined) this.midStream = true;
+  }
+
+  newStreams(): Record<Dir, ByteStream> {
+    return { egress: new ByteStream(this.limits, this.counters), ingress: new ByteStream(this.limits, this.counters) };
+  }
+
+  bytes(): number {
+    let n = this.bufs.egress.length + this.bufs.ingress.length + this.streams.egress.buffered + this.streams.ingress.buffered;
+    if (this.protocol !== undefined) n += this.protocol.retainedBytes(this.state);
+    return n;
+  }
+}
+
+export class ConnTable {
+  private readonly conns = new Map<number, Connection>();
+  private readonly byPid = new Map<number, Set<number>>();
+  private readonly dirty: Connection[] = [];
+  private readonly segs: Segment[] = [];
+  private total = 0;
+  private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
+
+  constructor(private readonly opts: ConnTableOptions) {
+    this.o = {
+      maxBodyBytes: opts.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
+      maxBufferedBytes: opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes,
+      maxTotalBytes: opts.maxTotalBytes ?? DEFAULTS.maxTotalBytes,
+      maxConnections: opts.maxConnections ?? DEFAULTS.maxConnections,
+      idleTimeoutNs: opts.idleTimeoutNs ?? DEFAULTS.idleTimeoutNs,
+      streamLimits: opts.streamLimits ?? DEFAULT_STREAM_LIMITS,
+    };
+  }
+
+  get size(): number {
+    return this.conns.size;
+  }
+
+  /** Bytes held by all connections (as of the last batch end). */
+  get totalBytes(): number {
+    return this.total;
+  }
+
+  /** Applies one batch of events in order. Never throws: a failing connection is dropped and counted. */
+  handle(events: readonly AgentEvent[]): void {
+    const m = this.opts.metrics;
+    let latest = 0;
+    for (const ev of events) {
+      m.events.inc();
+      if (ev.tsNs > latest) latest = ev.tsNs;
+      try {
+        this.apply(ev);
+      } catch {
+        m.parseErrors.inc();
+        if (ev.kind === 'open' || ev.kind === 'data' || ev.kind === 'close') this.drop(ev.connId);
+      }
+    }
+    for (const conn of this.dirty) {
+      conn.dirty = false;
+      if (!this.conns.has(conn.connId)) continue;
+      try {
+        for (const dir of ['egress', 'ingress'] as const) {
+          conn.streams[dir].tick(this.segs);
+          this.feed(conn, dir);
+        }
+        this.pump(conn, false);
+        this.charge(conn);
+      } catch {
+        m.parseErrors.inc();
+        this.drop(conn.connId);
+      }
+    }
+    this.dirty.length = 0;
+    this.enforceLimits(latest);
+  }
+
+  /** Stitches and frees every connection (agent shutdown). */
+  closeAll(): void {
+    for (const conn of [...this.conns.values()]) this.finish(conn);
+  }
+
+  private apply(ev: AgentEvent): void {
+    switch (ev.kind) {
+      case 'open': {
+        const old = this.conns.get(ev.connId);
+        if (old !== undefined) this.finish(old);
+        this.add(new Connection(ev.connId, ev.pid, ev, ev.tsNs, this.o.streamLimits, this.opts.metrics));
+        return;
+      }
+      case 'data': {
+        let conn = this.conns.get(ev.connId);
+        if (conn === undefined) {
+          conn = new Connection(ev.connId, ev.pid, undefined, ev.tsNs, this.o.streamLimits, this.opts.metrics);
+          this.add(conn);
+        }
+        this.data(conn, ev);
+        return;
+      }
+      case 'close': {
+        const conn = this.conns.get(ev.connId);
+        if (conn !== undefined) this.finish(conn);
+        return;
+      }
+      case 'exit': {
+        const ids = this.byPid.get(ev.pid);
+        if (ids === undefined) return;
+        for (const id of [...ids]) {
+          const conn = this.conns.get(id);
+          if (conn !== undefined) this.finish(conn);
+        }
+        this.byPid.delete(ev.pid);
+        return;
+      }
+      case 'exec':
+        return;
+    }
+  }
+
+  private add(conn: Connection): void {
+    this.conns.set(conn.connId, conn);
+    let ids = this.byPid.get(conn.pid);
+    if (ids === undefined) this.byPid.set(conn.pid, (ids = new Set()));
+    ids.add(conn.connId);
+    this.opts.metrics.connections.inc();
+  }
+
+  private data(conn: Connection, ev: DataEvent): void {
+    if (ev.source === 'tls' && conn.source === 'syscall') {
+      // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
+      conn.source = 'tls';
+      conn.streams = conn.newStreams();
+      conn.bufs = { egress: new ParseBuffer(), ingress: new ParseBuffer() };
+      conn.protocol = undefined;
+      conn.state = undefined;
+      conn.unsupported = false;
+      conn.midStream = false;
+      conn.frames = { request: [], response: [] };
+      this.opts.metrics.tlsConnections.inc();
+    } else if (ev.source !== conn.source) return;
+    if (conn.unsupported) return;
+    if (ev.tsNs > conn.lastNs) conn.lastNs = ev.tsNs;
+    conn.streams[ev.direction].accept(ev, this.segs);
+    this.feed(conn, ev.direction);
+    if (!conn.dirty) {
+      conn.dirty = true;
+      this.dirty.push(conn);
+      // Re-insert so the Map's order is least recently active first (eviction order).
+      this.conns.delete(conn.connId);
+      this.conns.set(conn.connId, conn);
+    }
+  }
+
+  /** Moves released segments of one direction into its parse buffer; gaps are handled in place. */
+  private feed(conn: Connection, dir: Dir): void {
+    const segs = this.segs;
+    if (segs.length === 0) return;
+    const stream = conn.streams[dir];
+    for (const seg of segs) {
+      const buf = conn.bufs[dir];
+      if (seg.kind === 'data') {
+        if (buf.length === 0 && !buf.resyncing && conn.protocol === undefined && stream.firstPos > 0) {
+          conn.midStream = true;
+          buf.resyncing = true;
+        }
+        buf.append(seg.data, seg.tsNs);
+        continue;
+      }
+      this.gap(conn, dir, seg.length);
+    }
+    segs.length = 0;
+  }
+
+  private gap(conn: Connection, dir: Dir, length: number): void {
+    const buf = conn.bufs[dir];
+    if (conn.protocol === undefined) {
+      conn.midStream = true;
+      buf.clear();
+      buf.resyncing = true;
+      return;
+    }
+    const type = this.typeOf(conn, dir);
+    // Parse what arrived before the hole, then let the parser absorb it or resynchronise.
+    this.parse(conn, type);
+    if (buf.length === 0 && !buf.resyncing && conn.protocol.skip(type, length, conn.state)) return;
+    this.emit(conn, false);
+    conn.protocol.resync(type, conn.state);
+    buf.clear();
+    buf.resyncing = true;
+  }
+
+  private typeOf(conn: Connection, dir: Dir): MessageType {
+    return dir === conn.requestDir ? 'request' : 'response';
+  }
+
+  private pump(conn: Connection, eof: boolean): void {
+    if (conn.protocol === undefined && !this.detect(conn)) return;
+    this.parse(conn, 'request');
+    this.parse(conn, 'response');
+    this.emit(conn, eof);
+  }
+
+  private emit(conn: Connection, eof: boolean): void {
+    const records = conn.protocol!.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
+    const m = this.opts.metrics;
+    for (const r of records) {
+      m.records.inc();
+      try {
+        this.opts.onRecord(conn, r);
+      } catch {
+        m.parseErrors.inc();
+      }
+    }
+  }
+
+  /** Picks the protocol and which direction carries requests; false while undecided. */
+  private detect(conn: Connection): boolean {
+    const { egress, ingress } = conn.bufs;
+    if (egress.length === 0 && ingress.length === 0) return false;
+    const candidates: Array<[Dir, Dir]> =
+      conn.role === 'client' ? [['egress', 'ingress']] : conn.role === 'server' ? [['ingress', 'egress']] : [['egress', 'ingress'], ['ingress', 'egress']];
+    let undecided = false;
+    for (const protocol of PROTOCOLS) {
+      for (const [reqDir, resDir] of candidates) {
+        for (const [dir, type] of [[reqDir, 'request'], [resDir, 'response']] as const) {
+          const buf = conn.bufs[dir];
+          if (buf.length === 0) continue;
+          let at = 0;
+          if (buf.resyncing) {
+            at = protocol.findFrameBoundary(type, buf.buf, 0, protocol.createState({ midStream: true, maxBodyBytes: 0 }));
+            if (at < 0) continue;
+          }
+          const verdict = protocol.detect(type, at === 0 ? buf.buf : buf.buf.subarray(at));
+          if (verdict === undefined) undecided = true;
+          if (verdict !== true) continue;
+          conn.protocol = protocol;
+          conn.requestDir = reqDir;
+          conn.state = protocol.createState({ midStream: conn.midStream, maxBodyBytes: this.o.maxBodyBytes });
+          return true;
+        }
+      }
+    }
+    const total = egress.length + ingress.length;
+    if (conn.midStream && !undecided) {
+      // No message start in what arrived: drop it and look again in what comes next, a while.
+      conn.detectBytes += total;
+      egress.clear();
+      ingress.clear();
+      if (conn.detectBytes > MID_STREAM_DETECT_LIMIT) this.giveUp(conn);
+    } else if (!undecided || total > DETECT_LIMIT) this.giveUp(conn);
+    return false;
+  }
+
+  private giveUp(conn: Connection): void {
+    conn.unsupported = true;
+    conn.bufs.egress.clear();
+    conn.bufs.ingress.clear();
+    this.opts.metrics.unsupportedConnections.inc();
+  }
+
+  private parse(conn: Connection, type: MessageType): void {
+    const protocol = conn.protocol!;
+    const dir: Dir = type === 'request' ? conn.requestDir : conn.requestDir === 'egress' ? 'ingress' : 'egress';
+    const buf = conn.bufs[dir];
+    const frames = conn.frames[type];
+    let from = 0;
+    for (let guard = 0; guard < 1_000_000 && buf.length > 0; guard++) {
+      if (buf.resyncing) {
+        const at = protocol.findFrameBoundary(type, buf.buf, from, conn.state);
+        from = 0;
+        if (at < 0) {
+          buf.clear();
+          return;
+        }
+        buf.consume(at);
+        buf.resyncing = false;
+      }
+      const r = protocol.parseFrame(type, buf.buf, conn.state);
+      if (r.kind === 'success') {
+        frames.push({ frame: r.frame, startNs: buf.timeAt(0), endNs: buf.timeAt(r.consumed - 1) });
+        buf.consume(r.consumed);
+      } else if (r.kind === 'ignored') {
+        buf.consume(r.consumed);
+      } else if (r.kind === 'needs-more-data' && buf.length <= this.o.maxBufferedBytes) {
+        return;
+      } else {
+        this.opts.metrics.parseErrors.inc();
+        this.emit(conn, false);
+        protocol.resync(type, conn.state);
+        buf.resyncing = true;
+        from = 1;
+      }
+    }
+  }
+
+  /** Close or exit: parse and stitch what is left, then free. */
+  private finish(conn: Connection): void {
+    try {
+      for (const dir of ['egress', 'ingress'] as const) {
+        conn.streams[dir].flush(this.segs);
+        this.feed(conn, dir);
+      }
+      if (!conn.unsupported) this.pump(conn, true);
+    } catch {
+      this.opts.metrics.parseErrors.inc();
+    }
+    this.drop(conn.connId);
+  }
+
+  private drop(connId: number): void {
+    const conn = this.conns.get(connId);
+    if (conn === undefined) return;
+    this.conns.delete(connId);
+    this.total -= conn.charged;
+    conn.charged = 0;
+    const ids = this.byPid.get(conn.pid);
+    if (ids !== undefined) {
+      ids.delete(connId);
+      if (ids.size === 0) this.byPid.delete(conn.pid);
+    }
+  }
+
+  private charge(conn: Connection): void {
+    const n = conn.bytes();
+    this.total += n - conn.charged;
+    conn.charged = n;
+  }
+
+  private enforceLimits(nowNs: number): void {
+    const { maxTotalBytes, maxConnections, idleTimeoutNs } = this.o;
+    for (const conn of this.conns.values()) {
+      const idle = nowNs - conn.lastNs > idleTimeoutNs;
+      if (!idle && this.total <= maxTotalBytes && this.conns.size <= maxConnections) break;
+      // Least recently active first; an evicted connection's finished exchanges still count.
+      this.opts.metrics.evictions.inc();
+      this.finish(conn);
+    }
+  }
+}

@@ -1,0 +1,294 @@
+// HTTP/1.x framing over captured bytes: heads, Content-Length and chunked bodies, bodies ended by
+// close, HEAD/1xx/204/304 and tunnels. Body bytes come out as frames of whatever has arrived,
+// so a large body never has to be buffered whole. Pure: all state is in the H1State passed in.
+
+import type { RawHeaders } from '../../../proxy/exchange.js';
+import { NEEDS_MORE_DATA, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
+import type { H1DirState, H1Frame, H1State } from './types.js';
+
+/** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
+export const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_CHUNK_LINE = 1024;
+const MAX_PENDING_METHODS = 256;
+
+export const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) ([^ \x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
+const RESPONSE_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const HTTP1_PREFIX = 'HTTP/1.';
+
+export function createH1State(options: StateOptions): H1State {
+  return {
+    request: newDir(),
+    response: newDir(),
+    pendingMethods: [],
+    maxBodyBytes: options.maxBodyBytes,
+    midStream: options.midStream,
+    requests: [],
+    responses: [],
+    orphanResponses: 0,
+    responseResynced: false,
+  };
+}
+
+function newDir(): H1DirState {
+  return { mode: 'head', remaining: 0, lost: 0 };
+}
+
+/** True/false once the first line is decidable; undefined while it may still become HTTP/1. */
+export function detectH1(type: MessageType, buf: Buffer): boolean | undefined {
+  return type === 'request' ? looksLikeRequest(buf, 0) : looksLikeResponse(buf, 0);
+}
+
+function looksLikeRequest(buf: Buffer, at: number): boolean | undefined {
+  const lineEnd = buf.indexOf(13, at);
+  const avail = Math.min(buf.length, at + 40);
+  let sp = -1;
+  for (let i = at; i < avail; i++) {
+    if (buf[i] === 32) {
+      sp = i;
+      break;
+    }
+  }
+  if (sp < 0) {
+    // No space yet: still plausible only as a prefix of a known method.
+    const got = buf.toString('latin1', at, avail);
+    if (avail - at >= 8) return false;
+    return KNOWN_METHODS.some((m) => m.startsWith(got)) ? undefined : false;
+  }
+  if (!KNOWN_METHODS.includes(buf.toString('latin1', at, sp))) return false;
+  if (lineEnd < 0) return buf.length - at > MAX_HEAD_BYTES ? false : undefined;
+  return REQUEST_LINE.test(buf.toString('latin1', at, lineEnd));
+}
+
+function looksLikeResponse(buf: Buffer, at: number): boolean | undefined {
+  const n = Math.min(buf.length - at, 12);
+  for (let i = 0; i < n && i < 7; i++) if (buf[at + i] !== HTTP1_PREFIX.charCodeAt(i)) return false;
+  if (n < 12) return undefined;
+  return (buf[at + 7] === 48 || buf[at + 7] === 49) && buf[at + 8] === 32 && isDigit(buf[at + 9]) && isDigit(buf[at + 10]) && isDigit(buf[at + 11]);
+}
+
+function isDigit(b: number): boolean {
+  return b >= 48 && b <= 57;
+}
+
+/** The next line start at or after `start` where a request line (or status line) plausibly begins. */
+export function findH1Boundary(type: MessageType, buf: Buffer, start: number): number {
+  let i = start;
+  while (i < buf.length) {
+    const ok = type === 'request' ? looksLikeRequest(buf, i) : looksLikeResponse(buf, i);
+    if (ok !== false) return i;
+    const nl = buf.indexOf(10, i);
+    if (nl < 0) return -1;
+    i = nl + 1;
+  }
+  return -1;
+}
+
+export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State): ParseResult<H1Frame> {
+  const dir = type === 'request' ? state.request : state.response;
+  switch (dir.mode) {
+    case 'head':
+      return type === 'request' ? parseRequestHead(buf, state) : parseResponseHead(buf, state);
+    case 'fixed':
+    case 'chunk-data':
+    case 'until-eof': {
+      if (buf.length === 0) return NEEDS_MORE_DATA;
+      const n = dir.mode === 'until-eof' ? buf.length : Math.min(dir.remaining, buf.length);
+      dir.remaining -= dir.mode === 'until-eof' ? 0 : n;
+      const last = dir.mode === 'fixed' && dir.remaining === 0;
+      if (dir.remaining === 0 && dir.mode !== 'until-eof') dir.mode = dir.mode === 'fixed' ? 'head' : 'chunk-crlf';
+      const lost = dir.lost;
+      dir.lost = 0;
+      return { kind: 'success', frame: { kind: 'body', data: buf.subarray(0, n), last, lost }, consumed: n };
+    }
+    case 'chunk-crlf':
+      if (buf.length < 2) return buf.length === 1 && buf[0] !== 13 ? invalid('chunk data not followed by CRLF') : NEEDS_MORE_DATA;
+      if (buf[0] !== 13 || buf[1] !== 10) return invalid('chunk data not followed by CRLF');
+      dir.mode = 'chunk-size';
+      return { kind: 'ignored', consumed: 2 };
+    case 'chunk-size': {
+      const eol = buf.indexOf(10);
+      if (eol < 0) return buf.length > MAX_CHUNK_LINE ? invalid('chunk size line too long') : NEEDS_MORE_DATA;
+      const line = buf.toString('latin1', 0, eol > 0 && buf[eol - 1] === 13 ? eol - 1 : eol);
+      const semi = line.indexOf(';');
+      const hex = (semi < 0 ? line : line.slice(0, semi)).trim();
+      if (!/^[0-9a-fA-F]{1,13}$/.test(hex)) return invalid(`bad chunk size "${hex.slice(0, 20)}"`);
+      const size = parseInt(hex, 16);
+      if (size === 0) dir.mode = 'trailers';
+      else {
+        dir.mode = 'chunk-data';
+        dir.remaining = size;
+      }
+      return { kind: 'ignored', consumed: eol + 1 };
+    }
+    case 'trailers': {
+      if (buf.length < 2) return NEEDS_MORE_DATA;
+      const lost = dir.lost;
+      dir.lost = 0;
+      if (buf[0] === 13 && buf[1] === 10) {
+        dir.mode = 'head';
+        return { kind: 'success', frame: { kind: 'end', lost }, consumed: 2 };
+      }
+      const end = buf.indexOf(CRLFCRLF);
+      if (end < 0) {
+        dir.lost = lost;
+        return buf.length > MAX_HEAD_BYTES ? invalid('trailers too large') : NEEDS_MORE_DATA;
+      }
+      const trailers = parseHeaderLines(buf.toString('latin1', 0, end).split('\r\n'), 0);
+      if (typeof trailers === 'string') return invalid(trailers);
+      dir.mode = 'head';
+      return { kind: 'success', frame: { kind: 'end', trailers, lost }, consumed: end + 4 };
+    }
+    case 'opaque':
+      return buf.length === 0 ? NEEDS_MORE_DATA : { kind: 'ignored', consumed: buf.length };
+  }
+}
+
+function invalid(reason: string): ParseResult<never> {
+  return { kind: 'invalid', reason };
+}
+
+/** Returns [head text, consumed] or a ParseResult to hand back as is. */
+function readHead(buf: Buffer, type: MessageType): { lines: string[]; consumed: number } | ParseResult<never> {
+  if (buf.length === 0) return NEEDS_MORE_DATA;
+  // Stray CRLFs between messages are allowed before a request line (RFC 9112 §2.2).
+  if (buf[0] === 13 || buf[0] === 10) {
+    let i = 0;
+    while (i < buf.length && (buf[i] === 13 || buf[i] === 10)) i++;
+    return { kind: 'ignored', consumed: i };
+  }
+  const plausible = type === 'request' ? looksLikeRequest(buf, 0) : looksLikeResponse(buf, 0);
+  if (plausible === false) return invalid(`not an HTTP/1 ${type} line: "${printable(buf.subarray(0, 32))}"`);
+  const end = buf.indexOf(CRLFCRLF);
+  if (end < 0) return buf.length > MAX_HEAD_BYTES ? invalid(`${type} head exceeds ${MAX_HEAD_BYTES} bytes`) : NEEDS_MORE_DATA;
+  return { lines: buf.toString('latin1', 0, end).split('\r\n'), consumed: end + 4 };
+}
+
+function parseRequestHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
+  const head = readHead(buf, 'request');
+  if ('kind' in head) return head;
+  const m = REQUEST_LINE.exec(head.lines[0]);
+  if (m === null) return invalid(`bad request line "${head.lines[0].slice(0, 64)}"`);
+  const headers = parseHeaderLines(head.lines, 1);
+  if (typeof headers === 'string') return invalid(headers);
+  const method = m[1];
+  const framing = bodyFraming(headers);
+  if (framing === 'invalid') return invalid('bad Content-Length in request');
+  const dir = state.request;
+  let complete = false;
+  if (framing === 'chunked') dir.mode = 'chunk-size';
+  else if (typeof framing === 'number' && framing > 0) {
+    dir.mode = 'fixed';
+    dir.remaining = framing;
+  } else complete = true;
+  if (state.pendingMethods.length >= MAX_PENDING_METHODS) state.pendingMethods.shift();
+  state.pendingMethods.push(method);
+  return {
+    kind: 'success',
+    frame: { kind: 'request-head', method, target: m[2], version: m[3] === '0' ? '1.0' : '1.1', headers, complete },
+    consumed: head.consumed,
+  };
+}
+
+function parseResponseHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
+  const head = readHead(buf, 'response');
+  if ('kind' in head) return head;
+  const m = RESPONSE_LINE.exec(head.lines[0]);
+  if (m === null) return invalid(`bad status line "${head.lines[0].slice(0, 64)}"`);
+  const headers = parseHeaderLines(head.lines, 1);
+  if (typeof headers === 'string') return invalid(headers);
+  const status = Number(m[2]);
+  const version = m[1] === '0' ? '1.0' : '1.1';
+  const dir = state.response;
+  const frame = { kind: 'response-head' as const, status, version: version as '1.0' | '1.1', headers, interim: false, complete: true };
+  if (status < 200 && status !== 101) {
+    frame.interim = true;
+    return { kind: 'success', frame, consumed: head.consumed };
+  }
+  // The answered request's method decides framing; unknown (lost) counts as GET.
+  const method = state.pendingMethods.shift();
+  if (status === 101 || (method === 'CONNECT' && status < 300)) dir.mode = 'opaque';
+  else if (method === 'HEAD' || status === 204 || status === 304) dir.mode = 'head';
+  else {
+    const framing = bodyFraming(headers);
+    if (framing === 'invalid') return invalid('bad Content-Length in response');
+    if (framing === 'chunked') {
+      dir.mode = 'chunk-size';
+      frame.complete = false;
+    } else if (framing === 'none') {
+      dir.mode = 'until-eof';
+      frame.complete = false;
+    } else if (framing > 0) {
+      dir.mode = 'fixed';
+      dir.remaining = framing;
+      frame.complete = false;
+    }
+  }
+  return { kind: 'success', frame, consumed: head.consumed };
+}
+
+/** Header lines from `from` on, folding obs-fold continuations; a string is the error. */
+function parseHeaderLines(lines: string[], from: number): RawHeaders | string {
+  const headers: RawHeaders = [];
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i];
+    if (line.length === 0) continue;
+    const c = line.charCodeAt(0);
+    if ((c === 32 || c === 9) && headers.length > 0) {
+      headers[headers.length - 1] += ' ' + line.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) return `header line without name: "${line.slice(0, 64)}"`;
+    const name = line.slice(0, colon);
+    if (!HEADER_NAME.test(name)) return `bad header name "${name.slice(0, 64)}"`;
+    headers.push(name, line.slice(colon + 1).trim());
+  }
+  return headers;
+}
+
+/** 'chunked', a Content-Length, 'none' (no framing header) or 'invalid'. */
+function bodyFraming(headers: RawHeaders): 'chunked' | 'none' | 'invalid' | number {
+  let length: number | undefined;
+  let chunked = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i].toLowerCase();
+    if (name === 'transfer-encoding') {
+      const codings = headers[i + 1].toLowerCase().split(',');
+      chunked = codings[codings.length - 1].trim() === 'chunked';
+    } else if (name === 'content-length') {
+      const v = headers[i + 1].split(',')[0].trim();
+      if (!/^\d{1,15}$/.test(v)) return 'invalid';
+      length = Number(v);
+    }
+  }
+  if (chunked) return 'chunked';
+  return length ?? 'none';
+}
+
+export function skipH1(type: MessageType, length: number, state: H1State): boolean {
+  const dir = type === 'request' ? state.request : state.response;
+  if (dir.mode === 'opaque' || dir.mode === 'until-eof') return true;
+  // Strictly less: the body's last bytes must still arrive to end the message.
+  if ((dir.mode === 'fixed' || dir.mode === 'chunk-data') && length < dir.remaining) {
+    dir.remaining -= length;
+    dir.lost += length;
+    return true;
+  }
+  return false;
+}
+
+export function resyncH1(type: MessageType, state: H1State): void {
+  const dir = type === 'request' ? state.request : state.response;
+  dir.mode = 'head';
+  dir.remaining = 0;
+  dir.lost = 0;
+  if (type === 'response') state.pendingMethods.length = 0;
+}
+
+function printable(b: Buffer): string {
+  return b.toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+}

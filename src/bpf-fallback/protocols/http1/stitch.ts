@@ -1,0 +1,162 @@
+// HTTP/1.x stitching: assembles head/body/end frames into messages and pairs responses with
+// requests in order (pipelining is FIFO), using kernel times to drop responses whose request
+// was lost and requests whose response was lost.
+
+import type { BodyChunk, HttpRecord, MessageType, TimedFrame } from '../protocol.js';
+import type { H1Frame, H1Message, H1State } from './types.js';
+
+const MAX_QUEUED_MESSAGES = 256;
+
+export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean): HttpRecord[] {
+  for (const f of requests) assemble('request', f, state);
+  for (const f of responses) assemble('response', f, state);
+  requests.length = 0;
+  responses.length = 0;
+  if (eof && state.currentResponse !== undefined && state.response.mode === 'until-eof') {
+    // A close-delimited body ends with the connection.
+    finish('response', state);
+  }
+  const records: HttpRecord[] = [];
+  pair(state, records);
+  if (eof) {
+    // Requests the connection closed on, without a response.
+    for (const req of state.requests) records.push(toRecord(req, undefined, 'connection_closed'));
+    state.requests.length = 0;
+    state.orphanResponses += state.responses.length;
+    state.responses.length = 0;
+    state.currentRequest = undefined;
+    state.currentResponse = undefined;
+  }
+  return records;
+}
+
+function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): void {
+  const f = tf.frame;
+  const current = type === 'request' ? state.currentRequest : state.currentResponse;
+  if (f.kind === 'request-head' || f.kind === 'response-head') {
+    if (f.kind === 'response-head' && f.interim) return;
+    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: [], kept: 0, size: 0, partial: false };
+    if (type === 'request') state.currentRequest = msg;
+    else state.currentResponse = msg;
+    if (f.complete) finish(type, state);
+    return;
+  }
+  if (current === undefined) return;
+  current.endNs = tf.endNs;
+  if (f.lost > 0) {
+    current.size += f.lost;
+    current.partial = true;
+  }
+  if (f.kind === 'body') {
+    addBody(current, f.data, tf.startNs, state.maxBodyBytes);
+    if (f.last) finish(type, state);
+  } else {
+    if (f.trailers !== undefined && f.trailers.length > 0) current.trailers = f.trailers;
+    finish(type, state);
+  }
+}
+
+function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): void {
+  msg.size += data.length;
+  const room = limit - msg.kept;
+  if (room <= 0 || data.length === 0) return;
+  let part = data.length <= room ? data : data.subarray(0, room);
+  // A small piece of a large capture buffer would pin all of it: copy what is kept instead.
+  if (part.buffer.byteLength > 2 * part.length + 4096) part = Buffer.from(part);
+  msg.body.push({ data: part, tsNs });
+  msg.kept += part.length;
+}
+
+function finish(type: MessageType, state: H1State): void {
+  if (type === 'request') {
+    const msg = state.currentRequest;
+    if (msg === undefined) return;
+    state.currentRequest = undefined;
+    if (state.requests.length >= MAX_QUEUED_MESSAGES) state.requests.shift();
+    state.requests.push(msg);
+  } else {
+    const msg = state.currentResponse;
+    if (msg === undefined) return;
+    state.currentResponse = undefined;
+    if (state.responses.length >= MAX_QUEUED_MESSAGES) {
+      state.responses.shift();
+      state.orphanResponses++;
+    }
+    state.responses.push(msg);
+  }
+}
+
+function pair(state: H1State, out: HttpRecord[]): void {
+  const { requests, responses } = state;
+  while (responses.length > 0) {
+    const res = responses[0];
+    if (requests.length === 0 || requests[0].startNs > res.startNs) {
+      // Its request is still arriving (a server may answer early): wait for it.
+      if (requests.length === 0 && state.currentRequest !== undefined && state.currentRequest.startNs <= res.startNs) return;
+      responses.shift();
+      state.orphanResponses++;
+      continue;
+    }
+    if (state.responseResynced) {
+      // Responses were lost: only the latest request sent before this response can be its.
+      let last = 0;
+      while (last + 1 < requests.length && requests[last + 1].startNs <= res.startNs) last++;
+      for (let i = 0; i < last; i++) out.push(toRecord(requests[i], undefined, 'response_lost'));
+      requests.splice(0, last);
+      state.responseResynced = false;
+    }
+    responses.shift();
+    out.push(toRecord(requests.shift()!, res, undefined));
+  }
+}
+
+function toRecord(req: H1Message, res: H1Message | undefined, error: string | undefined): HttpRecord {
+  const head = req.head;
+  if (head.kind !== 'request-head') throw new Error('ST_AGENT_STITCH: request queue holds a response');
+  const resHead = res?.head.kind === 'response-head' ? res.head : undefined;
+  const record: HttpRecord = {
+    protocolVersion: head.version,
+    method: head.method,
+    target: head.target,
+    requestHeaders: head.headers,
+    requestBody: req.body,
+    requestBodySize: req.size,
+    status: resHead?.status ?? 0,
+    responseHeaders: resHead?.headers ?? [],
+    responseBody: res?.body ?? NO_CHUNKS,
+    responseBodySize: res?.size ?? 0,
+    startNs: req.startNs,
+    endNs: res?.endNs ?? req.endNs,
+  };
+  const host = findHost(head.headers);
+  if (host !== undefined) record.authority = host;
+  if (req.trailers !== undefined) record.requestTrailers = req.trailers;
+  if (res?.trailers !== undefined) record.responseTrailers = res.trailers;
+  if (error !== undefined) record.error = error;
+  if (req.partial || res?.partial) record.partial = true;
+  return record;
+}
+
+const NO_CHUNKS: BodyChunk[] = [];
+
+function findHost(headers: string[]): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].length === 4 && headers[i].toLowerCase() === 'host') return headers[i + 1];
+  return undefined;
+}
+
+export function resyncH1Stitch(type: MessageType, state: H1State): void {
+  if (type === 'request') state.currentRequest = undefined;
+  else {
+    state.currentResponse = undefined;
+    state.responseResynced = true;
+  }
+}
+
+export function retainedH1(state: H1State): number {
+  let n = 0;
+  if (state.currentRequest !== undefined) n += state.currentRequest.kept;
+  if (state.currentResponse !== undefined) n += state.currentResponse.kept;
+  for (const m of state.requests) n += m.kept;
+  for (const m of state.responses) n += m.kept;
+  return n;
+}

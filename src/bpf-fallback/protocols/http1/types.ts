@@ -1,0 +1,81 @@
+// HTTP/1.x frames and per-connection state for the agent's parser and stitcher.
+
+import type { RawHeaders } from '../../../proxy/exchange.js';
+import type { BodyChunk } from '../protocol.js';
+
+export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End;
+
+export interface H1RequestHead {
+  kind: 'request-head';
+  method: string;
+  target: string;
+  version: '1.0' | '1.1';
+  headers: RawHeaders;
+  /** The message ends with its head (no body). */
+  complete: boolean;
+}
+
+export interface H1ResponseHead {
+  kind: 'response-head';
+  status: number;
+  version: '1.0' | '1.1';
+  headers: RawHeaders;
+  /** A 1xx other than 101: the final response follows. */
+  interim: boolean;
+  complete: boolean;
+}
+
+export interface H1Body {
+  kind: 'body';
+  data: Buffer;
+  /** The last body bytes of a Content-Length message. */
+  last: boolean;
+  /** Body bytes lost before this frame (absorbed by skip), counted into the body size. */
+  lost: number;
+}
+
+/** End of a chunked message, with its trailers. */
+export interface H1End {
+  kind: 'end';
+  trailers?: RawHeaders;
+  lost: number;
+}
+
+export type H1Mode = 'head' | 'fixed' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-eof' | 'opaque';
+
+export interface H1DirState {
+  mode: H1Mode;
+  /** Bytes left in the current Content-Length body or chunk. */
+  remaining: number;
+  /** Lost bytes absorbed since the last frame. */
+  lost: number;
+}
+
+export interface H1Message {
+  head: H1RequestHead | H1ResponseHead;
+  startNs: number;
+  endNs: number;
+  body: BodyChunk[];
+  kept: number;
+  size: number;
+  trailers?: RawHeaders;
+  /** Bytes of this message were lost (its body is incomplete). */
+  partial: boolean;
+}
+
+export interface H1State {
+  request: H1DirState;
+  response: H1DirState;
+  /** Methods of requests whose responses have not been parsed yet, oldest first: a response's framing depends on them (HEAD, CONNECT). */
+  pendingMethods: string[];
+  maxBodyBytes: number;
+  midStream: boolean;
+  currentRequest?: H1Message;
+  currentResponse?: H1Message;
+  requests: H1Message[];
+  responses: H1Message[];
+  /** Responses dropped because no request could be theirs (lost request bytes). */
+  orphanResponses: number;
+  /** Response bytes were lost: the next response answers the latest request before it. */
+  responseResynced: boolean;
+}

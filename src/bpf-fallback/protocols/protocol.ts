@@ -1,0 +1,106 @@
+// The contract every protocol of the node agent implements (Pixie's socket_tracer shape): find a
+// frame boundary, parse one frame, stitch request frames to response frames into records.
+// Parsers are pure over bytes plus the explicit state object they are handed: no sockets, no
+// timers, no globals, so tables and split-point fuzzing can drive them directly.
+
+import type { RawHeaders } from '../../proxy/exchange.js';
+
+/** Which way a byte stream flows in protocol terms: client → server, or server → client. */
+export type MessageType = 'request' | 'response';
+
+export type ParseResult<F> =
+  | { readonly kind: 'needs-more-data' }
+  | { readonly kind: 'invalid'; readonly reason: string }
+  /** Bytes that belong to the protocol but carry nothing to record (e.g. the h2 preface). */
+  | { readonly kind: 'ignored'; readonly consumed: number }
+  | { readonly kind: 'success'; readonly frame: F; readonly consumed: number };
+
+export const NEEDS_MORE_DATA: ParseResult<never> = Object.freeze({ kind: 'needs-more-data' });
+
+/** A parsed frame with the kernel times (CLOCK_MONOTONIC ns) of its first and last byte. */
+export interface TimedFrame<F> {
+  frame: F;
+  startNs: number;
+  endNs: number;
+}
+
+export interface BodyChunk {
+  data: Buffer;
+  tsNs: number;
+}
+
+/** One request/response exchange, as the stitcher hands it to span building. */
+export interface HttpRecord {
+  protocolVersion: '1.0' | '1.1' | '2';
+  method: string;
+  target: string;
+  requestHeaders: RawHeaders;
+  authority?: string;
+  /** Kept body chunks (at most the capture limit) and the full size. */
+  requestBody: BodyChunk[];
+  requestBodySize: number;
+  requestTrailers?: RawHeaders;
+  /** 0 when no response head was seen. */
+  status: number;
+  responseHeaders: RawHeaders;
+  responseBody: BodyChunk[];
+  responseBodySize: number;
+  responseTrailers?: RawHeaders;
+  startNs: number;
+  endNs: number;
+  /** Set when the exchange ended abnormally (e.g. 'RST_STREAM:CANCEL', 'connection_closed'). */
+  error?: string;
+  /** Decoded from a stream first seen mid-way or after lost bytes: fields may be missing. */
+  partial?: boolean;
+  /** HTTP/2 stream id. */
+  streamId?: number;
+}
+
+export interface StateOptions {
+  /** The stream was first seen after its start (or its beginning was lost). */
+  midStream: boolean;
+  /** Body bytes kept per message; the rest is only counted. */
+  maxBodyBytes: number;
+}
+
+export interface Protocol<F, S> {
+  readonly name: ProtocolName;
+  /**
+   * Whether bytes at the very start of a stream look like this protocol's first message of
+   * the given type: true, false, or undefined when more bytes are needed to tell.
+   */
+  detect(type: MessageType, buf: Buffer): boolean | undefined;
+  createState(options: StateOptions): S;
+  /**
+   * Offset (≥ start) of the next plausible frame start in `buf`, or -1: used to resynchronise
+   * after lost bytes, a mid-stream start or an invalid frame.
+   */
+  findFrameBoundary(type: MessageType, buf: Buffer, start: number, state: S): number;
+  /** Parses one frame at the start of `buf` (a stream-aligned position). */
+  parseFrame(type: MessageType, buf: Buffer, state: S): ParseResult<F>;
+  /**
+   * `length` bytes of this direction were lost. Returns true when the parser absorbed them
+   * (e.g. inside a body of known length); false means the caller resynchronises.
+   */
+  skip(type: MessageType, length: number, state: S): boolean;
+  /** Forget partial messages of this direction; the next frame comes from findFrameBoundary. */
+  resync(type: MessageType, state: S): void;
+  /**
+   * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
+   * open stay in `state`). `eof`: the connection closed; flush what can be flushed.
+   */
+  stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
+  /** Bytes `state` retains (partial messages, header tables), for the memory bound. */
+  retainedBytes(state: S): number;
+}
+
+export type ProtocolName = 'http1' | 'http2';
+
+/** Case-insensitive first value of a raw header. */
+export function findHeader(headers: RawHeaders, lowerName: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return headers[i + 1];
+  }
+  return undefined;
+}

@@ -1,0 +1,27 @@
+// The protocols the agent parses, in one list: detection tries them in this order, and each
+// entry is the STYLE contract (frame boundary, parse frame, stitch) wired from its folder.
+
+import { createH1State, detectH1, findH1Boundary, parseH1Frame, resyncH1, skipH1 } from './http1/parse.js';
+import { resyncH1Stitch, retainedH1, stitchH1 } from './http1/stitch.js';
+import type { H1Frame, H1State } from './http1/types.js';
+import type { Protocol } from './protocol.js';
+
+export const http1: Protocol<H1Frame, H1State> = {
+  name: 'http1',
+  detect: detectH1,
+  createState: createH1State,
+  findFrameBoundary: (type, buf, start) => findH1Boundary(type, buf, start),
+  parseFrame: parseH1Frame,
+  skip: skipH1,
+  resync(type, state) {
+    resyncH1(type, state);
+    resyncH1Stitch(type, state);
+  },
+  stitch: stitchH1,
+  retainedBytes: retainedH1,
+};
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyProtocol = Protocol<any, any>;
+
+export const PROTOCOLS: readonly AnyProtocol[] = [http1];

@@ -1,0 +1,184 @@
+// Per-direction stream reassembly for the node agent. ByteStream orders one (connection,
+// direction, source) stream's data events by `pos`, drops duplicates and overlaps, holds a few
+// out-of-order events, and turns missing bytes into explicit gap segments so the parser above can
+// resynchronise instead of misparsing. ParseBuffer holds the bytes not yet parsed, with the
+// kernel time of each byte range so frames get the times of their first and last byte.
+
+import type { DataEvent } from './events.js';
+
+export type Segment = { kind: 'data'; data: Buffer; tsNs: number } | { kind: 'gap'; length: number };
+
+export interface StreamLimits {
+  /** Out-of-order bytes held while waiting for the missing ones; beyond it the hole becomes a gap. */
+  maxPendingBytes: number;
+  maxPendingEvents: number;
+  /** Batches a hole may stay open before it is declared a gap. */
+  maxPendingBatches: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: Readonly<StreamLimits> = {
+  maxPendingBytes: 256 * 1024,
+  maxPendingEvents: 64,
+  maxPendingBatches: 2,
+};
+
+export interface StreamCounters {
+  /** Holes in a stream (lost or truncated events) turned into gap segments. */
+  gaps: number;
+  lostBytes: number;
+  /** Events (or parts) already seen, dropped. */
+  duplicates: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class ByteStream {
+  /** Stream position of the next byte expected; -1 before the first event. */
+  private next = -1;
+  private pending: DataEvent[] = [];
+  private pendingBytes = 0;
+  private pendingAge = 0;
+  /** Position of the first byte ever seen: > 0 means the stream was first seen mid-way. */
+  firstPos = -1;
+
+  constructor(
+    private readonly limits: StreamLimits,
+    private readonly counters: StreamCounters,
+  ) {}
+
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
+  /** Takes one event; appends the in-order segments it releases to `out`. */
+  accept(ev: DataEvent, out: Segment[]): void {
+    if (this.next < 0) {
+      this.next = ev.pos;
+      this.firstPos = ev.pos;
+    }
+    if (ev.pos + Math.max(ev.size, ev.data.length) <= this.next) {
+      this.counters.duplicates++;
+      return;
+    }
+    if (ev.pos > this.next) {
+      this.hold(ev);
+      if (this.pendingBytes > this.limits.maxPendingBytes || this.pending.length > this.limits.maxPendingEvents) this.forceGap(out);
+      return;
+    }
+    this.release(ev, out);
+    this.drain(out);
+  }
+
+  /** End of a batch: a hole open for too long is declared lost. */
+  tick(out: Segment[]): void {
+    if (this.pending.length === 0) return;
+    if (++this.pendingAge >= this.limits.maxPendingBatches) this.forceGap(out);
+  }
+
+  /** The connection ended: whatever is held comes out, holes as gaps. */
+  flush(out: Segment[]): void {
+    while (this.pending.length > 0) this.forceGap(out);
+  }
+
+  private hold(ev: DataEvent): void {
+    const p = this.pending;
+    let i = p.length;
+    while (i > 0 && p[i - 1].pos > ev.pos) i--;
+    p.splice(i, 0, ev);
+    this.pendingBytes += ev.data.length;
+  }
+
+  private forceGap(out: Segment[]): void {
+    const first = this.pending[0];
+    if (first === undefined) return;
+    if (first.pos > this.next) this.gap(first.pos - this.next, out);
+    this.drain(out);
+  }
+
+  private drain(out: Segment[]): void {
+    const p = this.pending;
+    while (p.length > 0 && p[0].pos <= this.next) {
+      const ev = p.shift()!;
+      this.pendingBytes -= ev.data.length;
+      if (ev.pos + Math.max(ev.size, ev.data.length) <= this.next) this.counters.duplicates++;
+      else this.release(ev, out);
+    }
+    if (p.length === 0) this.pendingAge = 0;
+  }
+
+  /** ev.pos <= next < ev.pos + size: emit the new part, and a gap for bytes the kernel cut. */
+  private release(ev: DataEvent, out: Segment[]): void {
+    const skip = this.next - ev.pos;
+    if (skip < ev.data.length) {
+      out.push({ kind: 'data', data: skip === 0 ? ev.data : ev.data.subarray(skip), tsNs: ev.tsNs });
+      this.next = ev.pos + ev.data.length;
+    }
+    const end = ev.pos + Math.max(ev.size, ev.data.length);
+    if (end > this.next) this.gap(end - this.next, out);
+  }
+
+  private gap(length: number, out: Segment[]): void {
+    this.counters.gaps++;
+    this.counters.lostBytes += length;
+    this.next += length;
+    out.push({ kind: 'gap', length });
+  }
+}
+
+/** Unparsed bytes of one direction and the kernel time of each appended range. */
+export class ParseBuffer {
+  buf: Buffer = EMPTY;
+  /** Start offsets in `buf` of appended ranges and their times (parallel arrays). */
+  private offs: number[] = [];
+  private times: number[] = [];
+  /** Looking for a frame boundary (after a gap, an invalid frame or a mid-stream start). */
+  resyncing = false;
+
+  get length(): number {
+    return this.buf.length;
+  }
+
+  append(data: Buffer, tsNs: number): void {
+    if (data.length === 0) return;
+    if (this.buf.length === 0) {
+      this.buf = data;
+      this.offs = [0];
+      this.times = [tsNs];
+      return;
+    }
+    this.offs.push(this.buf.length);
+    this.times.push(tsNs);
+    // Only partial frames wait here (bodies stream out as they come), so this copy stays small.
+    this.buf = Buffer.concat([this.buf, data]);
+  }
+
+  /** Kernel time of the byte at `offset`. */
+  timeAt(offset: number): number {
+    const offs = this.offs;
+    let i = offs.length - 1;
+    while (i > 0 && offs[i] > offset) i--;
+    return this.times[i] ?? 0;
+  }
+
+  consume(n: number): void {
+    if (n <= 0) return;
+    if (n >= this.buf.length) {
+      this.clear();
+      return;
+    }
+    this.buf = this.buf.subarray(n);
+    let drop = 0;
+    while (drop + 1 < this.offs.length && this.offs[drop + 1] <= n) drop++;
+    if (drop > 0) {
+      this.offs.splice(0, drop);
+      this.times.splice(0, drop);
+    }
+    for (let i = 0; i < this.offs.length; i++) this.offs[i] = Math.max(0, this.offs[i] - n);
+  }
+
+  clear(): void {
+    this.buf = EMPTY;
+    this.offs = [];
+    this.times = [];
+  }
+}
