@@ -182,7 +182,8 @@ export function explain(calls: readonly StoredSpan[]): Separator | undefined {
   return best;
 }
 
-const MAX_MISFIT_RATIO = 0.05;
+// Latency is measured on a shared machine: event-loop lag can push a few calls across the line.
+const MAX_MISFIT_RATIO = 0.1;
 export const MIN_FAILURES = 3;
 
 /** Best threshold t for "fails iff x > t", if it gets at least 95% of calls right. */
