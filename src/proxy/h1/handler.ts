@@ -377,8 +377,7 @@ class H1Connection implements UpstreamOwner {
   private answerLikeNode(e: H1Error): void {
     this.pending = null;
     this.phase = Phase.Closed;
-    // Node writes its canned answer only on a connection it has not written to yet.
-    if (this.down.bytesWritten === 0) this.down.end(e.status === 431 ? NODE_431 : e.status === 413 ? NODE_413 : NODE_400);
+    this.down.end(e.status === 431 ? NODE_431 : e.status === 413 ? NODE_413 : NODE_400);
     this.down.destroySoon();
   }
 
