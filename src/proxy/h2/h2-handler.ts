@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Exchange, ExchangeFactory } from '../exchange.js';
 import type { ConnInfo, HandlerOptions, ProtocolHandler } from '../handler.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
-import { forwardBlock, forwardRequestHeaders, grpcFields, requestHead, sensitiveOf, withoutPseudo } from './headers.js';
+import { forwardBlock, forwardRequestHeaders, requestHead, sensitiveOf, withoutPseudo } from './headers.js';
 import { rstCodeName } from './rst-codes.js';
 import { closeSession, UpstreamPool } from './upstream-pool.js';
 
@@ -140,8 +140,6 @@ class ProxiedStream {
   private upError: Error | undefined;
   private grpc = false;
   private responded = false;
-  /** Headers of a response that ended with them (gRPC trailers-only). */
-  private headersOnly: string[] | undefined;
   private reqTrailers: string[] | undefined;
   private respTrailers: string[] | undefined;
   private respTrailersSensitive: readonly string[] | undefined;
@@ -297,9 +295,9 @@ class ProxiedStream {
       return;
     }
     this.responded = true;
-    if (ended) {
-      this.headersOnly = raw;
-    } else {
+    // A response that ends with its head (gRPC trailers-only) has no trailers: the exchange
+    // finds grpc-status in the head it was given here.
+    if (!ended) {
       up.pipe(down, PIPE_NO_END);
       up.on('end', () => {
         // node:http2 also ends the readable side of a reset stream: that must not reach the
@@ -374,7 +372,7 @@ class ProxiedStream {
     if (this.finished) return;
     this.finished = true;
     try {
-      this.exchange.responseEnd(this.respTrailers ?? (this.headersOnly && grpcFields(this.headersOnly)));
+      this.exchange.responseEnd(this.respTrailers);
     } catch {
       this.metrics.captureErrors.inc();
     }

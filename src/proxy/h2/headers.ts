@@ -82,15 +82,6 @@ export function withoutPseudo(raw: readonly string[]): RawHeaders {
   return out;
 }
 
-/** The `grpc-*` fields of a trailers-only response: the call's status, as trailers would carry it. */
-export function grpcFields(raw: readonly string[]): RawHeaders | undefined {
-  let out: RawHeaders | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].startsWith('grpc-')) (out ??= []).push(raw[i], raw[i + 1]);
-  }
-  return out;
-}
-
 function add(out: http2.OutgoingHttpHeaders, name: string, value: string): void {
   const prev = out[name];
   if (prev === undefined) out[name] = value;
