@@ -112,6 +112,14 @@ describe('analyze', () => {
       { service: 'bookstore', requests: 3, errors: 1 },
     ]);
     expect(a.traces).toBe(3);
+    expect(a.unforwarded).toEqual([]);
+  });
+
+  it('spots outgoing calls that started their own trace (context not forwarded)', () => {
+    const orphan = span({ traceId: 'd'.repeat(32), service: 'orders', kind: 3 });
+    const joined = span({ traceId: 'e'.repeat(32), service: 'gateway', kind: 3, parentSpanId: '1'.repeat(16) });
+    expect(analyze([orphan, joined, span({ traceId: 'f'.repeat(32), service: 'orders', kind: 3 })]).unforwarded).toEqual([{ service: 'orders', calls: 2 }]);
+    expect(renderReport(analyze([orphan]), undefined)).toContain('! orders made 1 call without the trace context it received');
   });
 });
 

@@ -5,6 +5,7 @@
 import type { JsonValue, StoredSpan } from './model.js';
 
 const SERVER = 2;
+const CLIENT = 3;
 
 /** A call failed: status ERROR, or an HTTP status of 400 or more on either side. */
 export function failed(s: StoredSpan): boolean {
@@ -82,6 +83,8 @@ export interface Analysis {
   spans: number;
   traces: number;
   services: ServiceErrors[];
+  /** Outgoing calls (CLIENT spans) that started a trace: their app did not forward the context it got. */
+  unforwarded: { service: string; calls: number }[];
   slowest: OperationStats[];
   failing: FailingOperation[];
 }
@@ -97,6 +100,8 @@ export function analyze(spans: readonly StoredSpan[]): Analysis {
   }
 
   const services = new Map<string, ServiceErrors>();
+  const unforwarded = new Map<string, number>();
+  for (const s of spans) if (s.kind === CLIENT && !s.parentSpanId) unforwarded.set(s.service, (unforwarded.get(s.service) ?? 0) + 1);
   const ops = new Map<string, { service: string; operation: string; spans: StoredSpan[] }>();
   for (const s of spans) {
     if (s.kind !== SERVER) continue;
@@ -148,6 +153,7 @@ export function analyze(spans: readonly StoredSpan[]): Analysis {
     spans: spans.length,
     traces: byTrace.size,
     services: [...services.values()].sort((a, b) => b.errors / b.requests - a.errors / a.requests || cmp(a.service, b.service)),
+    unforwarded: [...unforwarded].map(([service, calls]) => ({ service, calls })).sort((a, b) => cmp(a.service, b.service)),
     slowest,
     failing,
   };

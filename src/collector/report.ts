@@ -47,6 +47,19 @@ export function renderReport(a: Analysis, trace: readonly StoredSpan[] | undefin
   }
   out.push('');
 
+  if (a.unforwarded.length) {
+    out.push('Trace context not forwarded');
+    for (const u of a.unforwarded) {
+      out.push(`  ! ${u.service} made ${u.calls} call${u.calls === 1 ? '' : 's'} without the trace context it received: each started a new trace,`);
+    }
+    out.push(
+      '    so those hops are recorded (with bodies) but not joined to the request that caused them, and a',
+      '    failure behind them shows up as starting in the caller. Fix: forward `traceparent` and `tracestate`',
+      '    from the incoming request to outgoing calls (any OpenTelemetry instrumentation does it).',
+      '',
+    );
+  }
+
   if (trace && trace.length) out.push(...waterfall(trace));
   return out.join('\n') + '\n';
 }

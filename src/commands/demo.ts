@@ -22,6 +22,8 @@ and reports which service fails, which is slow, and why, from the spans alone.
   --card-limit N              payment declines amounts above this (default 500)
   --ui ADDR                   viewer address (default ${DEFAULT_UI}; "off" to disable)
   --otlp ADDR                 the embedded collector's OTLP gRPC address (default 127.0.0.1:0)
+  --no-forward LIST           services whose app does not forward trace context (e.g. orders),
+                              to see what a sidecar can and cannot join then
   --exit                      stop after the report instead of keeping the viewer up
 `;
 
@@ -39,6 +41,7 @@ export async function run(argv: string[], out: Writable = process.stdout): Promi
         ui: { type: 'string' },
         otlp: { type: 'string', default: '127.0.0.1:0' },
         exit: { type: 'boolean', default: false },
+        'no-forward': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -74,6 +77,7 @@ export async function run(argv: string[], out: Writable = process.stdout): Promi
       maxSpans: 200_000,
       bookConcurrency: 6,
       checkoutConcurrency: 3,
+      noForward: new Set(values['no-forward'] ? values['no-forward'].split(',').map((x) => x.trim()) : []),
     },
     out,
   );

@@ -24,6 +24,8 @@ export interface DemoOptions {
   maxSpans: number;
   bookConcurrency: number;
   checkoutConcurrency: number;
+  /** Services whose app drops the trace context instead of forwarding it. */
+  noForward: ReadonlySet<string>;
 }
 
 export interface DemoResult {
@@ -43,7 +45,10 @@ export async function runDemo(opts: DemoOptions, out: Writable): Promise<DemoRes
   const apps: RunningService[] = [];
   let sidecars: Sidecar[] = [];
   try {
-    for (const spec of specs) apps.push(await startService(spec));
+    for (const name of opts.noForward) {
+      if (!specs.some((s) => s.name === name)) throw new Error(`ST_DEMO_UNKNOWN_SERVICE: --no-forward ${name}: the demo services are ${specs.map((s) => s.name).join(', ')}`);
+    }
+    for (const spec of specs) apps.push(await startService(spec, !opts.noForward.has(spec.name)));
     sidecars = await startSidecars(apps, `http://${collector.otlp.address}`, policy.file);
     const at = (name: string) => sidecars.find((s) => s.service === name)!;
     out.write(

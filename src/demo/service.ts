@@ -40,7 +40,8 @@ export interface RunningService {
 
 const TRACE_HEADERS = ['traceparent', 'tracestate'];
 
-export async function startService(spec: ServiceSpec): Promise<RunningService> {
+/** forwardTraceContext false plays an uninstrumented app, to show what a sidecar then sees. */
+export async function startService(spec: ServiceSpec, forwardTraceContext = true): Promise<RunningService> {
   const outbound = new Map<string, Endpoint>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const server = http.createServer((req, res) => {
@@ -53,7 +54,7 @@ export async function startService(spec: ServiceSpec): Promise<RunningService> {
         return;
       }
       const trace: Record<string, string> = {};
-      for (const h of TRACE_HEADERS) {
+      if (forwardTraceContext) for (const h of TRACE_HEADERS) {
         const v = req.headers[h];
         if (typeof v === 'string') trace[h] = v;
       }

@@ -45,13 +45,16 @@ describe('sidetrace demo', () => {
     expect(report).toMatch(/^Waterfall of failing trace [0-9a-f]{32} /m);
     expect(report).toMatch(/http\.response\.body\.content: .*(Book server is on high load! Latency: \d+|card declined)/);
     expect(report).toMatch(/http\.request\.body\.content: \{/);
+    expect(report).not.toContain('Trace context not forwarded');
   });
 
-  it('follows the thresholds when they change', async () => {
-    const report = await demo(['--seed', '12', '--order-fail-above-ms', '400', '--card-limit', '300']);
+  it('follows the thresholds when they change, and names an app that drops trace context', async () => {
+    const report = await demo(['--seed', '12', '--order-fail-above-ms', '400', '--card-limit', '300', '--no-forward', 'orders']);
     const c = latencyCulprit(report);
     expect(Math.abs(c.threshold - 400)).toBeLessThanOrEqual(100);
     expect(c.failMin).toBeGreaterThan(400);
     expect(report).toContain("`POST /payments/charge` fails when the request body's `amount` is above 300");
+    expect(report).toMatch(/^  ! orders made \d+ calls without the trace context it received/m);
+    expect(report).not.toMatch(/^  ! (gateway|bookstore) /m);
   });
 });
