@@ -123,6 +123,29 @@ describe('h2 proxy: heads and bodies', () => {
   });
 });
 
+describe('h2 proxy: upstream sessions', () => {
+  it('opens a new upstream session after the origin sends GOAWAY, without failing a request', async () => {
+    const c = connect(proxy.url);
+    expect((await h2call(c, { ':path': '/headers' })).status).toBe(200);
+    const before = upstream.sessions;
+    upstream.goawayAll();
+    await new Promise((r) => setTimeout(r, 50));
+    const results = await Promise.all(Array.from({ length: 5 }, () => h2call(c, { ':path': '/headers' })));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(upstream.sessions).toBe(before + 1);
+  });
+
+  it('opens a new upstream session after the origin drops the connection', async () => {
+    const c = connect(proxy.url);
+    expect((await h2call(c, { ':path': '/headers' })).status).toBe(200);
+    const before = upstream.sessions;
+    await upstream.dropAll();
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await h2call(c, { ':path': '/headers' })).status).toBe(200);
+    expect(upstream.sessions).toBe(before + 1);
+  });
+});
+
 describe('h2 proxy: resets and failures', () => {
   for (const code of [NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INTERNAL_ERROR]) {
     it(`passes an upstream RST_STREAM ${code} to the client, before and after the response head`, async () => {

@@ -28,6 +28,10 @@ export interface H2Upstream {
   hangSawEnd: boolean[];
   /** Bytes of /big bodies whose write completed (handed to nghttp2). */
   bigFlushed: number;
+  /** Graceful GOAWAY on every session (as an origin shutting down or rotating connections). */
+  goawayAll(): void;
+  /** Destroy every session at once (open streams cut, as when an origin restarts). */
+  dropAll(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,6 +46,13 @@ export async function startH2Upstream(): Promise<H2Upstream> {
     hangClosed: [],
     hangSawEnd: [],
     bigFlushed: 0,
+    goawayAll: () => {
+      for (const s of sessions) s.close();
+    },
+    dropAll: async () => {
+      for (const s of sessions) s.destroy();
+      await new Promise((r) => setTimeout(r, 10));
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sessions) s.destroy();
