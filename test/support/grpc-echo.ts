@@ -40,6 +40,8 @@ export interface GrpcEchoServer {
   cancelled: string[];
   /** Calls the server received. */
   calls: number;
+  /** Request metadata of the latest call. */
+  lastMetadata?: grpc.Metadata;
   close(): Promise<void>;
 }
 
@@ -61,7 +63,8 @@ export async function startGrpcEcho(): Promise<GrpcEchoServer> {
     for (const [k, v] of Object.entries(md.getMap())) if (k.startsWith('x-')) out.set(`echo-${k}`, v as string | Buffer);
     return out;
   };
-  const watch = (name: string, call: { on(ev: 'cancelled', f: () => void): unknown }): void => {
+  const watch = (name: string, call: { metadata: grpc.Metadata; on(ev: 'cancelled', f: () => void): unknown }): void => {
+    state.lastMetadata = call.metadata;
     call.on('cancelled', () => state.cancelled.push(name));
   };
   const failure = (req: EchoRequest, md: grpc.Metadata): Partial<grpc.StatusObject> => ({
