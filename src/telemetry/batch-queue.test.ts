@@ -44,12 +44,24 @@ const tick = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('BatchQueue', () => {
-  it('sends nothing inside submit(); a full batch goes out on the next tick, in order', async () => {
+  it('sends nothing inside submit(); a full batch goes out on the next tick, in order, one batch per tick', async () => {
     const { q, transport } = make();
     for (let i = 0; i < 4; i++) q.submit(span(i));
     expect(transport.batches).toHaveLength(0);
     await tick();
     expect(transport.batches.map((b) => b.spans.map((s) => s.spanId.slice(-1)))).toEqual([['0', '1', '2', '3']]);
+  });
+
+  it('with room for several exports, sends one batch per tick', async () => {
+    const { q, transport } = make({ maxQueueSize: 100, maxConcurrentExports: 3, scheduleDelayMs: 60_000 });
+    for (let i = 0; i < 12; i++) q.submit(span(i));
+    await tick();
+    expect(transport.batches).toHaveLength(1);
+    await tick();
+    expect(transport.batches).toHaveLength(2);
+    await tick();
+    expect(transport.batches).toHaveLength(3);
+    expect(q.queued).toBe(0);
   });
 
   it('a partial batch waits for the schedule delay', async () => {
@@ -148,7 +160,7 @@ describe('BatchQueue', () => {
     for (let i = 0; i < 5; i++) q.submit(span(i, 1000));
     q.submit(span(5, 5000));
     q.submit(span(6, 1000));
-    await tick();
+    for (let i = 0; i < 6; i++) await tick();
     expect(transport.batches.map((b) => b.spans.length)).toEqual([2, 2, 1, 1, 1]);
     expect(q.queuedBytes).toBe(0);
   });

@@ -122,8 +122,14 @@ export class BatchQueue implements SpanSink {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    while (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) this.exportBatch(this.take());
-    if (this.count > 0 && this.inFlight >= this.cfg.maxConcurrentExports) return; // resumed by a finishing export
+    if (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) {
+      this.exportBatch(this.take());
+      // Serializing a batch holds the event loop for milliseconds; the next one waits a tick
+      // so requests get served in between.
+      if (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) this.scheduleDrain();
+      return;
+    }
+    if (this.count > 0) return; // resumed by a finishing export
     this.notifyIfIdle();
   }
 
