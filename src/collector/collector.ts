@@ -26,6 +26,7 @@ export interface Collector {
 }
 
 export async function startCollector(opts: CollectorOptions): Promise<Collector> {
+  splitHostPort('--otlp', opts.otlp);
   const store = new TraceStore(opts.maxSpans);
   const jsonl: JsonlWriter | undefined = opts.jsonl ? openJsonl(opts.jsonl) : undefined;
   const otlp = await startOtlpReceiver({

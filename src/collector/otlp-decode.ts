@@ -7,6 +7,8 @@ import type { JsonAttributes, JsonValue, StoredEvent, StoredSpan } from './model
 // root.js is CommonJS without usable types (`export = Root`); the interfaces below declare
 // only the fields the collector reads.
 interface LongLike {
+  low: number;
+  high: number;
   toNumber(): number;
 }
 type Int64 = number | LongLike | null | undefined;
@@ -108,8 +110,11 @@ export function decodeExportRequest(buf: Uint8Array): DecodedBatch {
           continue;
         }
         const parent = hex(s.parentSpanId);
-        const startMs = nanosToMs(s.startTimeUnixNano);
-        const endMs = Math.max(startMs, nanosToMs(s.endTimeUnixNano));
+        const startNs = nanos(s.startTimeUnixNano);
+        const endNs = nanos(s.endTimeUnixNano);
+        const startMs = nsToMs(startNs);
+        // From the exact difference: epoch nanoseconds do not fit a double.
+        const durationMs = endNs > startNs ? Number(endNs - startNs) / 1e6 : 0;
         const attributes = toAttributes(s.attributes);
         const statusCode = s.status?.code ?? 0;
         const span: StoredSpan = {
@@ -119,12 +124,12 @@ export function decodeExportRequest(buf: Uint8Array): DecodedBatch {
           kind: s.kind ?? 0,
           service,
           startMs,
-          endMs,
-          durationMs: endMs - startMs,
+          endMs: startMs + durationMs,
+          durationMs,
           attributes,
           resource,
           events: (s.events ?? []).map(
-            (e): StoredEvent => ({ name: e.name ?? '', timeMs: nanosToMs(e.timeUnixNano), attributes: toAttributes(e.attributes) }),
+            (e): StoredEvent => ({ name: e.name ?? '', timeMs: nsToMs(nanos(e.timeUnixNano)), attributes: toAttributes(e.attributes) }),
           ),
           status: s.status?.message ? { code: statusCode, message: s.status.message } : { code: statusCode },
           error: statusCode === 2 || attributes['error'] === true || attributes['error'] === 'true',
@@ -153,8 +158,15 @@ function int64(v: Int64): number {
   return typeof v === 'number' ? v : v.toNumber();
 }
 
-function nanosToMs(v: Int64): number {
-  return int64(v) / 1e6;
+function nanos(v: Int64): bigint {
+  if (v == null) return 0n;
+  if (typeof v === 'number') return BigInt(Math.trunc(v));
+  return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+}
+
+/** Milliseconds with microsecond precision (what a double holds exactly for epoch times). */
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1000n) / 1000;
 }
 
 function toAttributes(kvs: PbKeyValue[] | null | undefined): JsonAttributes {
