@@ -93,6 +93,21 @@ describe('viewer in headless Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'viewer-search.png') });
   });
 
+  it('searches by attribute tags typed as key=value', async () => {
+    await page.fill('#minDuration', '');
+    await page.fill('#tags', 'http.response.status_code=201 http.response.header.content-type="application/json"');
+    await page.click('#find');
+    // Three orders succeeded (120, 340 and 650 ms); the failures answered 503.
+    await expect.poll(() => page.locator('.trace-row').count()).toBe(3);
+    await page.fill('#tags', 'http.response.status_code=201 error=true');
+    await page.click('#find');
+    await expect.poll(() => page.locator('.msg').first().textContent()).toBe('No traces found.');
+    await page.fill('#tags', 'error=true');
+    await page.fill('#minDuration', '500ms');
+    await page.click('#find');
+    await expect.poll(() => page.locator('.trace-row').count()).toBe(2);
+  });
+
   it('opens a trace as a waterfall and shows the failing span with headers and bodies', async () => {
     await page.locator('.trace-row').first().click();
     await page.waitForSelector('.span-row');
