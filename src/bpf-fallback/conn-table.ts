@@ -35,6 +35,8 @@ export interface ConnView {
   readonly local: SockAddr;
   readonly remote: SockAddr;
   readonly source: 'syscall' | 'tls';
+  /** The direction requests flow in: egress means the process is the client. */
+  readonly requestDir: 'egress' | 'ingress';
 }
 
 const DEFAULTS = {

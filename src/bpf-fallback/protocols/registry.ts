@@ -4,6 +4,9 @@
 import { createH1State, detectH1, findH1Boundary, parseH1Frame, resyncH1, skipH1 } from './http1/parse.js';
 import { resyncH1Stitch, retainedH1, stitchH1 } from './http1/stitch.js';
 import type { H1Frame, H1State } from './http1/types.js';
+import { createH2State, detectH2, findH2Boundary, parseH2Frame, skipH2 } from './http2/parse.js';
+import { resyncH2, retainedH2, stitchH2 } from './http2/stitch.js';
+import type { H2Frame, H2State } from './http2/types.js';
 import type { Protocol } from './protocol.js';
 
 export const http1: Protocol<H1Frame, H1State> = {
@@ -21,7 +24,20 @@ export const http1: Protocol<H1Frame, H1State> = {
   retainedBytes: retainedH1,
 };
 
+export const http2: Protocol<H2Frame, H2State> = {
+  name: 'http2',
+  detect: detectH2,
+  createState: createH2State,
+  findFrameBoundary: findH2Boundary,
+  parseFrame: parseH2Frame,
+  skip: skipH2,
+  resync: resyncH2,
+  stitch: stitchH2,
+  retainedBytes: retainedH2,
+};
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyProtocol = Protocol<any, any>;
 
-export const PROTOCOLS: readonly AnyProtocol[] = [http1];
+// HTTP/1 first: its detection is textual and cheap; HTTP/2's mid-stream check is a heuristic.
+export const PROTOCOLS: readonly AnyProtocol[] = [http1, http2];

@@ -1,0 +1,170 @@
+import { describe, expect, test } from 'vitest';
+import type { AgentEvent, DataEvent } from '../../events.js';
+import { connEvents, type Write } from '../../test-support/synthetic.js';
+import { runBatches, summary } from '../../test-support/run.js';
+import { createH1State, detectH1, findH1Boundary, parseH1Frame } from './parse.js';
+import type { H1Frame } from './types.js';
+
+const opts = { midStream: false, maxBodyBytes: 1 << 20 };
+
+function parseAll(type: 'request' | 'response', text: string, methods: string[] = []): { frames: H1Frame[]; rest: number; error?: string } {
+  const state = createH1State(opts);
+  state.pendingMethods.push(...methods);
+  let buf = Buffer.from(text, 'latin1');
+  const frames: H1Frame[] = [];
+  for (;;) {
+    const r = parseH1Frame(type, buf, state);
+    if (r.kind === 'needs-more-data') return { frames, rest: buf.length };
+    if (r.kind === 'invalid') return { frames, rest: buf.length, error: r.reason };
+    if (r.kind === 'success') frames.push(r.frame);
+    buf = buf.subarray(r.consumed);
+  }
+}
+
+describe('HTTP/1 parseFrame: well-formed', () => {
+  const cases: Array<{ name: string; type: 'request' | 'response'; text: string; methods?: string[]; kinds: string[] }> = [
+    { name: 'GET without body', type: 'request', text: 'GET /x HTTP/1.1\r\nHost: a\r\n\r\n', kinds: ['request-head'] },
+    { name: 'POST content-length', type: 'request', text: 'POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc', kinds: ['request-head', 'body'] },
+    { name: 'chunked with trailers', type: 'request', text: 'PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=1\r\nab\r\n1\r\nc\r\n0\r\nX-T: 1\r\n\r\n', kinds: ['request-head', 'body', 'body', 'end'] },
+    { name: 'pipelined requests', type: 'request', text: 'GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n', kinds: ['request-head', 'request-head'] },
+    { name: 'response to HEAD has no body', type: 'response', text: 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', methods: ['HEAD', 'GET'], kinds: ['response-head', 'response-head'] },
+    { name: '304 has no body', type: 'response', text: 'HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n', methods: ['GET'], kinds: ['response-head'] },
+    { name: '100 continue then final', type: 'response', text: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', methods: ['POST'], kinds: ['response-head', 'response-head', 'body'] },
+    { name: 'close-delimited 1.0 body', type: 'response', text: 'HTTP/1.0 200 OK\r\n\r\nall of it', methods: ['GET'], kinds: ['response-head', 'body'] },
+    { name: 'obs-fold header', type: 'request', text: 'GET / HTTP/1.1\r\nX-A: one\r\n two\r\n\r\n', kinds: ['request-head'] },
+    { name: 'leading CRLF between messages', type: 'request', text: '\r\nGET / HTTP/1.1\r\n\r\n', kinds: ['request-head'] },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const r = parseAll(c.type, c.text, c.methods);
+      expect(r.error).toBeUndefined();
+      expect(r.frames.map((f) => f.kind)).toEqual(c.kinds);
+      expect(r.rest).toBe(0);
+    });
+  }
+
+  test('header values and folding', () => {
+    const r = parseAll('request', 'GET /p?q=1 HTTP/1.0\r\nX-A: one\r\n two\r\nHost:  h:1 \r\n\r\n');
+    expect(r.frames[0]).toMatchObject({ method: 'GET', target: '/p?q=1', version: '1.0', headers: ['X-A', 'one two', 'Host', 'h:1'], complete: true });
+  });
+});
+
+describe('HTTP/1 parseFrame: incomplete', () => {
+  const cases: Array<[string, 'request' | 'response', string]> = [
+    ['partial request line', 'request', 'GET /x HT'],
+    ['head without blank line', 'request', 'GET /x HTTP/1.1\r\nHost: a\r\n'],
+    ['method prefix', 'request', 'POS'],
+    ['partial status line', 'response', 'HTTP/1.'],
+    ['chunk size without CRLF', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1f'],
+  ];
+  for (const [name, type, text] of cases) {
+    test(name, () => {
+      const r = parseAll(type, text, ['GET']);
+      expect(r.error).toBeUndefined();
+      expect(r.rest).toBeGreaterThan(0);
+    });
+  }
+  test('detect needs more bytes for a method prefix', () => {
+    expect(detectH1('request', Buffer.from('GE'))).toBeUndefined();
+    expect(detectH1('response', Buffer.from('HTTP/1.1 2'))).toBeUndefined();
+  });
+});
+
+describe('HTTP/1 parseFrame: invalid', () => {
+  const cases: Array<[string, 'request' | 'response', string]> = [
+    ['binary garbage', 'request', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'],
+    ['bad version', 'request', 'GET / HTTP/2.5\r\n\r\n'],
+    ['header without colon', 'request', 'GET / HTTP/1.1\r\nbroken\r\n\r\n'],
+    ['bad content-length', 'request', 'POST / HTTP/1.1\r\nContent-Length: x1\r\n\r\n'],
+    ['bad chunk size', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'],
+    ['chunk data without CRLF', 'request', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXY'],
+    ['status line garbage', 'response', 'HTTP/1.1 2x0 OK\r\n\r\n'],
+    ['not a response', 'response', 'SSH-2.0-OpenSSH\r\n'],
+  ];
+  for (const [name, type, text] of cases) {
+    test(name, () => {
+      const r = parseAll(type, text, ['GET']);
+      expect(r.error).toMatch(/./);
+    });
+  }
+  test('detect rejects non-HTTP', () => {
+    expect(detectH1('request', Buffer.from('\x16\x03\x01\x00'))).toBe(false);
+    expect(detectH1('request', Buffer.from('HELLO WORLD'))).toBe(false);
+    expect(detectH1('response', Buffer.from('GET / HTTP/1.1'))).toBe(false);
+  });
+});
+
+describe('HTTP/1 frame boundary', () => {
+  test('finds the next request line after junk', () => {
+    const buf = Buffer.from('ody bytes\r\nmore\nPOST /next HTTP/1.1\r\n\r\n');
+    expect(buf.toString('latin1', findH1Boundary('request', buf, 0))).toMatch(/^POST \/next/);
+  });
+  test('finds a status line', () => {
+    const buf = Buffer.from('xx\r\nHTTP/1.1 404 Not Found\r\n\r\n');
+    expect(findH1Boundary('response', buf, 0)).toBe(4);
+    expect(findH1Boundary('response', Buffer.from('no status here\r\n'), 0)).toBe(-1);
+  });
+});
+
+// One keep-alive client connection exercising the framing rules end to end.
+const KEEPALIVE: Write[] = [
+  { direction: 'egress', data: 'GET /a?x=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\n\r\n' },
+  { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello' },
+  { direction: 'egress', data: 'POST /b HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n3\r\n123\r\n0\r\nX-Sum: 7\r\n\r\n' },
+  { direction: 'ingress', data: 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n' },
+  { direction: 'egress', data: 'HEAD /c HTTP/1.1\r\nHost: svc\r\n\r\nGET /d HTTP/1.1\r\nHost: svc\r\n\r\n' },
+  { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nHTTP/1.1 304 Not Modified\r\nETag: "e"\r\n\r\n' },
+  { direction: 'egress', data: 'DELETE /e HTTP/1.1\r\nHost: svc\r\n\r\n' },
+  { direction: 'ingress', data: 'HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\nbody until close' },
+];
+
+function flatten(writes: Write[]): AgentEvent[] {
+  return connEvents({ connId: 1 }, writes);
+}
+
+function expectedKeepalive(): Record<string, unknown>[] {
+  return runBatches([flatten(KEEPALIVE)]).records.map((r) => summary(r.record));
+}
+
+describe('HTTP/1 stitching', () => {
+  test('keep-alive, chunked, 100-continue, HEAD, pipelining, 304, close-delimited', () => {
+    const got = expectedKeepalive();
+    expect(got.map((r) => [r.method, r.target, r.status])).toEqual([
+      ['GET', '/a?x=1', 200],
+      ['POST', '/b', 201],
+      ['HEAD', '/c', 200],
+      ['GET', '/d', 304],
+      ['DELETE', '/e', 500],
+    ]);
+    expect(got[0]).toMatchObject({ responseBody: 'hello', responseBodySize: 5 });
+    expect(got[1]).toMatchObject({ requestBody: 'wxyz123', requestTrailers: ['X-Sum', '7'], responseBody: 'ok' });
+    expect(got[2]).toMatchObject({ responseBodySize: 0 });
+    expect(got[4]).toMatchObject({ responseBody: 'body until close' });
+  });
+
+  test('split-point fuzzing: every cut of each direction gives the same records', () => {
+    const expected = expectedKeepalive();
+    const events = flatten(KEEPALIVE).filter((e): e is DataEvent => e.kind === 'data');
+    const open = flatten(KEEPALIVE)[0];
+    const close = flatten(KEEPALIVE).at(-1)!;
+    for (const ev of events) {
+      for (let cut = 1; cut < ev.data.length; cut++) {
+        const batch: AgentEvent[] = [open];
+        for (const e of events) {
+          if (e !== ev) batch.push(e);
+          else {
+            batch.push({ ...e, size: cut, data: e.data.subarray(0, cut) });
+            batch.push({ ...e, pos: e.pos + cut, size: e.size - cut, data: e.data.subarray(cut), tsNs: e.tsNs + 1 });
+          }
+        }
+        batch.push(close);
+        // Also across batches: the cut is a batch boundary.
+        const i = batch.findIndex((e) => e.kind === 'data' && e.pos === ev.pos + cut && e.direction === ev.direction);
+        const got1 = runBatches([batch]).records.map((r) => summary(r.record));
+        const got2 = runBatches([batch.slice(0, i), batch.slice(i)]).records.map((r) => summary(r.record));
+        expect(got1).toEqual(expected);
+        expect(got2).toEqual(expected);
+      }
+    }
+  });
+});
