@@ -54,6 +54,7 @@ async function main() {
   if (os.cpus().length < 2) throw new Error('needs 2 cores: the proxy and the load generator are pinned apart');
   const fortio = findFortio();
   if (!existsSync(path.join(ROOT, 'dist/cli.js'))) throw new Error('dist/ missing: run scripts/setup.sh (it builds)');
+  const loadBefore = os.loadavg()[0];
   log(`run ${runId}: ${cfg.rounds} rounds, targets ${cfg.targets.join(' ')}; out ${path.relative(ROOT, outDir)}`);
 
   const receiver = await startReceiver('receiver');
@@ -172,6 +173,7 @@ async function main() {
 
   const summary = {
     runId, date: new Date().toISOString(), commit: gitCommit(), machine: machineInfo(), config: cfg,
+    loadAverage: { start: loadBefore, end: os.loadavg()[0] },
     commands, sent, spans, nospansSpans, results,
   };
   writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
