@@ -13,6 +13,8 @@ export interface CollectorOptions {
   /** Viewer listen address host:port, or null for no viewer. */
   ui: string | null;
   maxSpans: number;
+  /** Approximate memory budget for stored spans. */
+  maxBytes?: number;
   maxBatchBytes?: number;
   jsonl?: string;
 }
@@ -27,7 +29,7 @@ export interface Collector {
 
 export async function startCollector(opts: CollectorOptions): Promise<Collector> {
   splitHostPort('--otlp', opts.otlp);
-  const store = new TraceStore(opts.maxSpans);
+  const store = new TraceStore(opts.maxBytes === undefined ? { maxSpans: opts.maxSpans } : { maxSpans: opts.maxSpans, maxBytes: opts.maxBytes });
   const jsonl: JsonlWriter | undefined = opts.jsonl ? openJsonl(opts.jsonl) : undefined;
   const otlp = await startOtlpReceiver({
     address: opts.otlp,

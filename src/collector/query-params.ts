@@ -41,6 +41,13 @@ export function parseTraceQuery(params: URLSearchParams): TraceQuery {
   if (min) q.minDurationMs = parseDurationMs('minDuration', min);
   const max = params.get('maxDuration');
   if (max) q.maxDurationMs = parseDurationMs('maxDuration', max);
+  // Jaeger sends the search window as Unix epoch microseconds.
+  for (const [param, key] of [['start', 'startMs'], ['end', 'endMs']] as const) {
+    const v = params.get(param);
+    if (!v) continue;
+    if (!/^\d{1,17}$/.test(v)) throw new QueryParamError(param, `"${v}" is not Unix epoch microseconds`);
+    q[key] = Number(v) / 1000;
+  }
   const limit = params.get('limit');
   if (limit) {
     const n = Number(limit);

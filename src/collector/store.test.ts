@@ -24,20 +24,32 @@ function span(traceId: string, spanId: string, over: Partial<StoredSpan> = {}): 
 
 describe('TraceStore', () => {
   it('evicts whole traces, oldest first, once over maxSpans', () => {
-    const store = new TraceStore(4);
+    const store = new TraceStore({ maxSpans: 4 });
     store.add([span('1', 'a'), span('1', 'b')]);
     store.add([span('2', 'c'), span('2', 'd')]);
-    expect(store.stats()).toEqual({ traces: 2, spans: 4, evictedTraces: 0 });
+    expect(store.stats()).toMatchObject({ traces: 2, spans: 4, evictedTraces: 0 });
     // A late span of trace 1 does not make it younger: trace 1 goes first.
     store.add([span('1', 'e')]);
     expect(store.trace('1'.padStart(32, '0'))).toBeUndefined();
-    expect(store.stats()).toEqual({ traces: 1, spans: 2, evictedTraces: 1 });
+    expect(store.stats()).toMatchObject({ traces: 1, spans: 2, evictedTraces: 1 });
     store.add([span('3', 'f'), span('3', 'g'), span('3', 'h')]);
-    expect(store.stats()).toEqual({ traces: 1, spans: 3, evictedTraces: 2 });
+    expect(store.stats()).toMatchObject({ traces: 1, spans: 3, evictedTraces: 2 });
+  });
+
+  it('evicts the oldest traces when bodies pass the byte budget', () => {
+    const store = new TraceStore({ maxSpans: 1000, maxBytes: 300_000 });
+    const body = 'x'.repeat(50_000); // about 100 kB as a JS string
+    store.add([span('1', 'a', { attributes: { 'http.request.body.content': body } })]);
+    store.add([span('2', 'b', { attributes: { 'http.request.body.content': body } })]);
+    expect(store.stats()).toMatchObject({ traces: 2, evictedTraces: 0 });
+    store.add([span('3', 'c', { attributes: { 'http.response.body.content': body } }), span('3', 'd', { attributes: { b: body } })]);
+    expect(store.stats()).toMatchObject({ traces: 1, spans: 2, evictedTraces: 2 });
+    expect(store.stats().bytes).toBeGreaterThan(200_000);
+    expect(store.stats().bytes).toBeLessThanOrEqual(300_000);
   });
 
   it('matches a trace when one span meets every criterion', () => {
-    const store = new TraceStore(100);
+    const store = new TraceStore({ maxSpans: 100 });
     store.add([span('1', 'a', { startMs: 1, durationMs: 900, name: 'order', error: true }), span('1', 'b', { name: 'validate', durationMs: 5 })]);
     store.add([span('2', 'c', { startMs: 2, durationMs: 300, name: 'order', attributes: { 'http.request.header.x-user': ['ann', 'bob'] } })]);
     const ids = (q: Parameters<TraceStore['find']>[0]) => store.find(q).map((t) => t[0].traceId.replace(/^0+/, ''));
@@ -48,11 +60,14 @@ describe('TraceStore', () => {
     expect(ids({ tags: { error: 'false' }, maxDurationMs: 10 })).toEqual(['1']);
     expect(ids({ tags: { 'http.request.header.x-user': 'bob' } })).toEqual(['2']);
     expect(ids({ tags: { 'service.name': 'svc' }, limit: 1 })).toEqual(['2']);
+    expect(ids({ startMs: 2 })).toEqual(['2']);
+    expect(ids({ endMs: 1.5 })).toEqual(['1']);
     expect(store.operations('svc').map((o) => o.name)).toEqual(['order', 'validate']);
   });
 
   it('rejects a non-positive size', () => {
-    expect(() => new TraceStore(0)).toThrow(RangeError);
+    expect(() => new TraceStore({ maxSpans: 0 })).toThrow(RangeError);
+    expect(() => new TraceStore({ maxSpans: 5, maxBytes: 1.5 })).toThrow(/maxBytes/);
   });
 });
 
@@ -76,5 +91,7 @@ describe('query parameters', () => {
     expect(q).toEqual({ tags: { error: 'true', 'http.route': '/books/:id' }, limit: 5 });
     expect(() => parseTraceQuery(new URLSearchParams('tags=[1]'))).toThrow(QueryParamError);
     expect(() => parseTraceQuery(new URLSearchParams('limit=0'))).toThrow(/"limit"/);
+    expect(parseTraceQuery(new URLSearchParams('start=1700000000000000&end=1700000000500000'))).toEqual({ startMs: 1_700_000_000_000, endMs: 1_700_000_000_500 });
+    expect(() => parseTraceQuery(new URLSearchParams('end=yesterday'))).toThrow(/"end"/);
   });
 });

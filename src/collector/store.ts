@@ -10,6 +10,9 @@ export interface TraceQuery {
   maxDurationMs?: number;
   /** Each must match a span attribute or resource attribute (as text); `error` matches the error flag. */
   tags?: Record<string, string>;
+  /** The trace must start within [startMs, endMs] (Jaeger's start/end). */
+  startMs?: number;
+  endMs?: number;
   /** Most recent traces first; default 20. */
   limit?: number;
 }
@@ -17,45 +20,69 @@ export interface TraceQuery {
 export interface StoreStats {
   traces: number;
   spans: number;
+  /** Approximate memory held by span data (mostly bodies and headers). */
+  bytes: number;
   evictedTraces: number;
+}
+
+export interface StoreLimits {
+  maxSpans: number;
+  /** Bodies make spans large: a byte budget keeps a few big ones from exhausting memory. */
+  maxBytes: number;
+}
+
+interface TraceEntry {
+  spans: StoredSpan[];
+  bytes: number;
 }
 
 export class TraceStore {
   // Map iteration order is insertion order: the first key is the oldest trace.
-  private readonly traces = new Map<string, StoredSpan[]>();
+  private readonly traces = new Map<string, TraceEntry>();
   private spanCount = 0;
+  private byteCount = 0;
   private evicted = 0;
+  readonly limits: StoreLimits;
 
-  constructor(readonly maxSpans: number) {
-    if (!Number.isInteger(maxSpans) || maxSpans < 1) throw new RangeError(`maxSpans must be a positive integer, got ${maxSpans}`);
+  constructor(limits: Partial<StoreLimits> & { maxSpans: number }) {
+    this.limits = { maxBytes: 512 * 1024 * 1024, ...limits };
+    for (const [k, v] of Object.entries(this.limits)) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${k} must be a positive integer, got ${v}`);
+    }
   }
 
   add(spans: readonly StoredSpan[]): void {
     for (const s of spans) {
-      const list = this.traces.get(s.traceId);
-      if (list) list.push(s);
-      else this.traces.set(s.traceId, [s]);
+      const size = approxSize(s);
+      const entry = this.traces.get(s.traceId);
+      if (entry) {
+        entry.spans.push(s);
+        entry.bytes += size;
+      } else this.traces.set(s.traceId, { spans: [s], bytes: size });
       this.spanCount++;
+      this.byteCount += size;
     }
-    while (this.spanCount > this.maxSpans) {
-      const oldest = this.traces.keys().next();
+    while (this.spanCount > this.limits.maxSpans || this.byteCount > this.limits.maxBytes) {
+      const oldest = this.traces.entries().next();
       if (oldest.done) break;
-      this.spanCount -= this.traces.get(oldest.value)!.length;
-      this.traces.delete(oldest.value);
+      const [id, entry] = oldest.value;
+      this.spanCount -= entry.spans.length;
+      this.byteCount -= entry.bytes;
+      this.traces.delete(id);
       this.evicted++;
     }
   }
 
   stats(): StoreStats {
-    return { traces: this.traces.size, spans: this.spanCount, evictedTraces: this.evicted };
+    return { traces: this.traces.size, spans: this.spanCount, bytes: this.byteCount, evictedTraces: this.evicted };
   }
 
   trace(traceId: string): StoredSpan[] | undefined {
-    return this.traces.get(traceId.toLowerCase());
+    return this.traces.get(traceId.toLowerCase())?.spans;
   }
 
   *allSpans(): IterableIterator<StoredSpan> {
-    for (const list of this.traces.values()) yield* list;
+    for (const e of this.traces.values()) yield* e.spans;
   }
 
   services(): string[] {
@@ -78,12 +105,31 @@ export class TraceStore {
   find(q: TraceQuery): StoredSpan[][] {
     const limit = q.limit ?? 20;
     const hits: { start: number; spans: StoredSpan[] }[] = [];
-    for (const spans of this.traces.values()) {
-      if (spans.some((s) => spanMatches(s, q))) hits.push({ start: Math.min(...spans.map((s) => s.startMs)), spans });
+    for (const { spans } of this.traces.values()) {
+      if (!spans.some((s) => spanMatches(s, q))) continue;
+      const start = Math.min(...spans.map((s) => s.startMs));
+      if ((q.startMs === undefined || start >= q.startMs) && (q.endMs === undefined || start <= q.endMs)) hits.push({ start, spans });
     }
     hits.sort((a, b) => b.start - a.start);
     return hits.slice(0, limit).map((h) => h.spans);
   }
+}
+
+// Counted once per span at insert: string lengths dominate (bodies, headers); the fixed part
+// stands for ids, numbers and object overhead.
+function approxSize(s: StoredSpan): number {
+  let n = 256 + s.name.length;
+  for (const k in s.attributes) n += k.length + valueSize(s.attributes[k]);
+  for (const e of s.events) for (const k in e.attributes) n += k.length + valueSize(e.attributes[k]);
+  return n;
+}
+
+function valueSize(v: JsonValue): number {
+  if (typeof v === 'string') return 2 * v.length;
+  if (v === null || typeof v !== 'object') return 8;
+  let n = 16;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) n += valueSize(x);
+  return n;
 }
 
 // Code-point order, so results don't depend on the machine's locale.

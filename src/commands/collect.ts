@@ -11,6 +11,7 @@ An OTLP/gRPC receiver with a bounded in-memory store and a local trace viewer.
   --otlp ADDR           OTLP gRPC listen address (default 127.0.0.1:4317)
   --ui ADDR             viewer listen address (default 127.0.0.1:16686); "off" disables it
   --max-spans N         spans kept in memory; the oldest traces go first (default 100000)
+  --max-memory-mb N     approximate memory for stored spans and their bodies (default 512)
   --max-batch-bytes N   largest Export request accepted (default ${DEFAULT_MAX_BATCH_BYTES})
   --jsonl FILE          also append every span to FILE as one JSON object per line
 `;
@@ -24,6 +25,7 @@ export async function run(argv: string[]): Promise<number> {
         otlp: { type: 'string', default: '127.0.0.1:4317' },
         ui: { type: 'string', default: '127.0.0.1:16686' },
         'max-spans': { type: 'string', default: '100000' },
+        'max-memory-mb': { type: 'string', default: '512' },
         'max-batch-bytes': { type: 'string', default: String(DEFAULT_MAX_BATCH_BYTES) },
         jsonl: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -40,11 +42,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   const maxSpans = positiveInt('--max-spans', values['max-spans']);
   const maxBatchBytes = positiveInt('--max-batch-bytes', values['max-batch-bytes']);
-  if (maxSpans === undefined || maxBatchBytes === undefined) return 2;
+  const maxMemoryMb = positiveInt('--max-memory-mb', values['max-memory-mb']);
+  if (maxSpans === undefined || maxBatchBytes === undefined || maxMemoryMb === undefined) return 2;
   const collector = await startCollector({
     otlp: values.otlp,
     ui: values.ui === 'off' ? null : values.ui,
     maxSpans,
+    maxBytes: maxMemoryMb * 1024 * 1024,
     maxBatchBytes,
     jsonl: values.jsonl,
   });
