@@ -49,7 +49,8 @@ export function renderResults(summary, profile) {
   out.push(`- machine: ${m.nproc} cores, ${m.model}, kernel ${m.kernel}, node ${m.node}, fortio ${m.fortio}`);
   out.push(`- the machine is shared with other work (1-min load average ${f(summary.loadAverage.start, 1)} at the start, ` +
     `${f(summary.loadAverage.end, 1)} at the end, on ${m.nproc} cores): compare ratios and medians, not absolute figures across runs`);
-  out.push(`- pinning: the proxy under test on core ${c.proxyCore} (taskset); fortio, the upstream and the OTLP receiver on core ${c.loadCore}`);
+  out.push(`- pinning: the proxy under test on core ${c.proxyCore} (taskset); fortio, the upstream and the OTLP receiver on core ${c.loadCore}` +
+    (c.nice ? `; every bench process at niceness ${c.nice} (BENCH_NICE) to keep unrelated work from preempting it` : ''));
   out.push(`- workload: POST ${c.requestBytes} B bodies, ${c.responseBytes} B responses, ${c.connections} keep-alive connections; ` +
     `upstream = nginx \`return 200\` with a fixed ${c.responseBytes} B body, 1 worker`);
   out.push(`- rounds: ${c.rounds}, interleaved (${Object.keys(summary.results).join(' → ')} per round); latency ${c.latencySeconds} s at ${c.fixedQps} rps ` +

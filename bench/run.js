@@ -5,7 +5,7 @@
 //   npm run bench                 full run (~6 min)
 //   node bench/run.js --quick     harness check: 1 short round, results only under bench/out/
 // Environment: BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_SATURATION_SECONDS, BENCH_WARMUP_SECONDS,
-// BENCH_TARGETS (comma list), BENCH_PROFILE=1 or =TARGET (that sidetrace target, default
+// BENCH_NICE (niceness for every bench process), BENCH_TARGETS (comma list), BENCH_PROFILE=1 or =TARGET (that sidetrace target, default
 // `sidetrace`, runs under --cpu-prof; its top self-time functions go into the results).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +38,7 @@ const cfg = {
   profile: process.env.BENCH_PROFILE === '1' ? 'sidetrace' : (process.env.BENCH_PROFILE || undefined),
   connections: CONNECTIONS,
   fixedQps: FIXED_QPS,
+  nice: process.env.BENCH_NICE ? Number(process.env.BENCH_NICE) : 0,
   proxyCore: PROXY_CORE,
   loadCore: LOAD_CORE,
   requestBytes: REQUEST_BYTES,
