@@ -2,11 +2,12 @@
 // http-proxy, in one run, interleaved per round, then writes bench/RESULTS.md and bench/out/<run>/.
 // A fifth target, sidetrace-nospans (policy `spans: false`), splits sidetrace's cost into
 // proxying and tracing.
-//   npm run bench                 full run (~6 min)
+//   npm run bench                 full run (~8 min)
 //   node bench/run.js --quick     harness check: 1 short round, results only under bench/out/
 // Environment: BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_SATURATION_SECONDS, BENCH_WARMUP_SECONDS,
-// BENCH_NICE (niceness for every bench process), BENCH_TARGETS (comma list), BENCH_PROFILE=1 or =TARGET (that sidetrace target, default
-// `sidetrace`, runs under --cpu-prof; its top self-time functions go into the results).
+// BENCH_TARGETS (comma list), BENCH_NICE (niceness of every bench process), BENCH_PROFILE=1 or
+// =TARGET (that sidetrace target, default `sidetrace`, runs under --cpu-prof; its top self-time
+// functions go into the results).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
