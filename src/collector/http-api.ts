@@ -36,8 +36,8 @@ function route(store: TraceStore, req: http.IncomingMessage, res: http.ServerRes
   }
   const svcOps = /^\/api\/services\/([^/]+)\/operations$/.exec(path);
   if (svcOps) {
-    const data = store.operations(decodeURIComponent(svcOps[1])).map((o) => o.name);
-    send(res, 200, { data: [...new Set(data)], total: data.length, errors: null });
+    const data = [...new Set(store.operations(decodeURIComponent(svcOps[1])).map((o) => o.name))];
+    send(res, 200, { data, total: data.length, errors: null });
     return;
   }
   if (path === '/api/operations') {
