@@ -1,0 +1,82 @@
+// The Helm chart, rendered and linted by the real `helm` (built by scripts/setup.sh), then
+// checked for what a cluster admin relies on: the agent is never privileged, has exactly the
+// capabilities it documents, sees the host's processes, and mounts kernel interfaces read-only.
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+
+const run = promisify(execFile);
+const CHART = fileURLToPath(new URL('../../charts/sidetrace', import.meta.url));
+const HELM = `${process.env.SIDETRACE_CACHE ?? `${homedir()}/.cache/sidetrace`}/bin/helm`;
+
+async function helm(...args: string[]): Promise<string> {
+  if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run scripts/setup.sh (it builds helm from the Go module proxy)`);
+  const { stdout } = await run(HELM, args, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = any;
+
+async function render(...set: string[]): Promise<Obj[]> {
+  const out = await helm('template', 'st', CHART, '--namespace', 'sidetrace-system', ...set.flatMap((s) => ['--set', s]));
+  return parseAllDocuments(out)
+    .map((d) => d.toJS())
+    .filter(Boolean);
+}
+
+describe('Helm chart', () => {
+  it('passes helm lint (strict)', async () => {
+    const out = await helm('lint', '--strict', CHART);
+    expect(out).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('renders the agent DaemonSet with named capabilities, never privileged, hostPID, read-only kernel mounts', async () => {
+    const docs = await render();
+    const ds = docs.find((d) => d.kind === 'DaemonSet');
+    expect(ds.metadata.name).toBe('st-sidetrace-agent');
+    expect(ds.metadata.namespace).toBe('sidetrace-system');
+    const pod = ds.spec.template.spec;
+    expect(pod.hostPID).toBe(true);
+    const [c] = pod.containers;
+    expect(c.securityContext.privileged).toBe(false);
+    expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(c.securityContext.capabilities.drop).toEqual(['ALL']);
+    expect(c.securityContext.capabilities.add).toEqual(['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_RESOURCE']);
+    expect(c.securityContext.capabilities.add).not.toContain('SYS_ADMIN');
+    const mounts = Object.fromEntries(c.volumeMounts.map((m: Obj) => [m.mountPath, m.readOnly]));
+    expect(mounts).toMatchObject({ '/sys/kernel/btf': true, '/sys/kernel/tracing': true });
+    const hostPaths = pod.volumes.map((v: Obj) => v.hostPath?.path);
+    expect(hostPaths).toEqual(expect.arrayContaining(['/sys/kernel/btf', '/sys/kernel/tracing']));
+    expect(c.args[0]).toBe('agent');
+    expect(c.env.find((e: Obj) => e.name === 'OTEL_EXPORTER_OTLP_ENDPOINT').value).toBe('http://otel-collector.observability.svc:4317');
+    expect(c.env.find((e: Obj) => e.name === 'SIDETRACE_NODE_NAME').valueFrom.fieldRef.fieldPath).toBe('spec.nodeName');
+    for (const d of docs) {
+      expect(d.metadata.labels['app.kubernetes.io/managed-by']).toBe('Helm');
+      expect(d.metadata.labels['app.kubernetes.io/part-of']).toBe('sidetrace');
+    }
+    // Least privilege for the API: read pods, nothing else.
+    const role = docs.find((d) => d.kind === 'ClusterRole');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('mounts a capture policy from values and rolls the agent when it changes', async () => {
+    const a = await render('agent.policy=default: {sample: 0.5}');
+    const b = await render('agent.policy=default: {sample: 0.25}');
+    const cm = a.find((d) => d.kind === 'ConfigMap');
+    expect(cm.data['policy.yaml'].trim()).toBe('default: {sample: 0.5}');
+    const dsA = a.find((d) => d.kind === 'DaemonSet');
+    const dsB = b.find((d) => d.kind === 'DaemonSet');
+    expect(dsA.spec.template.spec.containers[0].args).toContain('--policy=/etc/sidetrace/policy.yaml');
+    expect(dsA.spec.template.metadata.annotations['checksum/policy']).not.toBe(dsB.spec.template.metadata.annotations['checksum/policy']);
+  });
+
+  it('renders nothing for the agent when it is disabled', async () => {
+    const docs = await render('agent.enabled=false');
+    expect(docs.filter((d) => String(d.metadata?.name).includes('agent'))).toEqual([]);
+  });
+});
