@@ -134,12 +134,15 @@ class H1Connection implements UpstreamOwner {
 
   private readonly reqSink: BodySink = { bodyData: (c) => this.exRequestBody(c) };
   private readonly resSink: BodySink = { bodyData: (c) => this.exResponseBody(c) };
+  private readonly upstreamKey: string;
 
   constructor(
     private readonly s: Shared,
     private readonly down: net.Socket,
     private readonly conn: ConnInfo,
-  ) {}
+  ) {
+    this.upstreamKey = `${conn.upstream.address}:${conn.upstream.port}`;
+  }
 
   start(initial: Buffer): void {
     const d = this.down;
@@ -231,16 +234,23 @@ class H1Connection implements UpstreamOwner {
       }
       const headEnd = this.head.blankLine + 2;
       this.pending = null;
-      this.beginExchange(buf, headEnd, framing.kind, framing.length, framing.close, framing.upgrade, framing.host);
+      const up = this.beginExchange(buf, headEnd, framing.kind, framing.length, framing.close, framing.upgrade, framing.host);
       if (headEnd === buf.length) continue;
       // beginExchange moved the phase on: Body when a body follows, Wait when the request is complete.
-      if ((this.phase as Phase) === Phase.Body) this.forwardRequestBody(buf, headEnd);
-      else this.pending = buf.subarray(headEnd);
+      if ((this.phase as Phase) === Phase.Body) {
+        // Head and the body bytes that came with it leave in one write (writev), not two segments.
+        up.cork();
+        this.forwardRequestBody(buf, headEnd);
+        up.uncork();
+      } else {
+        this.pending = buf.subarray(headEnd);
+      }
     }
     if (this.phase === Phase.Head && this.downEnded) this.closeDown();
   }
 
-  private beginExchange(buf: Buffer, headEnd: number, kind: BodyKind, length: number, close: boolean, upgrade: boolean, host: string | undefined): void {
+  /** Starts the exchange and forwards the head; returns the upstream socket. */
+  private beginExchange(buf: Buffer, headEnd: number, kind: BodyKind, length: number, close: boolean, upgrade: boolean, host: string | undefined): net.Socket {
     const h = this.head;
     this.s.metrics.requests.inc();
     this.method = h.method;
@@ -275,12 +285,14 @@ class H1Connection implements UpstreamOwner {
     this.ex = ex;
     const headBytes = this.rewriteHead(buf, headEnd, ex);
     this.reqHeadBytes = headBytes;
-    this.up = this.s.pool.acquire(this.conn.upstream, this);
-    if (this.waitDownDrain) this.up.socket.pause();
+    const up = this.s.pool.acquire(this.conn.upstream, this.upstreamKey, this);
+    this.up = up;
+    if (this.waitDownDrain) up.socket.pause();
     this.reqBody.reset(kind, length);
     this.phase = Phase.Body;
     this.writeUp(headBytes);
     if (this.reqBody.done) this.requestComplete();
+    return up.socket;
   }
 
   /** The head as received, minus the lines trace headers replace, plus the trace headers. */
@@ -447,12 +459,19 @@ class H1Connection implements UpstreamOwner {
           this.s.metrics.captureErrors.inc();
         }
       }
-      this.writeDown(headEnd === buf.length ? buf : buf.subarray(0, headEnd));
-      if (this.resBody.done) {
-        if (headEnd < buf.length) this.upReusable = false;
+      if (headEnd === buf.length) {
+        this.writeDown(buf);
+        if (this.resBody.done) this.responseComplete();
+      } else if (this.resBody.done) {
+        this.writeDown(buf.subarray(0, headEnd));
+        this.upReusable = false;
         this.responseComplete();
-      } else if (headEnd < buf.length) {
+      } else {
+        const d = this.down;
+        d.cork();
+        this.writeDown(buf.subarray(0, headEnd));
         this.forwardResponseBody(buf, headEnd);
+        d.uncork();
       }
       return;
     }
@@ -569,7 +588,7 @@ class H1Connection implements UpstreamOwner {
       this.retried = true;
       up.owner = null;
       up.socket.destroy();
-      this.up = this.s.pool.acquire(this.conn.upstream, this);
+      this.up = this.s.pool.acquire(this.conn.upstream, this.upstreamKey, this);
       this.up.reused = false;
       if (this.waitDownDrain) this.up.socket.pause();
       this.writeUp(this.reqHeadBytes);
