@@ -32,6 +32,8 @@ export class BatchQueue implements SpanSink {
   private timer: NodeJS.Timeout | undefined;
   private drainScheduled = false;
   private closed = false;
+  /** Shutdown finished: nothing more is sent. */
+  private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -88,13 +90,20 @@ export class BatchQueue implements SpanSink {
     });
   }
 
-  /** Refuses further spans (they count as dropped), flushes, then closes the transport. */
-  async shutdown(): Promise<void> {
+  /**
+   * Refuses further spans (they count as dropped), flushes for at most `timeoutMs` (default: one
+   * export timeout), then closes the transport. Spans still queued then stay in `queued`: a pod
+   * being terminated cannot wait out a dead backend batch after batch.
+   */
+  async shutdown(timeoutMs: number = this.cfg.exportTimeoutMs): Promise<void> {
     this.closed = true;
-    await this.flush();
+    const until = Date.now() + timeoutMs;
+    await withDeadline(this.flush(), timeoutMs);
+    this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.transport.shutdown();
+    // Exports still in flight settle later (exported or dropped) on their own deadline.
+    await withDeadline(this.transport.shutdown(), Math.max(0, until - Date.now()));
   }
 
   private armTimer(): void {
@@ -118,6 +127,7 @@ export class BatchQueue implements SpanSink {
   }
 
   private drain(): void {
+    if (this.stopped) return;
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -183,6 +193,12 @@ export class BatchQueue implements SpanSink {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+function withDeadline(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -23,13 +23,15 @@ export interface SpanExporterOptions {
   counters: ExportCounters;
   /** Where the console exporter writes; stdout by default. */
   out?: Writable;
+  /** Export failures, at most one line per 30 s (the counters have the totals). */
+  log?: (line: string) => void;
 }
 
 export interface SpanExporter extends SpanSink {
   /** Sends everything queued and waits for in-flight exports to finish. */
   flush(): Promise<void>;
-  /** Drops later submits (counted), flushes, closes the connection. */
-  shutdown(): Promise<void>;
+  /** Drops later submits (counted), flushes for at most timeoutMs (default: the export timeout), closes the connection. */
+  shutdown(timeoutMs?: number): Promise<void>;
   /** Spans waiting in the queue. */
   readonly queued: number;
   /** Their estimated size; bounded by batch.maxQueueBytes. */
@@ -45,7 +47,7 @@ export function createSpanExporter(opts: SpanExporterOptions): SpanExporter {
   const { config } = opts;
   if (config.exporter === 'none') return NONE;
   const transport =
-    config.exporter === 'console' ? new ConsoleTransport(opts.out ?? process.stdout) : new OtlpGrpcTransport(config, opts.resource);
+    config.exporter === 'console' ? new ConsoleTransport(opts.out ?? process.stdout) : new OtlpGrpcTransport(config, opts.resource, opts.log);
   return new BatchQueue(transport, config.batch, opts.counters);
 }
 
@@ -57,11 +59,18 @@ const NONE: SpanExporter = {
   queuedBytes: 0,
 };
 
+const FAILURE_LOG_INTERVAL_MS = 30_000;
+
 class OtlpGrpcTransport implements BatchTransport {
   private readonly exporter: OTLPTraceExporter;
   private readonly resource;
+  private lastFailureLog = -Infinity;
 
-  constructor(config: ExportConfig, resource: Record<string, string>) {
+  constructor(
+    private readonly config: ExportConfig,
+    resource: Record<string, string>,
+    private readonly log?: (line: string) => void,
+  ) {
     this.resource = otelResource(resource);
     const metadata = new grpc.Metadata();
     for (const [k, v] of Object.entries(config.headers)) metadata.set(k, v);
@@ -82,8 +91,23 @@ class OtlpGrpcTransport implements BatchTransport {
     const spans: ReadableSpan[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) spans[i] = toReadableSpan(batch[i], this.resource);
     return new Promise((resolve) => {
-      this.exporter.export(spans, (result) => resolve(result.code === ExportResultCode.SUCCESS));
+      this.exporter.export(spans, (result) => {
+        const ok = result.code === ExportResultCode.SUCCESS;
+        if (!ok) this.reportFailure(result.error);
+        resolve(ok);
+      });
     });
+  }
+
+  private reportFailure(err: Error | undefined): void {
+    if (!this.log) return;
+    const now = Date.now();
+    if (now - this.lastFailureLog < FAILURE_LOG_INTERVAL_MS) return;
+    this.lastFailureLog = now;
+    this.log(
+      `sidetrace: span export to ${this.config.endpoint} failed: ${err?.message ?? 'unknown error'} ` +
+        `(spans lost are counted in sidetrace_spans_dropped_total; next report in ${FAILURE_LOG_INTERVAL_MS / 1000} s at most)`,
+    );
   }
 
   shutdown(): Promise<void> {

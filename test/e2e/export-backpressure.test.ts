@@ -30,6 +30,7 @@ const ENV = {
 
 function setup(endpoint: string, extraEnv: Record<string, string> = {}) {
   const metrics = new Metrics();
+  const logs: string[] = [];
   const counters = {
     submitted: metrics.counter('submitted', 't'),
     exported: metrics.counter('exported', 't'),
@@ -39,6 +40,7 @@ function setup(endpoint: string, extraEnv: Record<string, string> = {}) {
     config: exportConfigFromEnv({ ...ENV, ...extraEnv, OTEL_EXPORTER_OTLP_ENDPOINT: endpoint }),
     resource: { 'service.name': 'bp' },
     counters,
+    log: (line) => logs.push(line),
   });
   let shut = false;
   const shutdown = async () => {
@@ -46,7 +48,7 @@ function setup(endpoint: string, extraEnv: Record<string, string> = {}) {
     shut = true;
   };
   cleanups.push(shutdown);
-  return { metrics, exporter, shutdown };
+  return { metrics, exporter, shutdown, logs };
 }
 
 let seq = 0;
@@ -90,7 +92,8 @@ function expectAccounted(metrics: Metrics, exporter: SpanExporter, total: number
 
 describe('export with a bad backend', () => {
   it('backend down (nothing listening): submits are O(1), the queue is bounded, all drops counted', async () => {
-    const { metrics, exporter, shutdown } = setup(`http://127.0.0.1:${await closedPort()}`);
+    const port = await closedPort();
+    const { metrics, exporter, shutdown, logs } = setup(`http://127.0.0.1:${port}`);
     const took = submitMany(exporter, 2000);
     expect(took).toBeLessThan(50);
     expect(exporter.queued).toBeLessThanOrEqual(256);
@@ -107,6 +110,9 @@ describe('export with a bad backend', () => {
     expectAccounted(metrics, exporter, 2000);
     exporter.submit(span());
     expect(metrics.get('dropped')).toBe(2001);
+    // Two failed batches, one log line: failures are rate-limited, the counter has the total.
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain(`span export to http://127.0.0.1:${port} failed: 14 UNAVAILABLE`);
   });
 
   it('backend failing with UNAVAILABLE: failed batches counted dropped', async () => {
@@ -125,7 +131,7 @@ describe('export with a bad backend', () => {
     const receiver = await startOtlpReceiver();
     cleanups.push(() => receiver.close());
     receiver.setDelay(3000);
-    const { metrics, exporter, shutdown } = setup(receiver.endpoint);
+    const { metrics, exporter } = setup(receiver.endpoint);
     const first = submitMany(exporter, 1000);
     await new Promise((r) => setTimeout(r, 100)); // two batches now in flight, stuck for 3 s
     const second = submitMany(exporter, 1000);
@@ -133,7 +139,7 @@ describe('export with a bad backend', () => {
     // Each round: 256 fit the queue, 744 dropped; the first 256 went out as 2 batches in flight.
     expect(exporter.queued).toBe(256);
     expect(metrics.get('dropped')).toBe(2 * 744);
-    await shutdown();
+    await exporter.shutdown(10_000); // room for two rounds of 3 s exports
     expect(exporter.queued).toBe(0);
     expect(metrics.get('exported')).toBe(512);
     expect(receiver.spans()).toHaveLength(512);
@@ -153,6 +159,22 @@ describe('export with a bad backend', () => {
     expect(hole.connections).toBeGreaterThanOrEqual(1);
     expect(metrics.get('exported')).toBe(0);
     expect(metrics.get('dropped')).toBe(2000);
+    expectAccounted(metrics, exporter, 2000);
+  });
+
+  it('shutdown is bounded by its timeout; what is left stays queued and everything is accounted for', async () => {
+    const hole = await startBlackHole();
+    cleanups.push(() => hole.close());
+    const { metrics, exporter } = setup(hole.endpoint, { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '64', OTEL_BSP_EXPORT_TIMEOUT: '1500', OTEL_EXPORTER_OTLP_TIMEOUT: '1500' });
+    submitMany(exporter, 2000);
+    const t0 = performance.now();
+    await exporter.shutdown(300);
+    expect(performance.now() - t0).toBeLessThan(1200);
+    // 256 queued = 4 batches of 64; 2 went out (stuck in the black hole), 2 never left.
+    expect(exporter.queued).toBe(128);
+    await new Promise((r) => setTimeout(r, 2000)); // the stuck exports hit their 1.5 s deadline
+    expect(metrics.get('exported')).toBe(0);
+    expect(metrics.get('dropped')).toBe(2000 - 128);
     expectAccounted(metrics, exporter, 2000);
   });
 
