@@ -4,6 +4,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { listen, rawRequest, startH1Proxy, startRawServer, startTap, sleep, type Started } from '../support/h1-harness.js';
 import { RecordingExchangeFactory } from '../support/h1-recording-exchange.js';
 
@@ -242,5 +243,23 @@ describe('capture failures never touch traffic', () => {
     await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nTraceparent: OLD\r\nHost: a\r\ntracestate: old\r\nX: y\r\n\r\n', { end: true });
     expect(tap.bytes(0).toString('latin1')).toBe('GET / HTTP/1.1\r\nHost: a\r\nX: y\r\ntraceparent: NEW\r\ntracestate: k=v\r\n\r\n');
     expect(factory.exchanges[0].start.headers).toEqual(['Traceparent', 'OLD', 'Host', 'a', 'tracestate', 'old', 'X', 'y']);
+  });
+});
+
+describe('arbitrary input', () => {
+  it('random and HTTP-shaped bytes, in random pieces: the handler answers or closes, never throws, and keeps serving', async () => {
+    const up = track(await nodeServer());
+    const proxy = track(await startH1Proxy(up.port, { tuning: { maxHeaderSize: 512 } }));
+    const token = fc.constantFrom('GET / HTTP/1.1\r\n', 'POST /x HTTP/1.1\r\n', 'Host: a\r\n', 'Content-Length: 3\r\n', 'Transfer-Encoding: chunked\r\n', 'Connection: close\r\n', 'Upgrade: x\r\nConnection: upgrade\r\n', '\r\n', '3\r\nabc\r\n', '0\r\n\r\n', 'abc', ' ', ':', '\n', '\x00', '\xff');
+    const input = fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => Buffer.from(b)), fc.array(token, { minLength: 1, maxLength: 12 }).map((t) => Buffer.from(t.join(''), 'latin1')));
+    await fc.assert(
+      fc.asyncProperty(input, fc.nat(200), async (bytes, cut) => {
+        const at = Math.min(cut, bytes.length);
+        await rawRequest(proxy.port, at > 0 && at < bytes.length ? [bytes.subarray(0, at), bytes.subarray(at)] : [bytes], { end: true, idleMs: 200 });
+      }),
+      { numRuns: 150 },
+    );
+    const after = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
+    expect(after.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/);
   });
 });
