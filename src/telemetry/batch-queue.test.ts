@@ -164,4 +164,13 @@ describe('BatchQueue', () => {
     expect(transport.batches.map((b) => b.spans.length)).toEqual([2, 2, 1, 1, 1]);
     expect(q.queuedBytes).toBe(0);
   });
+
+  it('a malformed record is dropped and counted, never thrown to the caller', () => {
+    const { q, metrics } = make();
+    expect(() => q.submit({ ...span(1), events: undefined } as unknown as SpanRecord)).not.toThrow();
+    expect(metrics.get('d')).toBe(1);
+    q.submit({ ...span(2), attributes: { odd: [1, 2] as unknown as string[] } });
+    expect(q.queued).toBe(1);
+    expect(Number.isFinite(q.queuedBytes)).toBe(true);
+  });
 });

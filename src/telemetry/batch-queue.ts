@@ -64,7 +64,14 @@ export class BatchQueue implements SpanSink {
       this.counters.dropped.inc();
       return;
     }
-    const size = estimateSpanBytes(span);
+    let size: number;
+    try {
+      size = estimateSpanBytes(span);
+    } catch {
+      // A malformed record (a producer bug) costs that span, never the request that ended it.
+      this.counters.dropped.inc();
+      return;
+    }
     if (this.bytes + size > this.cfg.maxQueueBytes && this.count > 0) {
       this.counters.dropped.inc();
       this.scheduleDrain();
@@ -83,7 +90,7 @@ export class BatchQueue implements SpanSink {
 
   /** Sends everything queued now and resolves once no export is in flight. */
   flush(): Promise<void> {
-    if (this.count === 0 && this.inFlight === 0) return Promise.resolve();
+    if (this.stopped || (this.count === 0 && this.inFlight === 0)) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       this.drain();
@@ -218,7 +225,7 @@ function attributesBytes(attrs: SpanRecord['attributes']): number {
     n += k.length + 6;
     if (typeof v === 'string') n += v.length;
     else if (v instanceof Uint8Array) n += v.byteLength;
-    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) n += v[i].length + 4;
+    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) n += (typeof v[i] === 'string' ? v[i].length : 8) + 4;
     else n += 9;
   }
   return n;
