@@ -6,6 +6,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   demo: { summary: 'run example services behind sidetrace and report what it finds', load: () => import('./commands/demo.js') },
   collect: { summary: 'run the embedded OTLP collector and trace viewer', load: () => import('./commands/collect.js') },
   tap: { summary: 'stream live requests from proxies\' admin endpoints', load: () => import('./commands/tap.js') },
+  agent: { summary: 'trace every process on this node from the kernel (eBPF node agent)', load: () => import('./commands/agent.js') },
 };
 
 export async function main(argv: string[]): Promise<number | void> {

@@ -33,6 +33,10 @@ export function replayRecord(deps: SpanReplayDeps, conn: ConnView, rec: HttpReco
   const server = conn.requestDir === 'ingress';
   const attributes: Attributes = processAttributes(conn.pid, conn.comm, deps.process(conn.pid, conn.comm));
   attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
+  if (conn.local.address !== '') {
+    attributes['network.local.address'] = conn.local.address;
+    attributes['network.local.port'] = conn.local.port;
+  }
   if (rec.partial) attributes['sidetrace.capture.partial'] = true;
   if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
   const start: TimedStart = {

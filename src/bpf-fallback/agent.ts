@@ -1,0 +1,177 @@
+// Composes the node agent: the one place its layers are wired, each with why it sits there.
+//
+//   capture source (kernel ring buffer, batches)  →  conn table          order, dedupe, resync
+//        conn table  →  protocol registry (frame, parse, stitch)        records per exchange
+//        records     →  the proxy's exchange (policy, context, redaction) → SpanRecord
+//        exchange    →  export queue (bounded) → OTLP gRPC / console
+//                    →  tap: --tail / --json printer, admin /tap
+//   exec events      →  TLS uprobes attached to the new process
+//   admin listener   →  kernel counters + user-space counters
+
+import fs from 'node:fs';
+import type { Writable } from 'node:stream';
+import { createAdminServer, type AdminServer } from '../proxy/admin.js';
+import { createExchangeFactory } from '../proxy/exchange-impl.js';
+import type { Endpoint, TapHub } from '../proxy/exchange.js';
+import { createProxyMetrics, type ProxyMetrics } from '../proxy/proxy-metrics.js';
+import { PolicyStore } from '../policy/store.js';
+import { createSpanExporter, exportCounters, type SpanExporter } from '../telemetry/export.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { exportConfigFromEnv, redactExportConfig, type ExportConfig } from '../telemetry/otel-env.js';
+import { detectResource, type Env } from '../telemetry/resource.js';
+import type { AgentConfig } from './agent-config.js';
+import { createAgentMetrics, type AgentMetrics } from './agent-metrics.js';
+import { measureKernelClock, type KernelClock } from './clock.js';
+import { ConnTable } from './conn-table.js';
+import type { AgentEvent, KernelCounters } from './events.js';
+import { combineTaps, createOutputTap } from './output.js';
+import { ProcessInfoCache } from './process-info.js';
+import { replayRecord } from './spans.js';
+
+/** What the agent needs from the kernel side (native.ts's openAgentCapture provides it). */
+export interface CaptureSource {
+  onBatch(cb: (events: AgentEvent[]) => void): void;
+  counters(): KernelCounters;
+  /** Attach the TLS uprobes to a process's libssl (or its statically linked OpenSSL). */
+  attachTls?(pid: number): void;
+  close(): void | Promise<void>;
+}
+
+export interface AgentStartOptions {
+  env?: Env;
+  log?: (line: string) => void;
+  /** Where --tail/--json/--console write; stdout by default. */
+  out?: Writable;
+  clock?: KernelClock;
+  /** procfs root for process identity and the initial TLS attach scan. */
+  procRoot?: string;
+}
+
+export interface RunningAgent {
+  readonly metrics: ProxyMetrics;
+  readonly agentMetrics: AgentMetrics;
+  readonly exportConfig: ExportConfig;
+  readonly admin?: Endpoint;
+  readonly connections: ConnTable;
+  /** Sends queued spans (tests, orderly shutdown). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, source: CaptureSource, options: AgentStartOptions = {}): Promise<RunningAgent> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const out = options.out ?? process.stdout;
+  const registry = new Metrics();
+  const metrics = createProxyMetrics(registry);
+  const agentMetrics = createAgentMetrics(registry);
+  registerKernelGauges(registry, source);
+
+  // Configuration errors surface here, before anything is attached.
+  const exportConfig = exportConfigFromEnv(env, { endpoint: config.otlpEndpoint, console: config.console || undefined });
+  const resource = detectResource(env, { serviceName: config.serviceName ?? env.OTEL_SERVICE_NAME ?? 'sidetrace-agent' });
+  for (const w of resource.warnings) log(`sidetrace agent: ${w}`);
+
+  const policy = new PolicyStore({ onInvalid: () => metrics.policyErrors.inc(), log });
+  if (config.policyFile) policy.watchFile(config.policyFile, (err) => log(`sidetrace agent: cannot read policy ${config.policyFile}: ${err.message}`));
+
+  const exporter: SpanExporter = createSpanExporter({ config: exportConfig, resource: resource.attributes, counters: exportCounters(metrics), out });
+
+  let admin: AdminServer | undefined;
+  if (config.admin !== undefined) {
+    admin = createAdminServer({
+      listen: config.admin,
+      metrics: registry,
+      ready: () => true,
+      config: () => ({ agent: { ...config, maxBodySize: String(config.maxBodySize) }, resource: resource.attributes, export: redactExportConfig(exportConfig), policy: policy.current().effective }),
+    });
+    await admin.listen();
+  }
+
+  const taps: TapHub[] = [];
+  if (admin !== undefined) taps.push(admin.tap);
+  if (config.output !== undefined) {
+    taps.push(
+      createOutputTap({
+        format: config.output,
+        minLatencyMs: config.minLatencyMs,
+        maxBodySize: config.maxBodySize,
+        out,
+        dropped: registry.counter('sidetrace_agent_output_dropped_total', 'Rows not printed because stdout could not keep up.'),
+      }),
+    );
+  }
+
+  // The proxy's exchange, so agent spans carry the same attributes, policy and redaction.
+  const exchanges = createExchangeFactory({ serviceName: resource.serviceName, policy: () => policy.current(), sink: exporter, metrics, tap: combineTaps(taps) });
+  const clock = options.clock ?? measureKernelClock();
+  const processes = new ProcessInfoCache(options.procRoot);
+  const replayDeps = { exchanges, clock, process: (pid: number, comm: string) => processes.get(pid, comm) };
+  const table = new ConnTable({
+    metrics: agentMetrics,
+    maxBodyBytes: config.captureBytes,
+    onRecord: (conn, record) => {
+      metrics.requests.inc();
+      replayRecord(replayDeps, conn, record);
+    },
+  });
+
+  const attach = (pid: number) => {
+    try {
+      source.attachTls?.(pid);
+    } catch (err) {
+      log(`sidetrace agent: cannot attach TLS probes to pid ${pid}: ${(err as Error).message}`);
+    }
+  };
+  source.onBatch((events) => {
+    for (const ev of events) {
+      if (ev.kind === 'exec') {
+        processes.forget(ev.pid);
+        attach(ev.pid);
+      } else if (ev.kind === 'exit') processes.forget(ev.pid);
+    }
+    table.handle(events);
+  });
+  if (source.attachTls !== undefined) for (const pid of runningPids(options.procRoot ?? '/proc')) if (pid !== process.pid) attach(pid);
+
+  return {
+    metrics,
+    agentMetrics,
+    exportConfig,
+    admin: admin?.address(),
+    connections: table,
+    flush: () => exporter.flush(),
+    close: async () => {
+      await source.close();
+      table.closeAll();
+      policy.stop();
+      await exporter.shutdown();
+      await admin?.close();
+    },
+  };
+}
+
+function registerKernelGauges(registry: Metrics, source: CaptureSource): void {
+  const read = (key: keyof KernelCounters) => () => {
+    try {
+      return source.counters()[key];
+    } catch {
+      return 0;
+    }
+  };
+  registry.gauge('sidetrace_agent_kernel_events_sent', 'Events the BPF programs wrote to the ring buffer.', read('eventsSent'));
+  registry.gauge('sidetrace_agent_kernel_events_dropped', 'Events lost in the kernel: ring buffer reservations that failed.', read('eventsDropped'));
+  registry.gauge('sidetrace_agent_kernel_bytes_captured', 'Payload bytes the BPF programs copied.', read('bytesCaptured'));
+  registry.gauge('sidetrace_agent_kernel_bytes_truncated', 'Payload bytes not copied because of the per-event cap.', read('bytesTruncated'));
+}
+
+function runningPids(procRoot: string): number[] {
+  try {
+    return fs
+      .readdirSync(procRoot)
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,63 @@
+// `sidetrace agent`: parse flags, open the kernel capture (native addon), run the agent until
+// SIGTERM/SIGINT, then detach and flush spans.
+
+import { AGENT_USAGE, AgentConfigError, parseAgentArgs } from '../bpf-fallback/agent-config.js';
+import { startAgent, type CaptureSource } from '../bpf-fallback/agent.js';
+import { ExportConfigError } from '../telemetry/otel-env.js';
+
+export async function run(argv: string[]): Promise<number> {
+  let config;
+  try {
+    config = parseAgentArgs(argv);
+  } catch (err) {
+    if (err instanceof AgentConfigError) {
+      process.stderr.write(`sidetrace agent: ${err.message}\n\n${AGENT_USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (config === 'help') {
+    process.stdout.write(AGENT_USAGE);
+    return 0;
+  }
+  let source: CaptureSource;
+  try {
+    source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, maxPayloadBytes: config.captureBytes });
+  } catch (err) {
+    // The addon names what is missing (capability, BTF, tracefs) in its message.
+    process.stderr.write(`sidetrace agent: cannot start kernel capture: ${(err as Error).message}\n`);
+    return 1;
+  }
+  let agent;
+  try {
+    agent = await startAgent(config, source);
+  } catch (err) {
+    await source.close();
+    if (err instanceof ExportConfigError || (err as { code?: string }).code === 'ST_ADMIN_LISTEN') {
+      process.stderr.write(`sidetrace agent: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const target = agent.exportConfig.exporter === 'otlp' ? agent.exportConfig.endpoint : agent.exportConfig.exporter;
+  process.stderr.write(`sidetrace agent: tracing; spans to ${target}${agent.admin ? `; admin http://${agent.admin.address}:${agent.admin.port}` : ''}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  await agent.close();
+  return 0;
+}
+
+interface CaptureOptions {
+  skipUids: number[];
+  skipPorts: number[];
+  maxPayloadBytes: number;
+}
+
+async function openCapture(opts: CaptureOptions): Promise<CaptureSource> {
+  // Loaded by name at run time: the addon wrapper is built on the node itself (scripts/build-native.sh).
+  const specifier = '../bpf-fallback/native.js';
+  const native = (await import(specifier)) as { openAgentCapture(opts: CaptureOptions): CaptureSource | Promise<CaptureSource> };
+  return native.openAgentCapture(opts);
+}
