@@ -124,26 +124,39 @@ describe('upstream failures', () => {
     expect(proxy.metrics.upstreamErrors.value).toBe(1);
   });
 
-  it('a pooled connection the server dropped is retried once on a fresh one (bodyless request)', async () => {
+  /** First connection answers once, then drops the next request unanswered (a keep-alive race). */
+  async function dropsSecondRequest() {
     let conns = 0;
-    const up = track(
+    return track(
       await startRawServer((s) => {
         const n = ++conns;
         let served = 0;
         s.on('data', () => {
-          // First connection: answer once, then drop the next request unanswered (a keep-alive race).
           if (n === 1 && served === 1) return s.destroy();
           served++;
           s.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nc${n}`);
         });
       }),
     );
+  }
+
+  it('a pooled connection the server dropped is retried once on a fresh one (bodyless idempotent request)', async () => {
+    const up = await dropsSecondRequest();
     const proxy = track(await startH1Proxy(up.port));
     const a = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
-    const b = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
+    const b = await rawRequest(proxy.port, 'DELETE /x HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
     expect(a.toString('latin1')).toMatch(/c1$/);
     expect(b.toString('latin1')).toMatch(/c2$/);
     expect(proxy.metrics.upstreamErrors.value).toBe(0);
+  });
+
+  it('a non-idempotent request on a dropped pooled connection is not retried: 502', async () => {
+    const up = await dropsSecondRequest();
+    const proxy = track(await startH1Proxy(up.port));
+    await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
+    const b = await rawRequest(proxy.port, 'POST /x HTTP/1.1\r\nHost: a\r\n\r\n', { end: true });
+    expect(b.toString('latin1')).toMatch(/^HTTP\/1\.1 502 Bad Gateway/);
+    expect(proxy.metrics.upstreamErrors.value).toBe(1);
   });
 
   it('a response that says close is not pooled', async () => {

@@ -27,6 +27,8 @@ const NODE_400 = Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\
 const NODE_431 = Buffer.from('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n', 'latin1');
 const NODE_413 = Buffer.from('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n', 'latin1');
 
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 /** Used when the factory throws: forwarding goes on, nothing is recorded. */
 const NOOP_EXCHANGE: Exchange = {
   forwardHeaders: [],
@@ -284,7 +286,8 @@ class H1Connection implements UpstreamOwner {
     }
     this.ex = ex;
     const headBytes = this.rewriteHead(buf, headEnd, ex);
-    this.reqHeadBytes = headBytes;
+    // Kept only where a retry is allowed (see upstreamGone): it may pin a whole socket read.
+    this.reqHeadBytes = kind === BodyKind.None && IDEMPOTENT.has(h.method) ? headBytes : null;
     const up = this.s.pool.acquire(this.conn.upstream, this.upstreamKey, this);
     this.up = up;
     if (this.waitDownDrain) up.socket.pause();
@@ -582,9 +585,9 @@ class H1Connection implements UpstreamOwner {
   /** The upstream closed or reset before the response completed. */
   private upstreamGone(error: NodeJS.ErrnoException | undefined): void {
     const up = this.up;
-    // A reused keep-alive connection the server closed just as we sent a bodyless request:
-    // nothing was processed, so sending it once more on a fresh connection is safe.
-    if (up !== null && up.reused && !this.retried && !this.resAnyBytes && this.reqDone && this.reqBody.kind === BodyKind.None && this.reqHeadBytes !== null) {
+    // A reused keep-alive connection the server closed just as we sent a bodyless idempotent
+    // request (RFC 9110 §9.2.2): sending it once more on a fresh connection is safe.
+    if (up !== null && up.reused && !this.retried && !this.resAnyBytes && this.reqDone && this.reqHeadBytes !== null) {
       this.retried = true;
       up.owner = null;
       up.socket.destroy();
