@@ -50,7 +50,7 @@ export interface ReceivedRequest {
 
 export interface OtlpReceiver {
   port: number;
-  /** `http://127.0.0.1:<port>`: plaintext gRPC. */
+  /** `http://127.0.0.1:<port>` (plaintext gRPC), or `https://` when serving TLS. */
   endpoint: string;
   spans(): ReceivedSpan[];
   requests(): ReceivedRequest[];
@@ -63,7 +63,12 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-export async function startOtlpReceiver(): Promise<OtlpReceiver> {
+export interface ReceiverOptions {
+  /** Serve TLS with this PEM key and certificate chain (the endpoint becomes https://). */
+  tls?: { key: Buffer; cert: Buffer };
+}
+
+export async function startOtlpReceiver(opts: ReceiverOptions = {}): Promise<OtlpReceiver> {
   const received: ReceivedSpan[] = [];
   const requests: ReceivedRequest[] = [];
   let waiters: { n: number; resolve: (s: ReceivedSpan[]) => void }[] = [];
@@ -110,12 +115,15 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
     },
   );
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    const creds = opts.tls
+      ? grpc.ServerCredentials.createSsl(null, [{ private_key: opts.tls.key, cert_chain: opts.tls.cert }])
+      : grpc.ServerCredentials.createInsecure();
+    server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p)));
   });
 
   return {
     port,
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     spans: () => received.slice(),
     requests: () => requests.slice(),
     waitForSpans(n, timeoutMs = 10_000) {
