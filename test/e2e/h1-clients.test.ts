@@ -186,3 +186,38 @@ describe('with the real Exchange and the default policy', () => {
     expect(JSON.stringify(span.attributes)).toContain('1234');
   });
 });
+
+describe('pipelined flood', () => {
+  it('bytes pipelined behind a slow response are buffered only up to the limit, then reading pauses', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const up = track(
+      await startRawServer((s) =>
+        s.on('data', () => void gate.then(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))),
+      ),
+    );
+    const proxy = track(await startH1Proxy(up.port, { tuning: { maxPipelineBuffer: 64 * 1024 } }));
+    const client = net.connect(proxy.port, '127.0.0.1');
+    client.on('error', () => {});
+    await new Promise((r) => client.once('connect', r));
+    client.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+    const flood = Buffer.from('GET /next HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(1 << 18), 'latin1');
+    let drained = false;
+    if (!client.write(flood)) client.once('drain', () => (drained = true));
+    await new Promise((r) => setTimeout(r, 300));
+    // The proxy stopped reading soon after the limit; kernel buffers and the client hold the rest.
+    const [proxySide] = proxy.sockets;
+    expect(proxySide.bytesRead).toBeLessThan(512 * 1024);
+    expect(drained).toBe(false);
+    release();
+    const got = await new Promise<string>((resolve) => {
+      let text = '';
+      client.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.split('\r\n\r\nok').length > 3) resolve(text);
+      });
+    });
+    expect(got.startsWith('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')).toBe(true);
+    client.destroy();
+  });
+});

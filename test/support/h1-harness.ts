@@ -31,6 +31,8 @@ function closer(server: net.Server, sockets: Set<net.Socket>): () => Promise<voi
 
 export interface H1Proxy<F extends ExchangeFactory> extends Started {
   handler: ProtocolHandler;
+  /** The accepted downstream sockets (the proxy's side), e.g. to read bytesRead. */
+  sockets: Set<net.Socket>;
   metrics: ProxyMetrics;
   factory: F;
 }
@@ -58,6 +60,7 @@ export async function startH1Proxy<F extends ExchangeFactory = RecordingExchange
   return {
     port,
     handler,
+    sockets,
     metrics,
     factory,
     close: async () => {
