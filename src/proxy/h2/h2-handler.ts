@@ -49,8 +49,6 @@ const UNAVAILABLE_MESSAGE = 'upstream connect error or disconnect/reset before h
 const RESPOND_END = { endStream: true, sendDate: false } as http2.ServerStreamResponseOptions;
 const RESPOND_OPEN = { waitForTrailers: true, sendDate: false } as http2.ServerStreamResponseOptions;
 
-const PIPE_NO_END = { end: false };
-
 type Listener = (...args: any[]) => void;
 
 export function createH2Handler(opts: HandlerOptions): ProtocolHandler {
@@ -109,6 +107,7 @@ export function createH2Handler(opts: HandlerOptions): ProtocolHandler {
         // The session reads the socket's handle directly and drains what is buffered first.
         socket.pause();
         socket.unshift(initial);
+        socket.setNoDelay(true);
         accepting = conn;
         server.emit('connection', socket);
       } catch {
@@ -129,8 +128,8 @@ export function createH2Handler(opts: HandlerOptions): ProtocolHandler {
 }
 
 /**
- * One downstream stream and its upstream twin. Bytes flow through pipe() (backpressure both
- * ways); the exchange hears about each step, guarded so capture can never disturb forwarding.
+ * One downstream stream and its upstream twin. Bytes flow with backpressure both ways; the
+ * exchange hears about each step, guarded so capture can never disturb forwarding.
  */
 class ProxiedStream {
   private exchange: Exchange = NOOP_EXCHANGE;
@@ -222,13 +221,17 @@ class ProxiedStream {
       this.respTrailers = r;
       this.respTrailersSensitive = sensitiveOf(h);
     }) as Listener);
+    // write() with pause/drain rather than pipe(): one listener per direction instead of
+    // pipe()'s half dozen, on a path every request takes.
     up.on('data', (chunk: Buffer) => {
+      if (!down.destroyed && !down.write(chunk)) up.pause();
       try {
         this.exchange.responseBody(chunk);
       } catch {
         this.metrics.captureErrors.inc();
       }
     });
+    down.on('drain', () => up.resume());
     down.on('wantTrailers', () => {
       const t = this.respTrailers;
       down.sendTrailers(t === undefined ? {} : forwardBlock(t, this.respTrailersSensitive));
@@ -247,14 +250,15 @@ class ProxiedStream {
       const t = this.reqTrailers;
       up.sendTrailers(t === undefined ? {} : forwardBlock(t, reqTrailersSensitive));
     });
-    down.pipe(up, PIPE_NO_END);
     down.on('data', (chunk: Buffer) => {
+      if (!up.destroyed && !up.write(chunk)) down.pause();
       try {
         this.exchange.requestBody(chunk);
       } catch {
         this.metrics.captureErrors.inc();
       }
     });
+    up.on('drain', () => down.resume());
     down.on('end', () => {
       if (isReset(down)) return; // a cancelled request must not look complete upstream
       up.end();
@@ -298,7 +302,6 @@ class ProxiedStream {
     // A response that ends with its head (gRPC trailers-only) has no trailers: the exchange
     // finds grpc-status in the head it was given here.
     if (!ended) {
-      up.pipe(down, PIPE_NO_END);
       up.on('end', () => {
         // node:http2 also ends the readable side of a reset stream: that must not reach the
         // client as a clean END_STREAM before the reset does.
@@ -330,7 +333,7 @@ class ProxiedStream {
     if (this.resetUp || this.resetDown || this.down.closed || this.down.destroyed) return;
     const up = this.up!;
     const code = up.rstCode ?? NGHTTP2_NO_ERROR;
-    if (code === NGHTTP2_NO_ERROR && this.responded) return; // the piped end finishes downstream
+    if (code === NGHTTP2_NO_ERROR && this.responded) return; // the forwarded end finishes downstream
     this.metrics.upstreamErrors.inc();
     const err = this.upError;
     if (this.upSession?.destroyed || (err !== undefined && (err as NodeJS.ErrnoException).code !== 'ERR_HTTP2_STREAM_ERROR')) {
@@ -359,7 +362,6 @@ class ProxiedStream {
           down.end(`${UNAVAILABLE_MESSAGE}\n`);
         }
         // Drop whatever request body is still arriving so the stream can close.
-        down.unpipe();
         down.resume();
       } catch {
         this.closeDown(NGHTTP2_INTERNAL_ERROR);

@@ -2,6 +2,7 @@
 // going there; a session that got GOAWAY, failed or closed is replaced on the next request.
 
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { Endpoint } from '../exchange.js';
 
 export interface UpstreamPoolOptions {
@@ -26,6 +27,7 @@ export class UpstreamPool {
     if (cur !== undefined && !cur.closed && !cur.destroyed) return cur;
     const host = ep.address.includes(':') ? `[${ep.address}]` : ep.address;
     const s = http2.connect(`http://${host}:${ep.port}`, {
+      createConnection: () => net.connect({ host: ep.address, port: ep.port, noDelay: true }),
       settings: this.opts.settings,
       maxSessionMemory: this.opts.maxSessionMemory,
       maxHeaderListPairs: this.opts.maxHeaderListPairs,
