@@ -219,6 +219,29 @@ describe('h2 proxy: resets and failures', () => {
   });
 });
 
+describe('h2 proxy: CONNECT', () => {
+  it('tunnels bytes both ways and ends the exchange at the handshake', async () => {
+    const n = exchanges.all.length;
+    const c = connect(proxy.url);
+    const req = c.request({ ':method': 'CONNECT', ':authority': 'db.internal:5432' });
+    req.on('error', () => {});
+    const status = await new Promise<number>((resolve) => req.on('response', (h) => resolve(Number(h[':status']))));
+    expect(status).toBe(200);
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.write('ping over the tunnel');
+    await until(() => Buffer.concat(chunks).toString() === 'ping over the tunnel');
+    req.end();
+    await new Promise<void>((resolve) => req.on('close', () => resolve()));
+    const [rec] = (await exchanges.ended(n + 1)).slice(n);
+    expect(rec.start).toMatchObject({ method: 'CONNECT', target: 'db.internal:5432', authority: 'db.internal:5432' });
+    expect(rec.outcome).toBe('tunnel');
+    expect(rec.status).toBe(200);
+    expect(rec.requestBytes).toBe(0);
+    expect(rec.lateCalls).toBe(0);
+  });
+});
+
 describe('h2 proxy: limits and flow control', () => {
   it('streams 32 MiB to a slow reader without buffering it (backpressure reaches the origin)', async () => {
     const big = new RecordingExchanges({ keepChunks: false });

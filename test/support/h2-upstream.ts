@@ -7,6 +7,7 @@
 //   /rst-mid/<code>  response head and some data, then RST_STREAM <code>
 //   /hang            never answers; records how the stream closed
 //   /big/<bytes>     a body of <bytes>, written with backpressure; counts flushed bytes
+// and answers CONNECT with 200, echoing the tunnelled bytes.
 
 import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
@@ -70,6 +71,12 @@ export async function startH2Upstream(): Promise<H2Upstream> {
     up.streams++;
     up.heads.push(raw);
     stream.on('error', () => {});
+    if (headers[':method'] === 'CONNECT') {
+      // A tunnel endpoint: echoes the tunnelled bytes.
+      stream.respond({ ':status': 200 });
+      stream.pipe(stream);
+      return;
+    }
     const path = String(headers[':path']).split('?')[0];
     if (path === '/echo') return echo(stream);
     if (path === '/headers') {

@@ -138,6 +138,7 @@ class ProxiedStream {
   private upSession: http2.ClientHttp2Session | undefined;
   private upError: Error | undefined;
   private grpc = false;
+  private connect = false;
   private responded = false;
   private reqTrailers: string[] | undefined;
   private respTrailers: string[] | undefined;
@@ -167,6 +168,7 @@ class ProxiedStream {
     const head = requestHead(raw);
     const contentType = headers['content-type'];
     this.grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
+    this.connect = head.method === 'CONNECT';
     try {
       this.exchange = exchanges.start({
         direction,
@@ -309,11 +311,21 @@ class ProxiedStream {
         down.end();
       });
     }
+    const status = Number(h[':status']);
     try {
-      this.exchange.responseHead(Number(h[':status']), withoutPseudo(raw));
+      if (this.connect && status >= 200 && status < 300) this.tunnelEstablished(status, raw);
+      else this.exchange.responseHead(status, withoutPseudo(raw));
     } catch {
       this.metrics.captureErrors.inc();
     }
+  }
+
+  /** A CONNECT tunnel is up: its span ends here and the bytes after it are opaque. */
+  private tunnelEstablished(status: number, raw: string[]): void {
+    const exchange = this.exchange;
+    this.exchange = NOOP_EXCHANGE;
+    this.finished = true;
+    exchange.tunnelEstablished(status, withoutPseudo(raw));
   }
 
   private onDownClose(): void {
