@@ -1,0 +1,340 @@
+/* Loader and ring-buffer reader. The reader thread copies records into batches and hands each
+ * full batch (or whatever one poll round produced) to JS through a threadsafe function with a
+ * bounded queue: when JS falls behind the reader blocks, the ring fills, and the kernel counts
+ * its drops, so memory stays bounded and every loss is accounted for. */
+#include "capture.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "abi.h"
+#include "sidetrace.skel.h"
+
+#define ST_MAX_TLS_SETS 1024
+#define ST_TLS_PROBES 8
+
+struct st_tls_set {
+	struct bpf_link *links[ST_TLS_PROBES];
+	int used;
+};
+
+struct st_capture {
+	struct sidetrace_bpf *skel;
+	struct ring_buffer *rb;
+	napi_threadsafe_function tsfn;
+	pthread_t reader;
+	int reader_started;
+	atomic_int stop;
+	uint32_t batch_bytes;
+	struct st_batch *batch;
+	atomic_uint_fast64_t records_read;
+	atomic_uint_fast64_t batches_delivered;
+	struct st_tls_set tls[ST_MAX_TLS_SETS];
+	pthread_mutex_t tls_lock;
+};
+
+static struct st_batch *batch_new(uint32_t cap)
+{
+	struct st_batch *b = malloc(sizeof(*b) + cap);
+	if (b) {
+		b->used = 0;
+		b->count = 0;
+		b->cap = cap;
+	}
+	return b;
+}
+
+/* Blocks while the JS queue is full: that is the backpressure. */
+static int flush(struct st_capture *cap)
+{
+	struct st_batch *b = cap->batch;
+	if (!b || b->count == 0)
+		return 0;
+	cap->batch = NULL;
+	if (napi_call_threadsafe_function(cap->tsfn, b, napi_tsfn_blocking) != napi_ok) {
+		free(b);
+		atomic_store(&cap->stop, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct st_capture *cap = ctx;
+	if (cap->batch && cap->batch->used + 4 + size > cap->batch->cap && flush(cap) != 0)
+		return -1;
+	if (!cap->batch) {
+		uint32_t want = cap->batch_bytes;
+		if (want < 4 + size)
+			want = 4 + size;
+		cap->batch = batch_new(want);
+		if (!cap->batch)
+			return -ENOMEM;
+	}
+	struct st_batch *b = cap->batch;
+	uint32_t len = size;
+	memcpy(b->bytes + b->used, &len, 4);
+	memcpy(b->bytes + b->used + 4, data, size);
+	b->used += 4 + size;
+	b->count++;
+	atomic_fetch_add(&cap->records_read, 1);
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct st_capture *cap = arg;
+	while (!atomic_load(&cap->stop)) {
+		int n = ring_buffer__poll(cap->rb, 100);
+		if (n < 0 && n != -EINTR)
+			break;
+		if (flush(cap) != 0)
+			break;
+	}
+	free(cap->batch);
+	cap->batch = NULL;
+	return NULL;
+}
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_WARN && getenv("SIDETRACE_BPF_DEBUG"))
+		return vfprintf(stderr, fmt, args);
+	if (level == LIBBPF_DEBUG && getenv("SIDETRACE_BPF_DEBUG"))
+		return vfprintf(stderr, fmt, args);
+	return 0;
+}
+
+static uint32_t pow2_at_least(uint32_t v, uint32_t min)
+{
+	uint32_t p = min;
+	while (p < v && p < (1u << 30))
+		p <<= 1;
+	return p;
+}
+
+struct st_capture *st_capture_open(const struct st_capture_opts *opts,
+				   napi_threadsafe_function tsfn, const char **code, char *msg,
+				   size_t msg_len)
+{
+	libbpf_set_print(quiet_print);
+	struct st_capture *cap = calloc(1, sizeof(*cap));
+	if (!cap) {
+		*code = "ST_AGENT_NO_MEMORY";
+		snprintf(msg, msg_len, "ST_AGENT_NO_MEMORY: cannot allocate the capture");
+		return NULL;
+	}
+	pthread_mutex_init(&cap->tls_lock, NULL);
+	cap->tsfn = tsfn;
+	cap->batch_bytes = opts->batch_bytes;
+	int err = 0;
+	const char *stage = "open";
+	cap->skel = sidetrace_bpf__open();
+	if (!cap->skel) {
+		err = -errno;
+		goto fail;
+	}
+	/* The ring must be a power of two multiple of the page size. */
+	uint32_t page = sysconf(_SC_PAGESIZE);
+	bpf_map__set_max_entries(cap->skel->maps.st_events, pow2_at_least(opts->ring_bytes, page));
+	/* Uprobes are attached per library by st_capture_attach_tls. */
+	bpf_program__set_autoattach(cap->skel->progs.st_ssl_write_enter, false);
+	bpf_program__set_autoattach(cap->skel->progs.st_ssl_read_enter, false);
+	bpf_program__set_autoattach(cap->skel->progs.st_ssl_write_ex_enter, false);
+	bpf_program__set_autoattach(cap->skel->progs.st_ssl_read_ex_enter, false);
+	bpf_program__set_autoattach(cap->skel->progs.st_ssl_exit, false);
+	stage = "load";
+	err = sidetrace_bpf__load(cap->skel);
+	if (err)
+		goto fail;
+
+	stage = "configure";
+	struct st_config cfg = {
+		.enabled = 1,
+		.chunk_bytes = opts->chunk_bytes,
+		.max_bytes_per_call = opts->max_bytes_per_call,
+	};
+	uint32_t zero = 0;
+	err = bpf_map__update_elem(cap->skel->maps.st_config_map, &zero, sizeof(zero), &cfg,
+				   sizeof(cfg), BPF_ANY);
+	uint8_t one = 1;
+	for (uint32_t i = 0; !err && i < opts->n_skip_uids; i++)
+		err = bpf_map__update_elem(cap->skel->maps.st_skip_uids, &opts->skip_uids[i],
+					   sizeof(uint32_t), &one, 1, BPF_ANY);
+	for (uint32_t i = 0; !err && i < opts->n_skip_ports; i++)
+		err = bpf_map__update_elem(cap->skel->maps.st_skip_ports, &opts->skip_ports[i],
+					   sizeof(uint16_t), &one, 1, BPF_ANY);
+	if (err)
+		goto fail;
+
+	stage = "ring buffer";
+	cap->rb = ring_buffer__new(bpf_map__fd(cap->skel->maps.st_events), on_record, cap, NULL);
+	if (!cap->rb) {
+		err = -errno;
+		goto fail;
+	}
+	stage = "attach";
+	err = sidetrace_bpf__attach(cap->skel);
+	if (err)
+		goto fail;
+	stage = "reader thread";
+	err = -pthread_create(&cap->reader, NULL, reader_main, cap);
+	if (err)
+		goto fail;
+	cap->reader_started = 1;
+	return cap;
+
+fail:
+	*code = "ST_AGENT_LOAD_FAILED";
+	snprintf(msg, msg_len,
+		 "ST_AGENT_LOAD_FAILED: %s failed: %s (set SIDETRACE_BPF_DEBUG=1 for libbpf's log)",
+		 stage, strerror(err < 0 ? -err : err));
+	st_capture_close(cap);
+	return NULL;
+}
+
+int st_capture_set_enabled(struct st_capture *cap, int enabled)
+{
+	uint32_t zero = 0;
+	struct st_config cfg;
+	int err = bpf_map__lookup_elem(cap->skel->maps.st_config_map, &zero, sizeof(zero), &cfg,
+				       sizeof(cfg), 0);
+	if (err)
+		return err;
+	cfg.enabled = enabled ? 1 : 0;
+	return bpf_map__update_elem(cap->skel->maps.st_config_map, &zero, sizeof(zero), &cfg,
+				    sizeof(cfg), BPF_ANY);
+}
+
+int st_capture_totals(struct st_capture *cap, struct st_totals *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return ncpu;
+	struct st_counters *per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	uint32_t zero = 0;
+	int err = bpf_map__lookup_elem(cap->skel->maps.st_counters_map, &zero, sizeof(zero), per,
+				       ncpu * sizeof(*per), 0);
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; !err && i < ncpu; i++) {
+		out->events_attempted += per[i].events_attempted;
+		out->events_dropped += per[i].events_dropped;
+		out->bytes_captured += per[i].bytes_captured;
+		out->bytes_truncated += per[i].bytes_truncated;
+		out->conns_opened += per[i].conns_opened;
+		out->tls_unattributed += per[i].tls_unattributed;
+		out->skipped_calls += per[i].skipped_calls;
+	}
+	free(per);
+	out->records_read = atomic_load(&cap->records_read);
+	out->batches_delivered = atomic_load(&cap->batches_delivered);
+	return err;
+}
+
+void st_capture_note_delivered(struct st_capture *cap)
+{
+	atomic_fetch_add(&cap->batches_delivered, 1);
+}
+
+static void destroy_set(struct st_tls_set *set)
+{
+	for (int i = 0; i < ST_TLS_PROBES; i++) {
+		if (set->links[i])
+			bpf_link__destroy(set->links[i]);
+		set->links[i] = NULL;
+	}
+	set->used = 0;
+}
+
+int st_capture_attach_tls(struct st_capture *cap, const char *path, char *msg, size_t msg_len)
+{
+	struct {
+		struct bpf_program *prog;
+		const char *func;
+		int ret;
+		int required;
+	} probes[ST_TLS_PROBES] = {
+		{ cap->skel->progs.st_ssl_write_enter, "SSL_write", 0, 1 },
+		{ cap->skel->progs.st_ssl_exit, "SSL_write", 1, 1 },
+		{ cap->skel->progs.st_ssl_read_enter, "SSL_read", 0, 1 },
+		{ cap->skel->progs.st_ssl_exit, "SSL_read", 1, 1 },
+		/* OpenSSL 1.1.0 has no _ex forms. */
+		{ cap->skel->progs.st_ssl_write_ex_enter, "SSL_write_ex", 0, 0 },
+		{ cap->skel->progs.st_ssl_exit, "SSL_write_ex", 1, 0 },
+		{ cap->skel->progs.st_ssl_read_ex_enter, "SSL_read_ex", 0, 0 },
+		{ cap->skel->progs.st_ssl_exit, "SSL_read_ex", 1, 0 },
+	};
+	pthread_mutex_lock(&cap->tls_lock);
+	int id = -1;
+	for (int i = 0; i < ST_MAX_TLS_SETS; i++) {
+		if (!cap->tls[i].used) {
+			id = i;
+			break;
+		}
+	}
+	if (id < 0) {
+		pthread_mutex_unlock(&cap->tls_lock);
+		snprintf(msg, msg_len, "ST_AGENT_TLS_ATTACH: more than %d OpenSSL libraries attached",
+			 ST_MAX_TLS_SETS);
+		return -1;
+	}
+	struct st_tls_set *set = &cap->tls[id];
+	set->used = 1;
+	for (int i = 0; i < ST_TLS_PROBES; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = probes[i].func,
+			    .retprobe = probes[i].ret);
+		/* pid -1: the probe lives on the file, so every process mapping it is covered,
+		 * including ones that start later. libbpf resolves the symbol through libelf's
+		 * mmap of the file, so even a 100 MB node binary costs no heap. */
+		set->links[i] = bpf_program__attach_uprobe_opts(probes[i].prog, -1, path, 0, &uo);
+		if (!set->links[i]) {
+			int e = errno;
+			if (!probes[i].required)
+				continue;
+			destroy_set(set);
+			pthread_mutex_unlock(&cap->tls_lock);
+			snprintf(msg, msg_len, "ST_AGENT_TLS_ATTACH: cannot probe %s in %s: %s",
+				 probes[i].func, path, strerror(e));
+			return -1;
+		}
+	}
+	pthread_mutex_unlock(&cap->tls_lock);
+	return id;
+}
+
+int st_capture_detach_tls(struct st_capture *cap, int id)
+{
+	if (id < 0 || id >= ST_MAX_TLS_SETS)
+		return -EINVAL;
+	pthread_mutex_lock(&cap->tls_lock);
+	destroy_set(&cap->tls[id]);
+	pthread_mutex_unlock(&cap->tls_lock);
+	return 0;
+}
+
+void st_capture_close(struct st_capture *cap)
+{
+	if (!cap)
+		return;
+	atomic_store(&cap->stop, 1);
+	if (cap->reader_started)
+		pthread_join(cap->reader, NULL);
+	for (int i = 0; i < ST_MAX_TLS_SETS; i++)
+		if (cap->tls[i].used)
+			destroy_set(&cap->tls[i]);
+	ring_buffer__free(cap->rb);
+	sidetrace_bpf__destroy(cap->skel);
+	pthread_mutex_destroy(&cap->tls_lock);
+	free(cap);
+}

@@ -1,0 +1,210 @@
+/* Building the records: a connection's open and close, and its payload split into data events
+ * of at most the configured chunk size, each with its stream position. */
+#ifndef SIDETRACE_EMIT_H
+#define SIDETRACE_EMIT_H
+#include "defs.h"
+#include "config-map.h"
+#include "counters-map.h"
+#include "events-ringbuf.h"
+#include "scratch-map.h"
+#include "conn-map.h"
+#include "skip-maps.h"
+#include "sock.h"
+#include "infer.h"
+
+/* Starts tracking fd (role known at connect/accept exit, UNKNOWN when first seen in a data call)
+ * and emits its open record; skipped uids/ports are remembered so later calls stop early. */
+static __always_inline struct st_conn *st_conn_open(__s32 fd, __u8 role, struct sock *sk)
+{
+	__u64 key = st_conn_key(bpf_get_current_pid_tgid() >> 32, fd);
+	struct st_conn c = {};
+	c.conn_id = st_next_conn_id();
+	c.role = role;
+	c.tries = role == ST_ROLE_UNKNOWN ? ST_MIDSTREAM_TRIES : 1;
+	c.tls_tries = c.tries;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	c.skip = st_skip_uid() || st_skip_port(lport) || st_skip_port(rport);
+	bpf_map_update_elem(&st_conn_map, &key, &c, BPF_ANY);
+	if (!c.skip) {
+		ST_COUNT(conns_opened, 1);
+		struct st_open_event *ev = st_reserve(sizeof(*ev));
+		if (ev) {
+			st_fill_header(&ev->h, ST_EV_OPEN, fd, c.conn_id);
+			ev->role = role;
+			ev->reserved = 0;
+			__builtin_memset(ev->local_addr, 0, sizeof(ev->local_addr));
+			__builtin_memset(ev->remote_addr, 0, sizeof(ev->remote_addr));
+			st_fill_tuple(ev, sk);
+			bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+	return bpf_map_lookup_elem(&st_conn_map, &key);
+}
+
+static __always_inline void st_conn_close(__s32 fd)
+{
+	__u64 key = st_conn_key(bpf_get_current_pid_tgid() >> 32, fd);
+	struct st_conn *c = bpf_map_lookup_elem(&st_conn_map, &key);
+	if (!c)
+		return;
+	if (!c->skip) {
+		struct st_close_event *ev = st_reserve(sizeof(*ev));
+		if (ev) {
+			st_fill_header(&ev->h, ST_EV_CLOSE, fd, c->conn_id);
+			ev->bytes_sent = c->bytes_sent;
+			ev->bytes_received = c->bytes_received;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+	bpf_map_delete_elem(&st_conn_map, &key);
+}
+
+/* meta packs fd (low 32 bits), direction (bits 32..39) and source (bits 40..47): global BPF
+ * functions take at most five scalar-or-pointer arguments. */
+static __always_inline __u64 st_meta(__s32 fd, __u8 dir, __u8 src)
+{
+	return (__u64)(__u32)fd | ((__u64)dir << 32) | ((__u64)src << 40);
+}
+
+/* One data event per iteration; bpf_loop keeps the verifier's work independent of the count. */
+static long st_chunk_step(__u64 i, void *unused)
+{
+	struct st_scratch *s = st_scratch();
+	if (!s)
+		return 1;
+	struct st_chunk_loop *l = &s->loop;
+	struct st_data_event *ev = &s->ev;
+	__u64 done = l->done;
+	if (done >= l->size)
+		return 1;
+	__u64 remaining = l->size - done;
+	__u64 copy = remaining < l->chunk ? remaining : l->chunk;
+	__u64 left = l->budget > done ? l->budget - done : 0;
+	if (copy > left)
+		copy = left;
+	/* The last event a call may send covers everything that is left. */
+	__u64 n = (done + copy >= l->budget || i == ST_MAX_CHUNKS_PER_CALL - 1) ? remaining : copy;
+	__u64 len = copy;
+	/* Clamp in a form clang cannot move away from the helper call the verifier checks. */
+	asm volatile("if %[len] <= %[max] goto +1; %[len] = %[max];"
+		     : [len] "+r"(len)
+		     : [max] "i"(ST_MAX_CHUNK));
+	if (len && bpf_probe_read_user(ev->data, len, (const void *)(l->ubuf + done)) != 0)
+		len = 0; /* paged out: positions still advance, the parser resynchronises */
+	ev->pos = l->base + done;
+	ev->size = n;
+	ev->len = len;
+	st_output(ev, ST_DATA_HEADER_SIZE + len);
+	ST_COUNT(bytes_captured, len);
+	ST_COUNT(bytes_truncated, n - len);
+	l->done = done + n;
+	return done + n >= l->size;
+}
+
+/* Emits [ubuf, ubuf + size) as data events and advances the stream position by size. A global
+ * function: verified once, not once per call site. ubuf 0 emits one empty event covering size
+ * bytes, so a stream's positions stay continuous when its bytes cannot be read. */
+__noinline int st_emit_chunks(struct st_conn *c, __u64 meta, __u64 ubuf, __u64 size)
+{
+	if (!c)
+		return 0;
+	struct st_config *cfg = st_config();
+	struct st_scratch *s = st_scratch();
+	if (!cfg || !s)
+		return 0;
+	__u8 dir = (meta >> 32) & 1;
+	__u8 src = (meta >> 40) & 1;
+	__u32 idx = (src * 2 + dir) & 3;
+	struct st_chunk_loop *l = &s->loop;
+	l->ubuf = ubuf;
+	l->size = size;
+	l->base = c->pos[idx];
+	l->chunk = cfg->chunk_bytes;
+	if (l->chunk == 0 || l->chunk > ST_MAX_CHUNK)
+		l->chunk = ST_MAX_CHUNK;
+	l->budget = ubuf ? cfg->max_bytes_per_call : 0;
+	l->done = 0;
+	c->pos[idx] += size;
+	struct st_data_event *ev = &s->ev;
+	st_fill_header(&ev->h, ST_EV_DATA, (__s32)(__u32)meta, c->conn_id);
+	ev->direction = dir;
+	ev->source = src;
+	ev->reserved = 0;
+	bpf_loop(ST_MAX_CHUNKS_PER_CALL, st_chunk_step, 0, 0);
+	return 0;
+}
+
+/* Whether this connection's bytes from src are copied; infers the protocol from its first bytes
+ * while still unknown. Global, so its many branches are verified once, not per loop iteration. */
+__noinline int st_wants_payload(struct st_conn *c, __u64 src, __u64 ubuf, __u64 size)
+{
+	if (!c)
+		return 0;
+	__u8 proto = src == ST_SRC_TLS ? c->tls_proto : c->proto;
+	__u8 tries = src == ST_SRC_TLS ? c->tls_tries : c->tries;
+	if (proto == ST_PROTO_UNKNOWN && tries > 0 && size > 0) {
+		__u8 p = st_infer((const void *)ubuf, size);
+		if (p == ST_PROTO_OTHER || (p == ST_PROTO_TLS && src == ST_SRC_TLS)) {
+			tries--;
+			if (tries == 0)
+				proto = ST_PROTO_OTHER;
+		} else if (p != ST_PROTO_UNKNOWN) {
+			proto = p;
+		}
+		if (src == ST_SRC_TLS) {
+			c->tls_proto = proto;
+			c->tls_tries = tries;
+		} else {
+			c->proto = proto;
+			c->tries = tries;
+		}
+	}
+	return proto == ST_PROTO_HTTP1 || proto == ST_PROTO_HTTP2;
+}
+
+static __always_inline void st_data(struct st_conn *c, __s32 fd, __u8 dir, __u8 src, __u64 ubuf,
+				    __u64 size)
+{
+	if (st_wants_payload(c, src, ubuf, size))
+		st_emit_chunks(c, st_meta(fd, dir, src), ubuf, size);
+	else
+		c->pos[(src * 2 + dir) & 3] += size;
+}
+
+/* The first `total` bytes spread over an iovec array. */
+__noinline int st_emit_iov(struct st_conn *c, __u64 meta, __u64 iovp, __u64 iovcnt, __u64 total)
+{
+	if (!c)
+		return 0;
+	__u8 dir = (meta >> 32) & 1;
+	__u8 src = (meta >> 40) & 1;
+	__u64 remaining = total;
+	int wants = -1;
+	for (int i = 0; i < ST_MAX_IOV; i++) {
+		if (remaining == 0 || i >= iovcnt)
+			break;
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iovp + i * sizeof(iov))) != 0)
+			break;
+		__u64 n = iov.iov_len < remaining ? iov.iov_len : remaining;
+		if (n == 0)
+			continue;
+		if (wants < 0)
+			wants = st_wants_payload(c, src, (__u64)iov.iov_base, n);
+		if (wants)
+			st_emit_chunks(c, meta, (__u64)iov.iov_base, n);
+		else
+			c->pos[(src * 2 + dir) & 3] += n;
+		remaining -= n;
+	}
+	if (remaining) {
+		if (wants > 0)
+			st_emit_chunks(c, meta, 0, remaining);
+		else
+			c->pos[(src * 2 + dir) & 3] += remaining;
+	}
+	return 0;
+}
+#endif

@@ -1,0 +1,47 @@
+/* The ring buffer every record goes through; its size is set by the loader before load. Every
+ * attempt and every failed reservation is counted, so user space can prove what was lost. */
+#ifndef SIDETRACE_EVENTS_RINGBUF_H
+#define SIDETRACE_EVENTS_RINGBUF_H
+#include "defs.h"
+#include "counters-map.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} st_events SEC(".maps");
+
+static __always_inline void *st_reserve(__u64 size)
+{
+	struct st_counters *k = st_counters();
+	if (k)
+		__sync_fetch_and_add(&k->events_attempted, 1);
+	void *rec = bpf_ringbuf_reserve(&st_events, size, 0);
+	if (!rec && k)
+		__sync_fetch_and_add(&k->events_dropped, 1);
+	return rec;
+}
+
+/* For variable-size records built in scratch memory (data events). */
+static __always_inline long st_output(void *data, __u64 size)
+{
+	struct st_counters *k = st_counters();
+	if (k)
+		__sync_fetch_and_add(&k->events_attempted, 1);
+	long err = bpf_ringbuf_output(&st_events, data, size, 0);
+	if (err && k)
+		__sync_fetch_and_add(&k->events_dropped, 1);
+	return err;
+}
+
+static __always_inline void st_fill_header(struct st_event_header *h, __u32 type, __s32 fd,
+					   __u64 conn_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	h->type = type;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->fd = fd;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->conn_id = conn_id;
+}
+#endif
