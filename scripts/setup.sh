@@ -11,7 +11,7 @@ set -euo pipefail
 # redirect rules, procps (ps, /proc tools), python3 (peers in tests), chromium (viewer tests via
 # playwright-core; installed without Recommends, so its font comes explicitly), util-linux
 # (taskset, flock, mountpoint).
-APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium fonts-liberation util-linux)
+APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium fonts-liberation util-linux openssl clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool)
 # Go tools: name, module path@version. fortio v1.69+ needs grol.io/grol, which the module proxy
 # reachable here refuses (403), so v1.68.2 is the newest that builds. h2spec has no usable v2
 # module path; `go list -m github.com/summerwind/h2spec@latest` gave v2.2.1+incompatible.
@@ -120,6 +120,9 @@ else
   fi
   echo "$lock_hash" >"$stamp"
 fi
+
+# ---- native agent addon (BPF object + N-API addon -> native/build/, idempotent) ----------------
+bash "$ROOT/scripts/build-native.sh"
 
 # ---- build (tsc -> dist/) ------------------------------------------------------------------------
 build_stamp=dist/.sidetrace-build-stamp
