@@ -276,3 +276,23 @@ describe('arbitrary input', () => {
     expect(after.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*ok$/);
   });
 });
+
+describe('client timeouts', () => {
+  it('an idle keep-alive client is closed; one stuck mid-head gets the 408 Node sends', async () => {
+    const up = track(await nodeServer());
+    const proxy = track(await startH1Proxy(up.port, { tuning: { clientIdleTimeoutMs: 150 } }));
+    const t0 = performance.now();
+    const idle = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(idle.toString('latin1')).toMatch(/ok$/);
+    expect(performance.now() - t0).toBeGreaterThan(140);
+    const stuck = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\nX-Partial');
+    expect(stuck.toString('latin1')).toBe('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+  });
+
+  it('a slow response is not timed out by the client idle timer', async () => {
+    const up = track(await startRawServer((s) => s.once('data', () => setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow'), 300))));
+    const proxy = track(await startH1Proxy(up.port, { tuning: { clientIdleTimeoutMs: 100 } }));
+    const got = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', { until: (b) => b.toString().endsWith('slow') });
+    expect(got.toString('latin1')).toMatch(/slow$/);
+  });
+});

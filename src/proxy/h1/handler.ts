@@ -20,12 +20,18 @@ export interface H1Tuning {
   idleTimeoutMs?: number;
   /** Pipelined request bytes buffered while a response is in flight before reading pauses. */
   maxPipelineBuffer?: number;
+  /**
+   * A client silent this long between requests is closed; one stuck mid-head gets Node's 408
+   * (slowloris). Requests in flight are never timed out here. Default 60 s, Node's headersTimeout.
+   */
+  clientIdleTimeoutMs?: number;
 }
 
 /** Exactly what Node's http server writes before closing on a malformed request. */
 const NODE_400 = Buffer.from('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n', 'latin1');
 const NODE_431 = Buffer.from('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n', 'latin1');
 const NODE_413 = Buffer.from('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n', 'latin1');
+const NODE_408 = Buffer.from('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', 'latin1');
 
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -49,6 +55,7 @@ interface Shared {
   reqLimits: HeadLimits;
   resLimits: HeadLimits;
   maxPipelineBuffer: number;
+  clientIdleTimeoutMs: number;
 }
 
 export function createH1Handler(opts: HandlerOptions, tuning: H1Tuning = {}): ProtocolHandler {
@@ -62,6 +69,7 @@ export function createH1Handler(opts: HandlerOptions, tuning: H1Tuning = {}): Pr
     reqLimits: { maxHeaderSize, maxRawHead: maxHeaderSize * 8 },
     resLimits: { maxHeaderSize: maxResponseHeaderSize, maxRawHead: maxResponseHeaderSize * 8 },
     maxPipelineBuffer: tuning.maxPipelineBuffer ?? 64 * 1024,
+    clientIdleTimeoutMs: tuning.clientIdleTimeoutMs ?? 60_000,
   };
   let closed = false;
   return {
@@ -156,6 +164,9 @@ class H1Connection implements UpstreamOwner {
     d.on('close', this.onDownClose);
     d.on('error', this.onDownError);
     d.on('drain', this.onDownDrain);
+    // Socket inactivity timers are re-armed by libuv on I/O, with no per-request timer work.
+    d.setTimeout(this.s.clientIdleTimeoutMs);
+    d.on('timeout', this.onDownTimeout);
     this.onDownData(initial);
     if (this.phase !== Phase.Closed && this.phase !== Phase.Tunnel && !this.downPaused) d.resume();
   }
@@ -195,6 +206,19 @@ class H1Connection implements UpstreamOwner {
     if (this.phase === Phase.Body || this.phase === Phase.Wait) this.clientAbort();
     this.phase = Phase.Closed;
     this.pending = null;
+  };
+
+  private readonly onDownTimeout = (): void => {
+    if (this.phase !== Phase.Head) return;
+    if (this.pending === null) {
+      this.closeDown();
+      return;
+    }
+    this.s.metrics.parseErrors.inc();
+    this.pending = null;
+    this.phase = Phase.Closed;
+    this.down.end(NODE_408);
+    this.down.destroySoon();
   };
 
   private readonly onDownError = (): void => {
@@ -675,6 +699,8 @@ class H1Connection implements UpstreamOwner {
     d.off('end', this.onDownEnd);
     d.off('close', this.onDownClose);
     d.off('drain', this.onDownDrain);
+    d.off('timeout', this.onDownTimeout);
+    d.setTimeout(0);
     // The 101/2xx head and anything after it, then bytes the client sent early, in order.
     d.write(buf);
     if (this.pending !== null) up.write(this.pending);
