@@ -53,7 +53,7 @@ export async function startProxy(config: ProxyConfig, options: StartOptions = {}
   const policy = new PolicyStore({ onInvalid: () => metrics.policyErrors.inc(), log });
   if (config.policyFile) policy.watchFile(config.policyFile, (err) => log(`sidetrace: cannot read policy ${config.policyFile}: ${err.message}`));
 
-  const exporter: SpanExporter = createSpanExporter({ config: exportConfig, resource: resource.attributes, counters: exportCounters(metrics) });
+  const exporter: SpanExporter = createSpanExporter({ config: exportConfig, resource: resource.attributes, counters: exportCounters(metrics), log });
 
   let ready = false;
   const listeners: Listener[] = [];
