@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http2 from 'node:http2';
+import type net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resetStream } from '../support/h2-reset.js';
@@ -143,6 +144,36 @@ describe('h2 proxy: upstream sessions', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect((await h2call(c, { ':path': '/headers' })).status).toBe(200);
     expect(upstream.sessions).toBe(before + 1);
+  });
+});
+
+describe('h2 proxy: upstream stream limit', () => {
+  it('queues a burst on a fresh upstream session beyond the upstream limit instead of refusing it', async () => {
+    // An origin allowing 10 concurrent streams, each answered after 20 ms.
+    const app = http2.createServer({ settings: { maxConcurrentStreams: 10 } });
+    let open = 0;
+    let maxOpen = 0;
+    app.on('stream', (s) => {
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      s.on('close', () => open--);
+      s.on('error', () => {});
+      setTimeout(() => {
+        s.respond({ ':status': 200 });
+        s.end('ok');
+      }, 20);
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    const p = await startH2Proxy({ address: '127.0.0.1', port: (app.address() as net.AddressInfo).port }, new RecordingExchanges({ keepChunks: false }));
+    try {
+      const c = connect(p.url);
+      const results = await Promise.all(Array.from({ length: 150 }, () => h2call(c, { ':path': '/' })));
+      expect(results.map((r) => r.status ?? `rst ${r.rstCode}`)).toEqual(Array(150).fill(200));
+      expect(maxOpen).toBe(10);
+    } finally {
+      await p.close();
+      await new Promise<void>((resolve) => app.close(() => resolve()));
+    }
   });
 });
 

@@ -141,6 +141,7 @@ class ProxiedStream {
   private connect = false;
   private responded = false;
   private reqTrailers: string[] | undefined;
+  private reqTrailersSensitive: readonly string[] | undefined;
   private respTrailers: string[] | undefined;
   private respTrailersSensitive: readonly string[] | undefined;
   /** Set when the proxy itself resets a side, so that side's close is not read as the peer's. */
@@ -189,15 +190,38 @@ class ProxiedStream {
 
     const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     let out: http2.OutgoingHttpHeaders;
-    let up: http2.ClientHttp2Stream;
     try {
       out = forwardRequestHeaders(raw, this.exchange, sensitiveOf(headers));
     } catch {
       this.metrics.captureErrors.inc();
       out = forwardRequestHeaders(raw, NOOP_EXCHANGE, sensitiveOf(headers));
     }
+    if (endStream) {
+      this.requestEnded();
+    } else {
+      // Listened for from the start: 'trailers' is emitted whether or not anyone reads the body.
+      down.on('trailers', ((h: http2.IncomingHttpHeaders, _f: number, r: string[]) => {
+        this.reqTrailers = r;
+        this.reqTrailersSensitive = sensitiveOf(h);
+      }) as Listener);
+    }
+    let session: http2.ClientHttp2Session;
     try {
-      const session = pool.session(conn.upstream);
+      session = pool.session(conn.upstream);
+    } catch (err) {
+      this.metrics.upstreamErrors.inc();
+      this.upstreamFailed(errorType(err as Error));
+      return;
+    }
+    pool.whenSettled(session, () => this.open(pool, conn, session, out, endStream));
+  }
+
+  /** Opens the upstream stream and wires both directions. */
+  private open(pool: UpstreamPool, conn: ConnInfo, session: http2.ClientHttp2Session, out: http2.OutgoingHttpHeaders, endStream: boolean): void {
+    const down = this.down;
+    if (this.finished || down.closed || down.destroyed) return; // the client gave up meanwhile
+    let up: http2.ClientHttp2Stream;
+    try {
       this.upSession = session;
       try {
         up = session.request(out, { endStream, waitForTrailers: !endStream });
@@ -209,7 +233,7 @@ class ProxiedStream {
       }
     } catch (err) {
       this.metrics.upstreamErrors.inc();
-      this.upstreamFailed(errorType(err as Error));
+      this.upstreamFailed(errorType(pool.errorOf(session) ?? (err as Error)));
       return;
     }
     this.up = up;
@@ -239,18 +263,10 @@ class ProxiedStream {
       down.sendTrailers(t === undefined ? {} : forwardBlock(t, this.respTrailersSensitive));
     });
 
-    if (endStream) {
-      this.requestEnded();
-      return;
-    }
-    let reqTrailersSensitive: readonly string[] | undefined;
-    down.on('trailers', ((h: http2.IncomingHttpHeaders, _f: number, r: string[]) => {
-      this.reqTrailers = r;
-      reqTrailersSensitive = sensitiveOf(h);
-    }) as Listener);
+    if (endStream) return;
     up.on('wantTrailers', () => {
       const t = this.reqTrailers;
-      up.sendTrailers(t === undefined ? {} : forwardBlock(t, reqTrailersSensitive));
+      up.sendTrailers(t === undefined ? {} : forwardBlock(t, this.reqTrailersSensitive));
     });
     down.on('data', (chunk: Buffer) => {
       if (!up.destroyed && !up.write(chunk)) down.pause();

@@ -17,6 +17,9 @@ export interface UpstreamPoolOptions {
 
 export class UpstreamPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  /** Work waiting for a new session's first SETTINGS from the upstream. */
+  private readonly unsettled = new WeakMap<http2.ClientHttp2Session, Array<() => void>>();
+  private readonly errors = new WeakMap<http2.ClientHttp2Session, Error>();
 
   constructor(private readonly opts: UpstreamPoolOptions) {}
 
@@ -43,7 +46,16 @@ export class UpstreamPool {
         this.opts.onSessionError(err as Error);
       }
     });
+    this.unsettled.set(s, []);
+    const settle = (): void => {
+      const queued = this.unsettled.get(s);
+      this.unsettled.delete(s);
+      if (queued !== undefined) for (const f of queued) f();
+    };
+    s.once('remoteSettings', settle);
+    s.once('close', settle);
     s.on('error', (err) => {
+      this.errors.set(s, err);
       forget();
       this.opts.onSessionError(err);
     });
@@ -52,6 +64,23 @@ export class UpstreamPool {
     // Only the handler's work keeps the process alive, never an idle pooled connection.
     s.unref();
     return s;
+  }
+
+  /**
+   * Runs `fn` once `s` knows the upstream's SETTINGS, at once if it already does. Until then
+   * nghttp2 assumes 100 concurrent streams, so a burst on a fresh session would be answered
+   * with REFUSED_STREAM by an upstream that allows fewer; after it, excess streams are queued.
+   * Also runs `fn` if the session closes first, so the stream fails the normal way.
+   */
+  whenSettled(s: http2.ClientHttp2Session, fn: () => void): void {
+    const queued = this.unsettled.get(s);
+    if (queued === undefined) fn();
+    else queued.push(fn);
+  }
+
+  /** The error that ended `s`, if one did (e.g. ECONNREFUSED). */
+  errorOf(s: http2.ClientHttp2Session): Error | undefined {
+    return this.errors.get(s);
   }
 
   /** Stop using `s` for new streams (e.g. its stream ids ran out); its streams finish. */
