@@ -322,6 +322,19 @@ describe('h2 proxy: limits and flow control', () => {
   });
 });
 
+describe('h2 proxy: upstream header bomb', () => {
+  it('does not pass a 100 KiB response header block on (the upstream stack resets it), and keeps serving', async () => {
+    const n = exchanges.all.length;
+    const c = connect(proxy.url);
+    const bomb = await h2call(c, { ':path': '/header-bomb' });
+    expect(bomb.headers?.['x-bomb']).toBeUndefined();
+    expect(bomb.status === 502 || bomb.rstCode !== 0).toBe(true);
+    const [rec] = (await exchanges.ended(n + 1)).slice(n);
+    expect(rec.outcome).toBe('fail');
+    expect((await h2call(c, { ':path': '/headers' })).status).toBe(200);
+  });
+});
+
 describe('h2 proxy: other clients', () => {
   it('works for curl --http2-prior-knowledge (POST body, response body)', async () => {
     const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', '-X', 'POST', '--data-binary', 'from curl', '-w', '\n%{http_version} %{http_code}', `${proxy.url}/echo`]);

@@ -2,6 +2,7 @@
 //   /echo            echo the body back, request trailers returned as `x-req-*` trailers,
 //                    plus an `x-sha256` trailer of the body
 //   /headers         200 with the request head as JSON
+//   /header-bomb     a 100 KiB response header
 //   /trailers-only   one HEADERS frame with END_STREAM (gRPC trailers-only shape)
 //   /rst/<code>      RST_STREAM <code> before any response
 //   /rst-mid/<code>  response head and some data, then RST_STREAM <code>
@@ -82,6 +83,11 @@ export async function startH2Upstream(): Promise<H2Upstream> {
     if (path === '/headers') {
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
       stream.end(JSON.stringify(raw));
+      return;
+    }
+    if (path === '/header-bomb') {
+      stream.respond({ ':status': 200, 'x-bomb': 'b'.repeat(100 * 1024) });
+      stream.end('never seen');
       return;
     }
     if (path === '/trailers-only') {
