@@ -43,6 +43,17 @@ afterAll(async () => {
   await new Promise<void>((resolve) => app.close(() => resolve()));
 });
 
+it('fails, never skips, with a hint to run scripts/setup.sh when h2spec is missing', async () => {
+  const saved = process.env.SIDETRACE_CACHE;
+  process.env.SIDETRACE_CACHE = path.join(path.dirname(DOC), 'no-such-cache');
+  try {
+    await expect(runH2spec(proxy.port)).rejects.toThrow(/run scripts\/setup\.sh/);
+  } finally {
+    if (saved === undefined) delete process.env.SIDETRACE_CACHE;
+    else process.env.SIDETRACE_CACHE = saved;
+  }
+});
+
 it('adds no h2spec failure to bare node:http2, and every remaining one is documented', { timeout: 170_000 }, async () => {
   const [bare, proxied] = await Promise.all([runH2spec(appPort), runH2spec(proxy.port)]);
   expect(proxied.length).toBeGreaterThan(140);
