@@ -73,6 +73,8 @@ class Connection implements ConnView {
   /** Bytes discarded while looking for a message start mid-stream. */
   detectBytes = 0;
   frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Orphaned responses already counted. */
+  orphansCounted = 0;
   /** Bytes last charged to the table's total. */
   charged = 0;
   dirty = false;
@@ -90,12 +92,14 @@ class Connection implements ConnView {
     this.remote = open?.remote ?? UNKNOWN_ADDR;
     this.comm = open?.comm ?? '';
     this.lastNs = tsNs;
-    this.streams = this.newStreams();
+    this.streams = this.newStreams(open !== undefined);
     if (open === undefined) this.midStream = true;
   }
 
-  newStreams(): Record<Dir, ByteStream> {
-    return { egress: new ByteStream(this.limits, this.counters), ingress: new ByteStream(this.limits, this.counters) };
+  /** `opened`: the connection was seen from its start, so its streams begin at position 0. */
+  newStreams(opened: boolean): Record<Dir, ByteStream> {
+    const start = opened ? 0 : -1;
+    return { egress: new ByteStream(this.limits, this.counters, start), ingress: new ByteStream(this.limits, this.counters, start) };
   }
 
   bytes(): number {
@@ -190,7 +194,8 @@ export class ConnTable {
       }
       case 'close': {
         const conn = this.conns.get(ev.connId);
-        if (conn !== undefined) this.finish(conn);
+        // Socket byte counts bound the syscall streams: bytes after the last event were lost.
+        if (conn !== undefined) this.finish(conn, conn.source === 'syscall' ? { egress: ev.bytesSent, ingress: ev.bytesReceived } : undefined);
         return;
       }
       case 'exit': {
@@ -220,7 +225,7 @@ export class ConnTable {
     if (ev.source === 'tls' && conn.source === 'syscall') {
       // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
       conn.source = 'tls';
-      conn.streams = conn.newStreams();
+      conn.streams = conn.newStreams(false);
       conn.bufs = { egress: new ParseBuffer(), ingress: new ParseBuffer() };
       conn.protocol = undefined;
       conn.state = undefined;
@@ -257,13 +262,15 @@ export class ConnTable {
         buf.append(seg.data, seg.tsNs);
         continue;
       }
-      this.gap(conn, dir, seg.length);
+      this.gap(conn, dir, seg);
     }
     segs.length = 0;
   }
 
-  private gap(conn: Connection, dir: Dir, length: number): void {
+  private gap(conn: Connection, dir: Dir, seg: Segment & { kind: 'gap' }): void {
     const buf = conn.bufs[dir];
+    // What arrived before the hole may be enough to know the protocol: then it is parsed first.
+    if (conn.protocol === undefined && !conn.unsupported) this.detect(conn);
     if (conn.protocol === undefined) {
       conn.midStream = true;
       buf.clear();
@@ -273,9 +280,9 @@ export class ConnTable {
     const type = this.typeOf(conn, dir);
     // Parse what arrived before the hole, then let the parser absorb it or resynchronise.
     this.parse(conn, type);
-    if (buf.length === 0 && !buf.resyncing && conn.protocol.skip(type, length, conn.state)) return;
+    if (buf.length === 0 && !buf.resyncing && conn.protocol.skip(type, seg.length, conn.state)) return;
     this.emit(conn, false);
-    conn.protocol.resync(type, conn.state);
+    conn.protocol.resync(type, conn.state, seg);
     buf.clear();
     buf.resyncing = true;
   }
@@ -292,8 +299,12 @@ export class ConnTable {
   }
 
   private emit(conn: Connection, eof: boolean): void {
-    const records = conn.protocol!.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
+    const protocol = conn.protocol!;
+    const records = protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
     const m = this.opts.metrics;
+    const orphans = protocol.orphans(conn.state);
+    m.orphanResponses.inc(orphans - conn.orphansCounted);
+    conn.orphansCounted = orphans;
     for (const r of records) {
       m.records.inc();
       try {
@@ -366,7 +377,7 @@ export class ConnTable {
         buf.consume(at);
         buf.resyncing = false;
       }
-      const r = protocol.parseFrame(type, buf.buf, conn.state);
+      const r = protocol.parseFrame(type, buf.buf, conn.state, buf.timeAt(0));
       if (r.kind === 'success') {
         frames.push({ frame: r.frame, startNs: buf.timeAt(0), endNs: buf.timeAt(r.consumed - 1) });
         buf.consume(r.consumed);
@@ -385,10 +396,10 @@ export class ConnTable {
   }
 
   /** Close or exit: parse and stitch what is left, then free. */
-  private finish(conn: Connection): void {
+  private finish(conn: Connection, ends?: Record<Dir, number>): void {
     try {
       for (const dir of ['egress', 'ingress'] as const) {
-        conn.streams[dir].flush(this.segs);
+        conn.streams[dir].flush(this.segs, ends?.[dir]);
         this.feed(conn, dir);
       }
       if (!conn.unsupported) this.pump(conn, true);

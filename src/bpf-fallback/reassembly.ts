@@ -6,7 +6,8 @@
 
 import type { DataEvent } from './events.js';
 
-export type Segment = { kind: 'data'; data: Buffer; tsNs: number } | { kind: 'gap'; length: number };
+/** A gap's bytes were lost between the kernel times `fromNs` (last data before) and `toNs` (first after). */
+export type Segment = { kind: 'data'; data: Buffer; tsNs: number } | { kind: 'gap'; length: number; fromNs: number; toNs: number };
 
 export interface StreamLimits {
   /** Out-of-order bytes held while waiting for the missing ones; beyond it the hole becomes a gap. */
@@ -40,11 +41,17 @@ export class ByteStream {
   private pendingAge = 0;
   /** Position of the first byte ever seen: > 0 means the stream was first seen mid-way. */
   firstPos = -1;
+  /** Kernel time of the last data released. */
+  private lastNs = 0;
 
+  /** `startPos`: where the stream is known to begin (0 when its connection was seen opening). */
   constructor(
     private readonly limits: StreamLimits,
     private readonly counters: StreamCounters,
-  ) {}
+    startPos = -1,
+  ) {
+    this.next = startPos;
+  }
 
   get buffered(): number {
     return this.pendingBytes;
@@ -75,9 +82,10 @@ export class ByteStream {
     if (++this.pendingAge >= this.limits.maxPendingBatches) this.forceGap(out);
   }
 
-  /** The connection ended: whatever is held comes out, holes as gaps. */
-  flush(out: Segment[]): void {
+  /** The connection ended: whatever is held comes out, holes as gaps; `endPos` is the stream's length if known. */
+  flush(out: Segment[], endPos?: number): void {
     while (this.pending.length > 0) this.forceGap(out);
+    if (endPos !== undefined && this.next >= 0 && endPos > this.next) this.gap(endPos - this.next, Infinity, out);
   }
 
   private hold(ev: DataEvent): void {
@@ -91,7 +99,7 @@ export class ByteStream {
   private forceGap(out: Segment[]): void {
     const first = this.pending[0];
     if (first === undefined) return;
-    if (first.pos > this.next) this.gap(first.pos - this.next, out);
+    if (first.pos > this.next) this.gap(first.pos - this.next, first.tsNs, out);
     this.drain(out);
   }
 
@@ -112,16 +120,17 @@ export class ByteStream {
     if (skip < ev.data.length) {
       out.push({ kind: 'data', data: skip === 0 ? ev.data : ev.data.subarray(skip), tsNs: ev.tsNs });
       this.next = ev.pos + ev.data.length;
+      this.lastNs = ev.tsNs;
     }
     const end = ev.pos + Math.max(ev.size, ev.data.length);
-    if (end > this.next) this.gap(end - this.next, out);
+    if (end > this.next) this.gap(end - this.next, ev.tsNs, out);
   }
 
-  private gap(length: number, out: Segment[]): void {
+  private gap(length: number, toNs: number, out: Segment[]): void {
     this.counters.gaps++;
     this.counters.lostBytes += length;
     this.next += length;
-    out.push({ kind: 'gap', length });
+    out.push({ kind: 'gap', length, fromNs: this.lastNs, toNs });
   }
 }
 

@@ -24,6 +24,11 @@ export interface TimedFrame<F> {
   endNs: number;
 }
 
+export interface TimeWindow {
+  fromNs: number;
+  toNs: number;
+}
+
 export interface BodyChunk {
   data: Buffer;
   tsNs: number;
@@ -76,15 +81,21 @@ export interface Protocol<F, S> {
    * after lost bytes, a mid-stream start or an invalid frame.
    */
   findFrameBoundary(type: MessageType, buf: Buffer, start: number, state: S): number;
-  /** Parses one frame at the start of `buf` (a stream-aligned position). */
-  parseFrame(type: MessageType, buf: Buffer, state: S): ParseResult<F>;
+  /**
+   * Parses one frame at the start of `buf` (a stream-aligned position); `tsNs` is the kernel
+   * time of its first byte (HTTP/1 uses it to find which request a response answers).
+   */
+  parseFrame(type: MessageType, buf: Buffer, state: S, tsNs?: number): ParseResult<F>;
   /**
    * `length` bytes of this direction were lost. Returns true when the parser absorbed them
    * (e.g. inside a body of known length); false means the caller resynchronises.
    */
   skip(type: MessageType, length: number, state: S): boolean;
-  /** Forget partial messages of this direction; the next frame comes from findFrameBoundary. */
-  resync(type: MessageType, state: S): void;
+  /**
+   * Forget partial messages of this direction; the next frame comes from findFrameBoundary.
+   * `lost`: kernel-time window in which the lost bytes were sent (whole messages may be among them).
+   */
+  resync(type: MessageType, state: S, lost?: TimeWindow): void;
   /**
    * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
    * open stay in `state`). `eof`: the connection closed; flush what can be flushed.
@@ -92,6 +103,8 @@ export interface Protocol<F, S> {
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */
   retainedBytes(state: S): number;
+  /** Responses dropped so far because their request was never captured (cumulative). */
+  orphans(state: S): number;
 }
 
 export type ProtocolName = 'http1' | 'http2';

@@ -16,12 +16,13 @@ export const http1: Protocol<H1Frame, H1State> = {
   findFrameBoundary: (type, buf, start) => findH1Boundary(type, buf, start),
   parseFrame: parseH1Frame,
   skip: skipH1,
-  resync(type, state) {
+  resync(type, state, lost) {
     resyncH1(type, state);
-    resyncH1Stitch(type, state);
+    resyncH1Stitch(type, state, lost);
   },
   stitch: stitchH1,
   retainedBytes: retainedH1,
+  orphans: (state) => state.orphanResponses,
 };
 
 export const http2: Protocol<H2Frame, H2State> = {
@@ -34,6 +35,7 @@ export const http2: Protocol<H2Frame, H2State> = {
   resync: resyncH2,
   stitch: stitchH2,
   retainedBytes: retainedH2,
+  orphans: () => 0,
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

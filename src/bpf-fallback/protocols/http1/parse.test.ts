@@ -9,7 +9,7 @@ const opts = { midStream: false, maxBodyBytes: 1 << 20 };
 
 function parseAll(type: 'request' | 'response', text: string, methods: string[] = []): { frames: H1Frame[]; rest: number; error?: string } {
   const state = createH1State(opts);
-  state.pendingMethods.push(...methods);
+  state.pendingMethods.push(...methods.map((method) => ({ method, startNs: 0 })));
   let buf = Buffer.from(text, 'latin1');
   const frames: H1Frame[] = [];
   for (;;) {

@@ -29,7 +29,8 @@ export function createH1State(options: StateOptions): H1State {
     requests: [],
     responses: [],
     orphanResponses: 0,
-    responseResynced: false,
+    responseResynced: options.midStream,
+    requestGaps: [],
   };
 }
 
@@ -87,11 +88,11 @@ export function findH1Boundary(type: MessageType, buf: Buffer, start: number): n
   return -1;
 }
 
-export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State): ParseResult<H1Frame> {
+export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State, tsNs = 0): ParseResult<H1Frame> {
   const dir = type === 'request' ? state.request : state.response;
   switch (dir.mode) {
     case 'head':
-      return type === 'request' ? parseRequestHead(buf, state) : parseResponseHead(buf, state);
+      return type === 'request' ? parseRequestHead(buf, state, tsNs) : parseResponseHead(buf, state, tsNs);
     case 'fixed':
     case 'chunk-data':
     case 'until-eof': {
@@ -167,7 +168,7 @@ function readHead(buf: Buffer, type: MessageType): { lines: string[]; consumed: 
   return { lines: buf.toString('latin1', 0, end).split('\r\n'), consumed: end + 4 };
 }
 
-function parseRequestHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
+function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
   const m = REQUEST_LINE.exec(head.lines[0]);
@@ -185,7 +186,7 @@ function parseRequestHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
     dir.remaining = framing;
   } else complete = true;
   if (state.pendingMethods.length >= MAX_PENDING_METHODS) state.pendingMethods.shift();
-  state.pendingMethods.push(method);
+  state.pendingMethods.push({ method, startNs: tsNs });
   return {
     kind: 'success',
     frame: { kind: 'request-head', method, target: m[2], version: m[3] === '0' ? '1.0' : '1.1', headers, complete },
@@ -193,7 +194,7 @@ function parseRequestHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
   };
 }
 
-function parseResponseHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
+function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'response');
   if ('kind' in head) return head;
   const m = RESPONSE_LINE.exec(head.lines[0]);
@@ -208,8 +209,12 @@ function parseResponseHead(buf: Buffer, state: H1State): ParseResult<H1Frame> {
     frame.interim = true;
     return { kind: 'success', frame, consumed: head.consumed };
   }
-  // The answered request's method decides framing; unknown (lost) counts as GET.
-  const method = state.pendingMethods.shift();
+  // The answered request's method decides framing (chosen like the stitcher pairs).
+  let method = answeredMethod(state, tsNs);
+  if (method === undefined && looksLikeResponse(buf, head.consumed) !== false && buf.length - head.consumed >= 7) {
+    // Its request was lost; another status line right after the head means it had no body (HEAD).
+    method = 'HEAD';
+  }
   if (status === 101 || (method === 'CONNECT' && status < 300)) dir.mode = 'opaque';
   else if (method === 'HEAD' || status === 204 || status === 304) dir.mode = 'head';
   else {
@@ -269,6 +274,18 @@ function bodyFraming(headers: RawHeaders): 'chunked' | 'none' | 'invalid' | numb
   return length ?? 'none';
 }
 
+/** Takes the method of the request a response starting at `tsNs` answers, if it was captured. */
+function answeredMethod(state: H1State, tsNs: number): string | undefined {
+  const pending = state.pendingMethods;
+  if (pending.length === 0 || pending[0].startNs > tsNs) return undefined;
+  let i = 0;
+  // After lost responses, the answered request is the latest one sent before this response.
+  if (state.responseResynced) while (i + 1 < pending.length && pending[i + 1].startNs <= tsNs) i++;
+  const method = pending[i].method;
+  pending.splice(0, i + 1);
+  return method;
+}
+
 export function skipH1(type: MessageType, length: number, state: H1State): boolean {
   const dir = type === 'request' ? state.request : state.response;
   if (dir.mode === 'opaque' || dir.mode === 'until-eof') return true;
@@ -286,7 +303,6 @@ export function resyncH1(type: MessageType, state: H1State): void {
   dir.mode = 'head';
   dir.remaining = 0;
   dir.lost = 0;
-  if (type === 'response') state.pendingMethods.length = 0;
 }
 
 function printable(b: Buffer): string {

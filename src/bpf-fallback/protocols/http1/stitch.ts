@@ -2,10 +2,11 @@
 // requests in order (pipelining is FIFO), using kernel times to drop responses whose request
 // was lost and requests whose response was lost.
 
-import type { BodyChunk, HttpRecord, MessageType, TimedFrame } from '../protocol.js';
+import type { BodyChunk, HttpRecord, MessageType, TimedFrame, TimeWindow } from '../protocol.js';
 import type { H1Frame, H1Message, H1State } from './types.js';
 
 const MAX_QUEUED_MESSAGES = 256;
+const MAX_GAP_WINDOWS = 64;
 
 export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean): HttpRecord[] {
   for (const f of requests) assemble('request', f, state);
@@ -97,6 +98,19 @@ function pair(state: H1State, out: HttpRecord[]): void {
       state.orphanResponses++;
       continue;
     }
+    const req = requests[0];
+    const gaps = state.requestGaps;
+    while (gaps.length > 0 && gaps[0].toNs <= req.startNs) gaps.shift();
+    if (gaps.length > 0 && gaps[0].fromNs < res.startNs) {
+      // A request may have been lost between this one and the response: if a later request
+      // precedes the response, this one's response was lost; otherwise the response is not ours.
+      if (requests.length > 1 && requests[1].startNs <= res.startNs) out.push(toRecord(requests.shift()!, undefined, 'response_lost'));
+      else {
+        responses.shift();
+        state.orphanResponses++;
+      }
+      continue;
+    }
     if (state.responseResynced) {
       // Responses were lost: only the latest request sent before this response can be its.
       let last = 0;
@@ -144,9 +158,14 @@ function findHost(headers: string[]): string | undefined {
   return undefined;
 }
 
-export function resyncH1Stitch(type: MessageType, state: H1State): void {
-  if (type === 'request') state.currentRequest = undefined;
-  else {
+export function resyncH1Stitch(type: MessageType, state: H1State, lost?: TimeWindow): void {
+  if (type === 'request') {
+    state.currentRequest = undefined;
+    if (lost !== undefined) {
+      if (state.requestGaps.length >= MAX_GAP_WINDOWS) state.requestGaps.shift();
+      state.requestGaps.push({ fromNs: lost.fromNs, toNs: lost.toNs });
+    }
+  } else {
     state.currentResponse = undefined;
     state.responseResynced = true;
   }

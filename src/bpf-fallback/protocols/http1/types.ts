@@ -1,7 +1,7 @@
 // HTTP/1.x frames and per-connection state for the agent's parser and stitcher.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import type { BodyChunk } from '../protocol.js';
+import type { BodyChunk, TimeWindow } from '../protocol.js';
 
 export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End;
 
@@ -67,7 +67,7 @@ export interface H1State {
   request: H1DirState;
   response: H1DirState;
   /** Methods of requests whose responses have not been parsed yet, oldest first: a response's framing depends on them (HEAD, CONNECT). */
-  pendingMethods: string[];
+  pendingMethods: Array<{ method: string; startNs: number }>;
   maxBodyBytes: number;
   midStream: boolean;
   currentRequest?: H1Message;
@@ -78,4 +78,6 @@ export interface H1State {
   orphanResponses: number;
   /** Response bytes were lost: the next response answers the latest request before it. */
   responseResynced: boolean;
+  /** When request bytes were lost (whole requests may be among them), oldest first. */
+  requestGaps: TimeWindow[];
 }

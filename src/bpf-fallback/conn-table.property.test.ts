@@ -1,0 +1,205 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import type { AgentEvent, DataEvent } from './events.js';
+import { newRun, runBatches, summary } from './test-support/run.js';
+import { connEvents, type Write } from './test-support/synthetic.js';
+
+// Random keep-alive HTTP/1.1 conversations: every response is unique to its request (status and
+// body name the path), so a misparse or a wrong pairing is visible in the records.
+const exchangeArb = fc.record({
+  method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD'),
+  path: fc.stringMatching(/^\/[a-z0-9]{1,12}$/),
+  reqBody: fc.string({ maxLength: 300 }),
+  resBody: fc.string({ maxLength: 600 }),
+  chunked: fc.boolean(),
+  resChunked: fc.boolean(),
+});
+type Ex = typeof exchangeArb extends fc.Arbitrary<infer T> ? T : never;
+
+function conversation(exs: Ex[]): { writes: Write[]; statusByPath: Map<string, number> } {
+  const writes: Write[] = [];
+  const statusByPath = new Map<string, number>();
+  exs.forEach((e, i) => {
+    const path = `${e.path}-${i}`;
+    const status = 210 + i; // never 204 or 304, which have no body
+    statusByPath.set(path, status);
+    const body = e.method === 'GET' || e.method === 'HEAD' ? '' : e.reqBody;
+    const req = e.chunked && body.length > 0
+      ? `${e.method} ${path} HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`
+      : `${e.method} ${path} HTTP/1.1\r\nHost: h\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const resBody = e.method === 'HEAD' ? '' : `resp:${path}:${e.resBody}`;
+    const res = e.resChunked && resBody.length > 0
+      ? `HTTP/1.1 ${status} S\r\nTransfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(resBody).toString(16)}\r\n${resBody}\r\n0\r\n\r\n`
+      : `HTTP/1.1 ${status} S\r\nContent-Length: ${Buffer.byteLength(e.method === 'HEAD' ? 'x'.repeat(10) : resBody)}\r\n\r\n${resBody}`;
+    writes.push({ direction: 'egress', data: Buffer.from(req) }, { direction: 'ingress', data: Buffer.from(res) });
+  });
+  return { writes, statusByPath };
+}
+
+/** Splits data events at the given fractions (stream positions kept exact). */
+function cut(events: AgentEvent[], cuts: number[]): AgentEvent[] {
+  const out: AgentEvent[] = [];
+  let k = 0;
+  for (const e of events) {
+    if (e.kind !== 'data' || e.data.length < 2) {
+      out.push(e);
+      continue;
+    }
+    const at = 1 + Math.floor((cuts[k++ % cuts.length] ?? 0.5) * (e.data.length - 1));
+    out.push({ ...e, size: at, data: e.data.subarray(0, at) }, { ...e, pos: e.pos + at, size: e.size - at, data: e.data.subarray(at), tsNs: e.tsNs + 1 });
+  }
+  return out;
+}
+
+function check(statusByPath: Map<string, number>, records: ReturnType<typeof runBatches>['records']): void {
+  for (const { record } of records) {
+    if (record.error !== undefined || record.status === 0) continue;
+    const path = record.target;
+    expect(statusByPath.get(path), `record ${record.method} ${path}`).toBe(record.status);
+    const body = Buffer.concat(record.responseBody.map((c) => c.data)).toString();
+    if (!record.partial && body.length > 0) expect(body.startsWith(`resp:${path}:`)).toBe(true);
+  }
+}
+
+describe('reassembly and parsing under capture faults (fast-check)', () => {
+  test('random cuts and batch boundaries give the same records', () => {
+    fc.assert(
+      fc.property(fc.array(exchangeArb, { minLength: 1, maxLength: 6 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 20 }), fc.nat(), (exs, cuts, split) => {
+        const { writes } = conversation(exs);
+        const events = connEvents({ connId: 1 }, writes);
+        const expected = runBatches([events]).records.map((r) => summary(r.record));
+        expect(expected).toHaveLength(exs.length);
+        const pieces = cut(events, cuts);
+        const at = split % pieces.length;
+        expect(runBatches([pieces.slice(0, at), pieces.slice(at)]).records.map((r) => summary(r.record))).toEqual(expected);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('shuffles within a batch and duplicates give the same records', () => {
+    fc.assert(
+      fc.property(fc.array(exchangeArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { minLength: 1, maxLength: 30 }), (exs, rand) => {
+        const { writes } = conversation(exs);
+        const events = cut(connEvents({ connId: 1 }, writes), [0.3, 0.7]);
+        const expected = runBatches([events]).records.map((r) => summary(r.record));
+        const data = events.filter((e): e is DataEvent => e.kind === 'data');
+        const shuffled = [...data];
+        // Adjacent swaps per direction keep each hole small (the kernel's reordering is local).
+        for (const r of rand) {
+          const i = r % Math.max(1, shuffled.length - 1);
+          if (shuffled[i + 1] !== undefined) [shuffled[i], shuffled[i + 1]] = [shuffled[i + 1], shuffled[i]];
+        }
+        const withDups = [...shuffled, ...shuffled.filter((_, i) => rand[i % rand.length] % 3 === 0)];
+        const batch: AgentEvent[] = [events[0], ...withDups, events[events.length - 1]];
+        expect(runBatches([batch]).records.map((r) => summary(r.record))).toEqual(expected);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('dropped events: no exception, resync, never a wrong status or body', () => {
+    fc.assert(
+      fc.property(fc.array(exchangeArb, { minLength: 2, maxLength: 8 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 40 }), (exs, keep) => {
+        const { writes, statusByPath } = conversation(exs);
+        const events = cut(connEvents({ connId: 1 }, writes), [0.5]);
+        let i = 0;
+        const kept = events.filter((e) => e.kind !== 'data' || keep[i++ % keep.length] || i % 7 === 0);
+        const run = runBatches([kept]);
+        check(statusByPath, run.records);
+        if (kept.length < events.length) expect(run.metrics.gaps).toBeGreaterThan(0);
+        expect(run.table.size).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('after a gap, parsing resynchronises at the next request', () => {
+    const { writes } = conversation([
+      { method: 'POST', path: '/a', reqBody: 'x'.repeat(50), resBody: 'r', chunked: false, resChunked: false },
+      { method: 'GET', path: '/b', reqBody: '', resBody: 'r', chunked: false, resChunked: false },
+      { method: 'GET', path: '/c', reqBody: '', resBody: 'r', chunked: false, resChunked: false },
+    ]);
+    const events = connEvents({ connId: 1 }, writes);
+    // Lose the first request's head (its first event): its response is orphaned, the rest pair up.
+    const run = runBatches([events.filter((e) => !(e.kind === 'data' && e.direction === 'egress' && e.pos === 0))]);
+    expect(run.records.map((r) => [r.record.target, r.record.status])).toEqual([
+      ['/b-1', 211],
+      ['/c-2', 212],
+    ]);
+    expect(run.metrics.orphanResponses.value).toBe(1);
+  });
+
+  test('corrupted bytes: no exception escapes, memory stays bounded', () => {
+    fc.assert(
+      fc.property(fc.array(exchangeArb, { minLength: 1, maxLength: 5 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 20 }), (exs, flips) => {
+        const { writes } = conversation(exs);
+        const events = connEvents({ connId: 1 }, writes).map((e) => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
+        const data = events.filter((e): e is DataEvent => e.kind === 'data');
+        for (const [at, byte] of flips) {
+          const ev = data[at % data.length];
+          ev.data[at % ev.data.length] = byte;
+        }
+        const run = runBatches([events.slice(0, -1)], { maxTotalBytes: 64 * 1024 });
+        expect(run.table.totalBytes).toBeLessThanOrEqual(64 * 1024 + 2048);
+        run.table.handle([events[events.length - 1]]);
+        expect(run.table.size).toBe(0);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('random bytes on many connections: bounded connections and bytes, nothing thrown', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.boolean()), { maxLength: 60 }), (chunks) => {
+        const run = newRun({ maxConnections: 16, maxTotalBytes: 32 * 1024 });
+        const pos = new Map<string, number>();
+        const batch: AgentEvent[] = chunks.map(([conn, bytes, egress], i) => {
+          const key = `${conn}:${egress}`;
+          const p = pos.get(key) ?? 0;
+          pos.set(key, p + bytes.length);
+          return { kind: 'data', connId: conn, pid: 1, tid: 1, fd: 3, tsNs: 1e9 + i, direction: egress ? 'egress' : 'ingress', source: 'syscall', pos: p, size: bytes.length, data: Buffer.from(bytes) };
+        });
+        run.table.handle(batch);
+        expect(run.table.size).toBeLessThanOrEqual(16);
+        expect(run.table.totalBytes).toBeLessThanOrEqual(32 * 1024);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  test('a huge head without an end is bounded and resynchronised', () => {
+    const big = 'GET / HTTP/1.1\r\nX: ' + 'a'.repeat(70 * 1024);
+    const run = newRun();
+    run.table.handle(connEvents({ connId: 1, close: false, splitBytes: 4096 }, [{ direction: 'egress', data: big }]));
+    expect(run.table.totalBytes).toBeLessThan(70 * 1024);
+    expect(run.metrics.parseErrors.value).toBeGreaterThan(0);
+  });
+
+  test('process exit frees all of its connections', () => {
+    const run = newRun();
+    const a = connEvents({ connId: 1, pid: 50, close: false }, [{ direction: 'egress', data: 'GET /1 HTTP/1.1\r\n\r\n' }]);
+    const b = connEvents({ connId: 2, pid: 50, close: false }, [{ direction: 'egress', data: 'GET /2 HTTP/1.1\r\n\r\n' }]);
+    const c = connEvents({ connId: 3, pid: 51, close: false }, [{ direction: 'egress', data: 'GET /3 HTTP/1.1\r\n\r\n' }]);
+    run.table.handle([...a, ...b, ...c]);
+    expect(run.table.size).toBe(3);
+    run.table.handle([{ kind: "exit", pid: 50, tsNs: 1e12 + 1e7 }]);
+    expect(run.table.size).toBe(1);
+    expect(run.records.map((r) => [r.record.target, r.record.error])).toEqual([
+      ['/1', 'connection_closed'],
+      ['/2', 'connection_closed'],
+    ]);
+  });
+
+  test('TLS plaintext replaces the socket stream once it appears', () => {
+    const run = newRun();
+    const cipher = connEvents({ connId: 1, close: false }, [{ direction: 'egress', data: Buffer.from([0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]) }]);
+    const plain = connEvents({ connId: 1, open: false, source: 'tls' }, [
+      { direction: 'egress', data: 'GET /secure HTTP/1.1\r\nHost: s\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' },
+    ]);
+    run.table.handle([...cipher, ...plain]);
+    expect(run.records.map((r) => [r.record.target, r.record.status, r.conn.source])).toEqual([['/secure', 200, 'tls']]);
+    expect(run.metrics.tlsConnections.value).toBe(1);
+  });
+});
