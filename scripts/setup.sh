@@ -12,12 +12,14 @@ set -euo pipefail
 # playwright-core; installed without Recommends, so its font comes explicitly), util-linux
 # (taskset, flock, mountpoint).
 APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium fonts-liberation util-linux openssl clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool)
-# Go tools: name, module path@version. fortio v1.69+ needs grol.io/grol, which the module proxy
+# Go tools: name, module path@version, then optional -ldflags. fortio v1.69+ needs grol.io/grol, which the module proxy
 # reachable here refuses (403), so v1.68.2 is the newest that builds. h2spec has no usable v2
 # module path; `go list -m github.com/summerwind/h2spec@latest` gave v2.2.1+incompatible.
 GO_TOOLS=(
   "fortio fortio.org/fortio@v1.68.2"
   "h2spec github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible"
+  # helm for the chart tests; without these ldflags `helm template` assumes Kubernetes 1.20.
+  "helm helm.sh/helm/v3/cmd/helm@v3.21.4 -X helm.sh/helm/v3/internal/version.version=v3.21.4 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34"
 )
 # ------------------------------------------------------------------------------------------------
 
@@ -74,7 +76,7 @@ if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=/usr/local/go/bin:$PATH
 fi
 for entry in "${GO_TOOLS[@]}"; do
-  read -r name spec <<<"$entry"
+  read -r name spec ldflags <<<"$entry"
   version=${spec##*@}
   target="$CACHE/bin/$name-$version"
   if [[ ! -x "$target" ]]; then
@@ -82,10 +84,10 @@ for entry in "${GO_TOOLS[@]}"; do
     say "building $name $version"
     tmp=$(mktemp -d "$CACHE/bin/.build-XXXXXX")
     go_env=(GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod)
-    if ! env "${go_env[@]}" go install "$spec" 2>"$tmp/err"; then
+    if ! env "${go_env[@]}" go install -ldflags "${ldflags:-}" "$spec" 2>"$tmp/err"; then
       # The checksum database may be unreachable from here while the module proxy is not.
       say "retrying $name with GOSUMDB=off ($(tail -n1 "$tmp/err"))"
-      if ! env "${go_env[@]}" GOSUMDB=off go install "$spec"; then
+      if ! env "${go_env[@]}" GOSUMDB=off go install -ldflags "${ldflags:-}" "$spec"; then
         rm -rf "$tmp"
         echo "setup: ST_SETUP_GO_INSTALL_FAILED: go install $spec failed" >&2
         exit 1
