@@ -11,7 +11,7 @@ import { decodeBody } from './capture/decode.js';
 import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
 import { GrpcMessageSizes } from './capture/grpc-messages.js';
 import { bodyValue } from './capture/text.js';
-import type { Exchange, ExchangeDeps, ExchangeFactory, ExchangeStart, RawHeaders } from './exchange.js';
+import { PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
 import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
 import { inflateGrpcPayload } from './grpc/frame-reader.js';
 import { extractContext, forwardContext, type IncomingContext } from './propagation/context.js';
@@ -26,24 +26,11 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
         return startExchange(deps, start);
       } catch {
         deps.metrics.captureErrors.inc();
-        return PASSIVE;
+        return PASSIVE_EXCHANGE;
       }
     },
   };
 }
-
-/** For routes with spans off (or a failed start): context and bytes flow untouched. */
-const PASSIVE: Exchange = Object.freeze({
-  forwardHeaders: Object.freeze([]) as ReadonlyArray<readonly [string, string]>,
-  replacesHeaders: new Set<string>() as ReadonlySet<string>,
-  requestBody() {},
-  requestEnd() {},
-  responseHead() {},
-  responseBody() {},
-  responseEnd() {},
-  fail() {},
-  tunnelEstablished() {},
-});
 
 function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
   const startMs = nowMs();
@@ -59,9 +46,9 @@ function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
     });
   } catch {
     deps.metrics.captureErrors.inc();
-    return PASSIVE;
+    return PASSIVE_EXCHANGE;
   }
-  if (!match.rule.spans) return PASSIVE;
+  if (!match.rule.spans) return PASSIVE_EXCHANGE;
   return new TracedExchange(deps, start, startMs, target, contentType, grpc, match);
 }
 

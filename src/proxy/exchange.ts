@@ -59,6 +59,22 @@ export interface Exchange {
   tunnelEstablished(status: number, headers: RawHeaders): void;
 }
 
+/**
+ * Records nothing and leaves trace context untouched: for routes with spans off, and what a
+ * handler falls back to when starting an exchange fails, so forwarding never depends on capture.
+ */
+export const PASSIVE_EXCHANGE: Exchange = Object.freeze({
+  forwardHeaders: Object.freeze([]) as ReadonlyArray<readonly [string, string]>,
+  replacesHeaders: new Set<string>() as ReadonlySet<string>,
+  requestBody() {},
+  requestEnd() {},
+  responseHead() {},
+  responseBody() {},
+  responseEnd() {},
+  fail() {},
+  tunnelEstablished() {},
+});
+
 export interface ExchangeFactory {
   start(start: ExchangeStart): Exchange;
 }

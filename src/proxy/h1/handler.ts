@@ -4,7 +4,7 @@
 // Capture only hears about what passed, through the Exchange, and can never stall forwarding.
 
 import type net from 'node:net';
-import type { Exchange, RawHeaders } from '../exchange.js';
+import { PASSIVE_EXCHANGE, type Exchange } from '../exchange.js';
 import type { ConnInfo, HandlerOptions, ProtocolHandler } from '../handler.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { BodyReader, type BodySink } from './body.js';
@@ -34,19 +34,6 @@ const NODE_413 = Buffer.from('HTTP/1.1 413 Payload Too Large\r\nConnection: clos
 const NODE_408 = Buffer.from('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n', 'latin1');
 
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-/** Used when the factory throws: forwarding goes on, nothing is recorded. */
-const NOOP_EXCHANGE: Exchange = {
-  forwardHeaders: [],
-  replacesHeaders: new Set(),
-  requestBody() {},
-  requestEnd() {},
-  responseHead() {},
-  responseBody() {},
-  responseEnd() {},
-  fail() {},
-  tunnelEstablished() {},
-};
 
 interface Shared {
   opts: HandlerOptions;
@@ -306,7 +293,7 @@ class H1Connection implements UpstreamOwner {
       });
     } catch {
       this.s.metrics.captureErrors.inc();
-      ex = NOOP_EXCHANGE;
+      ex = PASSIVE_EXCHANGE;
     }
     this.ex = ex;
     const headBytes = this.rewriteHead(buf, headEnd, ex);

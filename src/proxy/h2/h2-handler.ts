@@ -4,7 +4,7 @@
 
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { Exchange, ExchangeFactory } from '../exchange.js';
+import { PASSIVE_EXCHANGE, type Exchange, type ExchangeFactory } from '../exchange.js';
 import type { ConnInfo, HandlerOptions, ProtocolHandler } from '../handler.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { forwardBlock, forwardRequestHeaders, requestHead, sensitiveOf, withoutPseudo } from './headers.js';
@@ -132,7 +132,7 @@ export function createH2Handler(opts: HandlerOptions): ProtocolHandler {
  * exchange hears about each step, guarded so capture can never disturb forwarding.
  */
 class ProxiedStream {
-  private exchange: Exchange = NOOP_EXCHANGE;
+  private exchange: Exchange = PASSIVE_EXCHANGE;
   private readonly downSession: http2.Http2Session | undefined;
   private up: http2.ClientHttp2Stream | undefined;
   private upSession: http2.ClientHttp2Session | undefined;
@@ -194,7 +194,7 @@ class ProxiedStream {
       out = forwardRequestHeaders(raw, this.exchange, sensitiveOf(headers));
     } catch {
       this.metrics.captureErrors.inc();
-      out = forwardRequestHeaders(raw, NOOP_EXCHANGE, sensitiveOf(headers));
+      out = forwardRequestHeaders(raw, PASSIVE_EXCHANGE, sensitiveOf(headers));
     }
     if (endStream) {
       this.requestEnded();
@@ -339,7 +339,7 @@ class ProxiedStream {
   /** A CONNECT tunnel is up: its span ends here and the bytes after it are opaque. */
   private tunnelEstablished(status: number, raw: string[]): void {
     const exchange = this.exchange;
-    this.exchange = NOOP_EXCHANGE;
+    this.exchange = PASSIVE_EXCHANGE;
     this.finished = true;
     exchange.tunnelEstablished(status, withoutPseudo(raw));
   }
@@ -448,15 +448,3 @@ function isReset(stream: http2.Http2Stream): boolean {
 }
 
 function noop(): void {}
-
-const NOOP_EXCHANGE: Exchange = {
-  forwardHeaders: [],
-  replacesHeaders: new Set<string>(),
-  requestBody: noop,
-  requestEnd: noop,
-  responseHead: noop,
-  responseBody: noop,
-  responseEnd: noop,
-  fail: noop,
-  tunnelEstablished: noop,
-};

@@ -1,21 +1,10 @@
 import http2 from 'node:http2';
 import { describe, expect, it } from 'vitest';
-import type { Exchange } from '../exchange.js';
+import { PASSIVE_EXCHANGE, type Exchange } from '../exchange.js';
 import { forwardBlock, forwardRequestHeaders, requestHead, sensitiveOf, withoutPseudo } from './headers.js';
 
 function exchange(forward: Array<[string, string]> = [], replaces: string[] = forward.map(([n]) => n)): Exchange {
-  const noop = () => {};
-  return {
-    forwardHeaders: forward,
-    replacesHeaders: new Set(replaces),
-    requestBody: noop,
-    requestEnd: noop,
-    responseHead: noop,
-    responseBody: noop,
-    responseEnd: noop,
-    fail: noop,
-    tunnelEstablished: noop,
-  };
+  return { ...PASSIVE_EXCHANGE, forwardHeaders: forward, replacesHeaders: new Set(replaces) };
 }
 
 const RAW = [':method', 'POST', ':scheme', 'http', ':authority', 'api:8080', ':path', '/v1/x?y=1', 'content-type', 'application/json', 'x-a', '1', 'x-a', '2', 'cookie', 'a=1', 'cookie', 'b=2'];
