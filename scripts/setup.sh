@@ -10,11 +10,13 @@ set -euo pipefail
 # Debian packages: test peers (curl, nginx, wrk, h2load/nghttp), iptables/iproute2 for the
 # redirect rules, procps (ps, /proc tools), python3 (peers in tests), chromium (viewer tests via
 # playwright-core; installed without Recommends, so its font comes explicitly), util-linux
-# (taskset, flock, mountpoint).
+# (taskset, flock, mountpoint), openssl (TLS test peers), and the BPF toolchain for the node
+# agent (clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool; used by scripts/build-native.sh).
 APT_PACKAGES=(curl nginx-light wrk nghttp2-client iptables iproute2 procps python3 chromium fonts-liberation util-linux openssl clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool)
-# Go tools: name, module path@version, then optional -ldflags. fortio v1.69+ needs grol.io/grol, which the module proxy
-# reachable here refuses (403), so v1.68.2 is the newest that builds. h2spec has no usable v2
-# module path; `go list -m github.com/summerwind/h2spec@latest` gave v2.2.1+incompatible.
+# Go tools: name, module path@version, then optional -ldflags. fortio v1.69+ needs grol.io/grol,
+# which the module proxy reachable here refuses (403), so v1.68.2 is the newest that builds.
+# h2spec has no usable v2 module path; `go list -m github.com/summerwind/h2spec@latest` gave
+# v2.2.1+incompatible.
 GO_TOOLS=(
   "fortio fortio.org/fortio@v1.68.2"
   "h2spec github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible"
