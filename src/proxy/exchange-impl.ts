@@ -116,6 +116,8 @@ class TracedExchange implements Exchange {
   private readonly incoming: IncomingContext;
   /** The sampled flag propagated downstream. */
   private readonly sampled: boolean;
+  /** The rule's head decision on the trace id, needed both for `sampled` and at span end. */
+  private readonly headKept: boolean;
   private readonly reqBody: BodyCapture;
   private readonly resBody: BodyCapture;
   private readonly reqMessages: GrpcMessageSizes | undefined;
@@ -143,7 +145,8 @@ class TracedExchange implements Exchange {
     this.incoming = incoming;
     this.traceId = incoming.traceId ?? newTraceId();
     this.spanId = newSpanId();
-    this.sampled = incoming.debug || (incoming.sampled ?? keepByTraceId(this.traceId, rule.sample));
+    this.headKept = keepByTraceId(this.traceId, rule.sample);
+    this.sampled = incoming.debug || (incoming.sampled ?? this.headKept);
     const fwd = forwardContext(incoming, this.traceId, this.spanId, this.sampled);
     this.forwardHeaders = fwd.headers;
     this.replacesHeaders = fwd.replaces;
@@ -217,7 +220,7 @@ class TracedExchange implements Exchange {
       let kept: boolean;
       if (this.incoming.sampled === false) kept = false;
       else if (this.incoming.debug) kept = true;
-      else kept = isError || endMs - this.startMs >= rule.keepSlowerThanMs || keepByTraceId(this.traceId, rule.sample);
+      else kept = isError || endMs - this.startMs >= rule.keepSlowerThanMs || this.headKept;
       const tap = deps.tap !== undefined && deps.tap.active ? deps.tap : undefined;
       if (!kept) deps.metrics.spansSampledOut.inc();
       if (!kept && tap === undefined) return;
