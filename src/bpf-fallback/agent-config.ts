@@ -45,7 +45,8 @@ flags:
   --skip-uid UID          do not trace sockets of this uid (the sidecar proxy's); repeatable
   --skip-port PORT        do not trace this local port (the sidecar's listeners); repeatable
   --admin HOST:PORT       serve /metrics (kernel and user-space counters), /healthz, /tap
-  --capture-bytes BYTES   body bytes kept per message while stitching (default 1m)
+  --capture-bytes BYTES   payload bytes copied per call in the kernel and kept per message (default 64k;
+                          raise it with the policy's maxBodyBytes)
 `;
 
 export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
@@ -88,7 +89,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
     skipUids: (v['skip-uid'] ?? []).map((s) => parseIntIn('--skip-uid', s, 0, 2 ** 32 - 1)),
     skipPorts: (v['skip-port'] ?? []).map((s) => parseIntIn('--skip-port', s, 1, 65535)),
     admin: v.admin === undefined ? undefined : parseHostPort('--admin', v.admin),
-    captureBytes: v['capture-bytes'] === undefined ? 1024 * 1024 : parseBytes('--capture-bytes', v['capture-bytes']),
+    captureBytes: v['capture-bytes'] === undefined ? 64 * 1024 : parseBytes('--capture-bytes', v['capture-bytes']),
   };
 }
 

@@ -30,6 +30,8 @@ import { replayRecord } from './spans.js';
 
 /** What the agent needs from the kernel side (native.ts's openAgentCapture provides it). */
 export interface CaptureSource {
+  /** Resolves once the probes are attached (TLS libraries pinned). */
+  readonly ready?: Promise<void>;
   onBatch(cb: (events: AgentEvent[]) => void): void;
   counters(): KernelCounters;
   /** Attach the TLS uprobes to a process's libssl (or its statically linked OpenSSL). */
@@ -45,6 +47,8 @@ export interface AgentStartOptions {
   clock?: KernelClock;
   /** procfs root for process identity and the initial TLS attach scan. */
   procRoot?: string;
+  /** Processes never traced; default the agent's own pid (its span export would trace itself). */
+  ignorePids?: readonly number[];
 }
 
 export interface RunningAgent {
@@ -123,15 +127,19 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
       log(`sidetrace agent: cannot attach TLS probes to pid ${pid}: ${(err as Error).message}`);
     }
   };
+  const ignored = new Set(options.ignorePids ?? [process.pid]);
   source.onBatch((events) => {
+    let mine = 0;
     for (const ev of events) {
-      if (ev.kind === 'exec') {
+      if (ignored.has(ev.pid)) mine++;
+      else if (ev.kind === 'exec') {
         processes.forget(ev.pid);
         attach(ev.pid);
       } else if (ev.kind === 'exit') processes.forget(ev.pid);
     }
-    table.handle(events);
+    table.handle(mine === 0 ? events : events.filter((ev) => !ignored.has(ev.pid)));
   });
+  await source.ready;
   if (source.attachTls !== undefined) for (const pid of runningPids(options.procRoot ?? '/proc')) if (pid !== process.pid) attach(pid);
 
   return {

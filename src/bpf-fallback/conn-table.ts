@@ -160,6 +160,8 @@ export class ConnTable {
           this.feed(conn, dir);
         }
         this.pump(conn, false);
+        conn.bufs.egress.detach();
+        conn.bufs.ingress.detach();
         this.charge(conn);
       } catch {
         m.parseErrors.inc();

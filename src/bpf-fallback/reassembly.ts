@@ -92,7 +92,8 @@ export class ByteStream {
     const p = this.pending;
     let i = p.length;
     while (i > 0 && p[i - 1].pos > ev.pos) i--;
-    p.splice(i, 0, ev);
+    // Held past its batch: a copy, so it does not pin the batch's whole buffer.
+    p.splice(i, 0, { ...ev, data: Buffer.from(ev.data) });
     this.pendingBytes += ev.data.length;
   }
 
@@ -183,6 +184,11 @@ export class ParseBuffer {
       this.times.splice(0, drop);
     }
     for (let i = 0; i < this.offs.length; i++) this.offs[i] = Math.max(0, this.offs[i] - n);
+  }
+
+  /** Unparsed leftovers outlive their batch: copy them out of a much larger capture buffer. */
+  detach(): void {
+    if (this.buf.buffer.byteLength > 2 * this.buf.length + 4096) this.buf = Buffer.from(this.buf);
   }
 
   clear(): void {

@@ -54,13 +54,21 @@ function onFrame(type: MessageType, tf: TimedFrame<H2Frame>, state: H2State, out
   switch (f.type) {
     case FrameType.HEADERS:
     case FrameType.PUSH_PROMISE:
-      dir.block = { streamId: f.type === FrameType.PUSH_PROMISE ? f.promisedId! : f.streamId, push: f.type === FrameType.PUSH_PROMISE, endStream: (f.flags & Flag.END_STREAM) !== 0, parts: [f.payload], size: f.payload.length, startNs: tf.startNs };
+      dir.block = {
+        streamId: f.type === FrameType.PUSH_PROMISE ? f.promisedId! : f.streamId,
+        push: f.type === FrameType.PUSH_PROMISE,
+        endStream: (f.flags & Flag.END_STREAM) !== 0,
+        // Continued in a later frame (maybe a later batch): held as a copy, not a view of the batch.
+        parts: [f.flags & Flag.END_HEADERS ? f.payload : Buffer.from(f.payload)],
+        size: f.payload.length,
+        startNs: tf.startNs,
+      };
       if (f.flags & Flag.END_HEADERS) endBlock(type, state, tf.endNs, out);
       return;
     case FrameType.CONTINUATION: {
       const block = dir.block;
       if (block === undefined || block.streamId !== f.streamId) return;
-      block.parts.push(f.payload);
+      block.parts.push(f.flags & Flag.END_HEADERS ? f.payload : Buffer.from(f.payload));
       block.size += f.payload.length;
       if (block.size > MAX_BLOCK_BYTES) {
         dir.block = undefined;
