@@ -111,6 +111,8 @@ describe('framing', () => {
     it(`rejects ${name}`, () => {
       const f = frame(input);
       expect('code' in f && f.status).toBe(400);
+      // The message names the offending header.
+      expect('code' in f && f.message).toMatch(/Content-Length|Transfer-Encoding/);
     });
   }
   it('responses: HEAD, 1xx, 204, 304 have no body; no framing means until close', () => {

@@ -207,7 +207,7 @@ export interface Framing {
  */
 export function requestFraming(st: HeadState): Framing | H1Error {
   const f = scanHeaders(st);
-  if (typeof f === 'string') return err(f === 'ST_H1_INVALID_CONTENT_LENGTH' ? f : 'ST_H1_INVALID_TRANSFER_ENCODING', f === 'ST_H1_INVALID_CONTENT_LENGTH' ? 'Content-Length must be one run of digits, once' : 'Transfer-Encoding must end in chunked, once, without Content-Length');
+  if ('code' in f) return f;
   if (f.both) return err('ST_H1_INVALID_TRANSFER_ENCODING', 'Content-Length together with Transfer-Encoding');
   if (f.kind === BodyKind.UntilClose) return err('ST_H1_INVALID_TRANSFER_ENCODING', 'Transfer-Encoding of a request must end in chunked');
   if (st.method === 'CONNECT') f.kind = BodyKind.None;
@@ -217,7 +217,7 @@ export function requestFraming(st: HeadState): Framing | H1Error {
 /** Framing of a response to `method` (RFC 9112 §6.3): HEAD, 1xx, 204, 304 never have a body. */
 export function responseFraming(st: HeadState, method: string): Framing | H1Error {
   const f = scanHeaders(st);
-  if (typeof f === 'string') return err(f, 'invalid framing headers in the upstream response');
+  if ('code' in f) return f;
   const s = st.status;
   if (method === 'HEAD' || s < 200 || s === 204 || s === 304 || (method === 'CONNECT' && s < 300)) {
     f.kind = BodyKind.None;
@@ -233,7 +233,7 @@ const enum Tok {
   Upgrade = 4,
 }
 
-function scanHeaders(st: HeadState): Framing | string {
+function scanHeaders(st: HeadState): Framing | H1Error {
   const h = st.headers;
   let cl = -1;
   let te: string | undefined;
@@ -258,7 +258,8 @@ function scanHeaders(st: HeadState): Framing | string {
       case 14:
         if (name.toLowerCase() === 'content-length') {
           const v = h[i + 1];
-          if (cl >= 0 || !/^[0-9]{1,15}$/.test(v)) return 'ST_H1_INVALID_CONTENT_LENGTH';
+          if (cl >= 0) return err('ST_H1_INVALID_CONTENT_LENGTH', 'Content-Length appears more than once');
+          if (!/^[0-9]{1,15}$/.test(v)) return err('ST_H1_INVALID_CONTENT_LENGTH', `Content-Length '${v}' is not one run of at most 15 digits`);
           cl = Number(v);
         }
         break;
@@ -282,7 +283,9 @@ function scanHeaders(st: HeadState): Framing | string {
     const codings = te.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
     if (codings.length > 0) {
       const chunkedAt = codings.indexOf('chunked');
-      if (chunkedAt >= 0 && chunkedAt !== codings.length - 1) return 'ST_H1_INVALID_TRANSFER_ENCODING';
+      if (chunkedAt >= 0 && chunkedAt !== codings.length - 1) {
+        return err('ST_H1_INVALID_TRANSFER_ENCODING', `Transfer-Encoding '${te}' has codings after chunked`);
+      }
       f.both = cl >= 0;
       f.kind = chunkedAt >= 0 ? BodyKind.Chunked : BodyKind.UntilClose;
     }
