@@ -45,47 +45,6 @@ export function redactForm(rule: CaptureRule, text: string): string {
 }
 
 /**
- * Parses `text` as JSON and replaces the value of every matching key, at any depth, with
- * "REDACTED". Returns `text` itself when nothing matched and undefined when it is not JSON.
- */
-export function redactJson(rule: CaptureRule, text: string): string | undefined {
-  let root: unknown;
-  try {
-    root = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const keys = rule.redact.jsonKeys;
-  let changed = false;
-  // An explicit stack: a 64 KiB body can nest deeper than the JS call stack allows.
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (v === null || typeof v !== 'object') continue;
-    if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-      continue;
-    }
-    const obj = v as Record<string, unknown>;
-    for (const k of Object.keys(obj)) {
-      if (isSecretKey(keys, k)) {
-        obj[k] = REDACTED;
-        changed = true;
-      } else {
-        stack.push(obj[k]);
-      }
-    }
-  }
-  if (!changed) return text;
-  try {
-    return JSON.stringify(root);
-  } catch {
-    // Too deep to stringify: the lexical pass still removes every secret.
-    return redactJsonText(keys, text);
-  }
-}
-
-/**
  * Redacts a recorded body by its content type: JSON (`application/json`, `*+json`, NDJSON) and
  * form-urlencoded; anything else is returned unchanged.
  */
@@ -94,7 +53,7 @@ export function redactBody(rule: CaptureRule, contentType: string | undefined, t
   const semi = contentType.indexOf(';');
   const type = (semi < 0 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
   if (type.endsWith('/json') || type.endsWith('+json') || type === 'application/x-ndjson' || type === 'application/jsonl') {
-    // Lexical rather than redactJson: captured bodies are often cut at maxBodyBytes (not valid
+    // Lexical rather than JSON.parse: captured bodies are often cut at maxBodyBytes (not valid
     // JSON any more, yet still holding secrets), and this keeps every other byte as sent.
     return redactJsonText(rule.redact.jsonKeys, text);
   }
