@@ -127,6 +127,7 @@ fi
 
 # ---- native agent addon (BPF object + N-API addon -> native/build/, idempotent) ----------------
 bash "$ROOT/scripts/build-native.sh"
+bash "$ROOT/scripts/build-kube.sh"
 
 # ---- build (tsc -> dist/) ------------------------------------------------------------------------
 build_stamp=dist/.sidetrace-build-stamp
