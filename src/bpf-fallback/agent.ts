@@ -11,7 +11,6 @@
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { createAdminServer, type AdminServer } from '../proxy/admin.js';
-import { createExchangeFactory } from '../proxy/exchange-impl.js';
 import type { Endpoint, TapHub } from '../proxy/exchange.js';
 import { createProxyMetrics, type ProxyMetrics } from '../proxy/proxy-metrics.js';
 import { PolicyStore } from '../policy/store.js';
@@ -26,7 +25,7 @@ import { ConnTable } from './conn-table.js';
 import type { AgentEvent, KernelCounters } from './events.js';
 import { combineTaps, createOutputTap } from './output.js';
 import { ProcessInfoCache } from './process-info.js';
-import { replayRecord } from './spans.js';
+import { SpanReplayer } from './spans.js';
 
 /** What the agent needs from the kernel side (native.ts's openAgentCapture provides it). */
 export interface CaptureSource {
@@ -107,16 +106,22 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
   }
 
   // The proxy's exchange, so agent spans carry the same attributes, policy and redaction.
-  const exchanges = createExchangeFactory({ serviceName: resource.serviceName, policy: () => policy.current(), sink: exporter, metrics, tap: combineTaps(taps) });
-  const clock = options.clock ?? measureKernelClock();
   const processes = new ProcessInfoCache(options.procRoot);
-  const replayDeps = { exchanges, clock, process: (pid: number, comm: string) => processes.get(pid, comm) };
+  const replayer = new SpanReplayer({
+    serviceName: resource.serviceName,
+    policy: () => policy.current(),
+    sink: exporter,
+    metrics,
+    tap: combineTaps(taps),
+    clock: options.clock ?? measureKernelClock(),
+    process: (pid, comm) => processes.get(pid, comm),
+  });
   const table = new ConnTable({
     metrics: agentMetrics,
     maxBodyBytes: config.captureBytes,
     onRecord: (conn, record) => {
       metrics.requests.inc();
-      replayRecord(replayDeps, conn, record);
+      replayer.replay(conn, record);
     },
   });
 

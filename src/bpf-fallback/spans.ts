@@ -2,61 +2,108 @@
 // replayed into the proxy's Exchange (policy, trace context, headers, bodies, redaction, gRPC
 // messages), with the kernel's times and the process/container identity added. The process that
 // read the request is the server (SERVER span, inbound); the one that wrote it, the client.
+//
+// The exchange stamps its own clock and knows nothing of processes, so the replayer wraps the
+// sink and tap it hands spans to: replay is synchronous, so the span that comes out during a
+// replay is that record's, and gets its kernel times, identity and scheme there.
 
-import type { Exchange, ExchangeFactory, ExchangeStart, RawHeaders } from '../proxy/exchange.js';
-import type { Attributes } from '../telemetry/span.js';
+import type { ExchangeDeps, ExchangeFactory, TapHub } from '../proxy/exchange.js';
+import { createExchangeFactory } from '../proxy/exchange-impl.js';
+import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
 import { processAttributes, type ProcessInfo } from './process-info.js';
 import type { HttpRecord } from './protocols/protocol.js';
 
-export interface SpanReplayDeps {
-  exchanges: ExchangeFactory;
+export interface SpanReplayerDeps extends Omit<ExchangeDeps, 'sink' | 'tap'> {
+  sink: SpanSink;
+  tap?: TapHub;
   clock: KernelClock;
   process: (pid: number, comm: string) => ProcessInfo;
 }
 
-/** Kernel times and extra attributes (the exchange contract's optional agent fields). */
-interface TimedStart extends ExchangeStart {
-  startMs?: number;
-  attributes?: Attributes;
-}
-interface TimedExchange extends Exchange {
-  requestBody(chunk: Buffer, atMs?: number): void;
-  responseBody(chunk: Buffer, atMs?: number): void;
-  responseEnd(trailers?: RawHeaders, atMs?: number): void;
-  fail(errorType: string, message?: string, atMs?: number): void;
+interface Stamp {
+  startMs: number;
+  endMs: number;
+  attributes: Attributes;
+  https: boolean;
+  stamped?: SpanRecord;
 }
 
-export function replayRecord(deps: SpanReplayDeps, conn: ConnView, rec: HttpRecord): void {
-  const { clock } = deps;
-  const server = conn.requestDir === 'ingress';
-  const attributes: Attributes = processAttributes(conn.pid, conn.comm, deps.process(conn.pid, conn.comm));
-  attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
-  if (conn.local.address !== '') {
-    attributes['network.local.address'] = conn.local.address;
-    attributes['network.local.port'] = conn.local.port;
+export class SpanReplayer {
+  private current: Stamp | undefined;
+  private readonly exchanges: ExchangeFactory;
+
+  constructor(private readonly deps: SpanReplayerDeps) {
+    const sink: SpanSink = { submit: (span) => deps.sink.submit(this.stamp(span)) };
+    const tap = deps.tap;
+    this.exchanges = createExchangeFactory({
+      serviceName: deps.serviceName,
+      policy: deps.policy,
+      metrics: deps.metrics,
+      sink,
+      tap:
+        tap === undefined
+          ? undefined
+          : {
+              get active() {
+                return tap.active;
+              },
+              publish: (span) => tap.publish(this.stamp(span)),
+            },
+    });
   }
-  if (rec.partial) attributes['sidetrace.capture.partial'] = true;
-  if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
-  const start: TimedStart = {
-    direction: server ? 'inbound' : 'outbound',
-    protocolVersion: rec.protocolVersion,
-    method: rec.method,
-    target: rec.target,
-    headers: rec.requestHeaders,
-    authority: rec.authority,
-    client: server ? conn.remote : conn.local,
-    server: server ? conn.local : conn.remote,
-    startMs: clock.toEpochMs(rec.startNs),
-    attributes,
-  };
-  const ex = deps.exchanges.start(start) as TimedExchange;
-  for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
-  ex.requestEnd(rec.requestTrailers);
-  if (rec.status > 0) ex.responseHead(rec.status, rec.responseHeaders);
-  for (const c of rec.responseBody) ex.responseBody(c.data, clock.toEpochMs(c.tsNs));
-  const endMs = clock.toEpochMs(rec.endNs);
-  if (rec.error !== undefined) ex.fail(rec.error, undefined, endMs);
-  else ex.responseEnd(rec.responseTrailers, endMs);
+
+  replay(conn: ConnView, rec: HttpRecord): void {
+    const { clock } = this.deps;
+    const server = conn.requestDir === 'ingress';
+    const attributes: Attributes = processAttributes(conn.pid, conn.comm, this.deps.process(conn.pid, conn.comm));
+    attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
+    if (conn.local.address !== '') {
+      attributes['network.local.address'] = conn.local.address;
+      attributes['network.local.port'] = conn.local.port;
+    }
+    if (rec.partial) attributes['sidetrace.capture.partial'] = true;
+    if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
+    this.current = { startMs: clock.toEpochMs(rec.startNs), endMs: clock.toEpochMs(rec.endNs), attributes, https: conn.source === 'tls' };
+    try {
+      const ex = this.exchanges.start({
+        direction: server ? 'inbound' : 'outbound',
+        protocolVersion: rec.protocolVersion,
+        method: rec.method,
+        target: rec.target,
+        headers: rec.requestHeaders,
+        authority: rec.authority,
+        client: server ? conn.remote : conn.local,
+        server: server ? conn.local : conn.remote,
+      });
+      for (const c of rec.requestBody) ex.requestBody(c.data);
+      ex.requestEnd(rec.requestTrailers);
+      if (rec.status > 0) ex.responseHead(rec.status, rec.responseHeaders);
+      for (const c of rec.responseBody) ex.responseBody(c.data);
+      if (rec.error !== undefined) ex.fail(rec.error);
+      else ex.responseEnd(rec.responseTrailers);
+    } finally {
+      this.current = undefined;
+    }
+  }
+
+  /** Puts the record's kernel times and identity on the span made during its replay (once). */
+  private stamp(span: SpanRecord): SpanRecord {
+    const s = this.current;
+    if (s === undefined || s.stamped === span) return span;
+    s.stamped = span;
+    // Message events were stamped during the replay: keep their order, move them into the span.
+    const shift = s.endMs - span.endMs;
+    for (const e of span.events) e.timeMs = Math.min(s.endMs, Math.max(s.startMs, e.timeMs + shift));
+    span.startMs = s.startMs;
+    span.endMs = s.endMs;
+    Object.assign(span.attributes, s.attributes);
+    if (s.https) {
+      span.attributes['url.scheme'] = 'https';
+      const full = span.attributes['url.full'];
+      if (typeof full === 'string' && full.startsWith('http://')) span.attributes['url.full'] = 'https://' + full.slice(7);
+    }
+    return span;
+  }
 }

@@ -1,0 +1,183 @@
+import grpc from '@grpc/grpc-js';
+import { describe, expect, test } from 'vitest';
+import { compilePolicy } from '../policy/parse.js';
+import { createExchangeFactory } from '../proxy/exchange-impl.js';
+import type { ExchangeStart } from '../proxy/exchange.js';
+import { createProxyMetrics } from '../proxy/proxy-metrics.js';
+import { Metrics } from '../telemetry/metrics.js';
+import { SpanKind, StatusCode, type SpanRecord } from '../telemetry/span.js';
+import { fixedClock } from './clock.js';
+import { parseCgroup } from './process-info.js';
+import { SpanReplayer } from './spans.js';
+import { recordTraffic } from './test-support/record.js';
+import { newRun } from './test-support/run.js';
+import { connEvents } from './test-support/synthetic.js';
+
+const CGROUP = '0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1f2e3d4c_5b6a_7980_a1b2_c3d4e5f60718.slice/cri-containerd-' + 'ab'.repeat(32) + '.scope\n';
+
+const OFFSET_MS = 1_700_000_000_000;
+
+function agentSpans(doc: unknown = {}) {
+  const spans: SpanRecord[] = [];
+  const tapped: SpanRecord[] = [];
+  const policy = compilePolicy(doc);
+  const replayer = new SpanReplayer({
+    serviceName: 'agent',
+    policy: () => policy,
+    sink: { submit: (s) => spans.push(s) },
+    tap: { active: true, publish: (s) => tapped.push(s) },
+    metrics: createProxyMetrics(new Metrics()),
+    clock: fixedClock(OFFSET_MS),
+    process: () => ({ executableName: 'python3.11', cgroup: parseCgroup(CGROUP) }),
+  });
+  const run = newRun({ onRecord: (conn, record) => replayer.replay(conn, record) });
+  return { spans, tapped, run };
+}
+
+const REQUEST = 'POST /orders/7?token=s3cret&x=1 HTTP/1.1\r\nHost: shop:8080\r\nUser-Agent: t/1\r\nAuthorization: Bearer abc\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nContent-Type: application/json\r\nContent-Length: 36\r\n\r\n{"item":"book","password":"hunter2"}';
+const RESPONSE = 'HTTP/1.1 503 Unavailable\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{"ok":false}\n';
+
+describe('spans from captured exchanges', () => {
+  test('server role: SERVER span with the proxy\'s attributes, parent from traceparent, redaction, identity', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(
+      connEvents({ connId: 9, pid: 77, role: 'server', comm: 'python3', local: { address: '10.1.0.5', port: 8080 }, remote: { address: '10.1.0.9', port: 51000 } }, [
+        { direction: 'ingress', data: REQUEST.slice(0, -1) },
+        { direction: 'ingress', data: '}' },
+        { direction: 'egress', data: RESPONSE },
+      ]),
+    );
+    expect(spans).toHaveLength(1);
+    const s = spans[0];
+    expect(s.kind).toBe(SpanKind.SERVER);
+    // Kernel times: the first request byte (write 1 at 1e12 + 1 ms) to the last response byte (write 3).
+    expect(s.startMs).toBe(OFFSET_MS + 1e6 + 1);
+    expect(s.endMs).toBe(OFFSET_MS + 1e6 + 3);
+    expect(s.traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    expect(s.parentSpanId).toBe('b7ad6b7169203331');
+    expect(s.status.code).toBe(StatusCode.ERROR);
+    expect(s.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.path': '/orders/7',
+      'url.query': 'token=REDACTED&x=1',
+      'server.address': 'shop',
+      'server.port': 8080,
+      'client.address': '10.1.0.9',
+      'client.port': 51000,
+      'http.response.status_code': 503,
+      'http.request.header.authorization': ['REDACTED'],
+      'http.request.body.content': '{"item":"book","password":"REDACTED"}',
+      'http.response.body.content': '{"ok":false}\n',
+      'process.pid': 77,
+      'process.executable.name': 'python3.11',
+      'container.id': 'ab'.repeat(32),
+      'k8s.pod.uid': '1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718',
+      'sidetrace.capture.source': 'ebpf',
+      'network.local.address': '10.1.0.5',
+    });
+  });
+
+  test('client role: CLIENT span to the remote peer, TLS source marked', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(
+      connEvents({ connId: 3, role: 'client', source: 'tls', remote: { address: '93.184.216.34', port: 443 } }, [
+        { direction: 'egress', data: 'GET /v1/items HTTP/1.1\r\nHost: api.example\r\n\r\n' },
+        { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]' },
+      ]),
+    );
+    expect(spans).toHaveLength(1);
+    expect(spans[0].kind).toBe(SpanKind.CLIENT);
+    expect(spans[0].attributes).toMatchObject({
+      'server.address': '93.184.216.34',
+      'server.port': 443,
+      'url.full': 'https://api.example/v1/items',
+      'url.scheme': 'https',
+      'sidetrace.capture.source': 'ebpf-tls',
+      'http.response.status_code': 200,
+    });
+  });
+
+  test('attributes equal what the proxy\'s exchange makes from the same request', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(
+      connEvents({ connId: 1, role: 'server', local: { address: '10.1.0.5', port: 8080 }, remote: { address: '10.1.0.9', port: 51000 } }, [
+        { direction: 'ingress', data: REQUEST },
+        { direction: 'egress', data: RESPONSE },
+      ]),
+    );
+    // The proxy's h1 handler hands the exchange exactly these fields for this request.
+    const proxied: SpanRecord[] = [];
+    const policy = compilePolicy({});
+    const ex = createExchangeFactory({ serviceName: 'p', policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
+    const head = REQUEST.slice(0, REQUEST.indexOf('\r\n\r\n')).split('\r\n');
+    const headers = head.slice(1).flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+    const start: ExchangeStart = { direction: 'inbound', protocolVersion: '1.1', method: 'POST', target: '/orders/7?token=s3cret&x=1', headers, authority: 'shop:8080', client: { address: '10.1.0.9', port: 51000 }, server: { address: '10.1.0.5', port: 8080 } };
+    const e = ex.start(start);
+    e.requestBody(Buffer.from(REQUEST.slice(REQUEST.indexOf('\r\n\r\n') + 4)));
+    e.requestEnd();
+    const resHead = RESPONSE.slice(0, RESPONSE.indexOf('\r\n\r\n')).split('\r\n').slice(1).flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+    e.responseHead(503, resHead);
+    e.responseBody(Buffer.from(RESPONSE.slice(RESPONSE.indexOf('\r\n\r\n') + 4)));
+    e.responseEnd();
+    const agentOnly = ['process.pid', 'process.executable.name', 'container.id', 'k8s.pod.uid', 'sidetrace.cgroup', 'sidetrace.capture.source', 'network.local.address', 'network.local.port'];
+    const strip = (a: Record<string, unknown>) => Object.fromEntries(Object.entries(a).filter(([k]) => !agentOnly.includes(k)));
+    expect(strip(spans[0].attributes)).toEqual(strip(proxied[0].attributes));
+    expect(spans[0].name).toBe(proxied[0].name);
+  });
+
+  test('unanswered request at close: error span', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(connEvents({ connId: 2, role: 'client' }, [{ direction: 'egress', data: 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\n' }]));
+    expect(spans).toHaveLength(1);
+    expect(spans[0].attributes['error.type']).toBe('connection_closed');
+  });
+
+  test('the tap sees the same stamped span as the sink', () => {
+    const { spans, tapped, run } = agentSpans();
+    run.table.handle(connEvents({ connId: 4, role: 'client' }, [
+      { direction: 'egress', data: 'GET /t HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 204 No Content\r\n\r\n' },
+    ]));
+    expect(tapped).toEqual(spans);
+    expect(tapped[0].attributes['process.pid']).toBe(4242);
+    expect(tapped[0].endMs - tapped[0].startMs).toBe(1);
+  });
+
+  test('gRPC over HTTP/2 from real grpc-js peers: rpc attributes and decoded message events', async () => {
+    const def = {
+      say: {
+        path: '/shop.Cart/AddItem',
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (b: Buffer) => b,
+        requestDeserialize: (b: Buffer) => b,
+        responseSerialize: (b: Buffer) => b,
+        responseDeserialize: (b: Buffer) => b,
+      },
+    };
+    const server = new grpc.Server();
+    server.addService(def, {
+      say: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.NOT_FOUND, details: 'no such item' }),
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const rec = await recordTraffic(port);
+    const Client = grpc.makeGenericClientConstructor(def, 'Cart');
+    const client = new Client(`127.0.0.1:${rec.port}`, grpc.credentials.createInsecure()) as unknown as { say(b: Buffer, cb: (e: Error | null) => void): void; close(): void };
+    await new Promise<void>((resolve) => client.say(Buffer.from([0x08, 0x2a, 0x12, 0x04, 0x62, 0x6f, 0x6f, 0x6b]), () => resolve()));
+    client.close();
+    await rec.settled();
+    await rec.close();
+    server.forceShutdown();
+
+    const { spans, run } = agentSpans();
+    run.table.handle(connEvents({ connId: 5, role: 'client', remote: { address: '127.0.0.1', port } }, rec.connections[0]));
+    expect(spans).toHaveLength(1);
+    const s = spans[0];
+    expect(s.name).toBe('shop.Cart/AddItem');
+    expect(s.kind).toBe(SpanKind.CLIENT);
+    expect(s.status).toEqual({ code: StatusCode.ERROR, message: 'no such item' });
+    expect(s.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'shop.Cart', 'rpc.method': 'AddItem', 'rpc.grpc.status_code': 5, 'network.protocol.version': '2' });
+    expect(s.events.map((e) => [e.attributes['message.type'], e.attributes['message.body']])).toEqual([['SENT', '{"1":42,"2":"book"}']]);
+    expect(s.events.every((e) => e.timeMs >= s.startMs && e.timeMs <= s.endMs)).toBe(true);
+  });
+});
