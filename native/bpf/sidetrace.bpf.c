@@ -5,6 +5,7 @@
 #include "parts/conn-lifecycle.h"
 #include "parts/data-syscalls.h"
 #include "parts/tls-uprobes.h"
+#include "parts/sock-state.h"
 #include "parts/process.h"
 
 /* GPL: bpf_probe_read_user and the ring buffer helpers are GPL-only. */

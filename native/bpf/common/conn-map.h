@@ -6,6 +6,7 @@
 
 struct st_conn {
 	__u64 conn_id;
+	__u64 sk; /* struct sock address, to find the entry from sock tracepoints */
 	/* Stream positions, indexed by source * 2 + direction. */
 	__u64 pos[4];
 	__u64 bytes_sent;
@@ -25,6 +26,14 @@ struct {
 	__type(key, __u64);
 	__type(value, struct st_conn);
 } st_conn_map SEC(".maps");
+
+/* struct sock address -> st_conn_map key, for sockets closed without a close() call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} st_sock_conn_map SEC(".maps");
 
 /* Source of connection ids: one shared counter, atomically incremented. */
 struct {

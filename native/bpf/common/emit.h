@@ -25,7 +25,9 @@ static __always_inline struct st_conn *st_conn_open(__s32 fd, __u8 role, struct 
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	c.skip = st_skip_uid() || st_skip_port(lport) || st_skip_port(rport);
+	c.sk = (__u64)sk;
 	bpf_map_update_elem(&st_conn_map, &key, &c, BPF_ANY);
+	bpf_map_update_elem(&st_sock_conn_map, &c.sk, &key, BPF_ANY);
 	if (!c.skip) {
 		ST_COUNT(conns_opened, 1);
 		struct st_open_event *ev = st_reserve(sizeof(*ev));
@@ -58,11 +60,13 @@ static __always_inline void st_conn_close(__s32 fd)
 			bpf_ringbuf_submit(ev, 0);
 		}
 	}
+	bpf_map_delete_elem(&st_sock_conn_map, &c->sk);
 	bpf_map_delete_elem(&st_conn_map, &key);
 }
 
-/* meta packs fd (low 32 bits), direction (bits 32..39) and source (bits 40..47): global BPF
- * functions take at most five scalar-or-pointer arguments. */
+/* meta packs fd (low 32 bits), direction (bits 32..39), source (bits 40..47) and whether the
+ * bytes are kernel memory (bit 48): global BPF functions take at most five arguments. */
+#define ST_META_KERNEL (1ULL << 48)
 static __always_inline __u64 st_meta(__s32 fd, __u8 dir, __u8 src)
 {
 	return (__u64)(__u32)fd | ((__u64)dir << 32) | ((__u64)src << 40);
@@ -91,7 +95,12 @@ static long st_chunk_step(__u64 i, void *unused)
 	asm volatile("if %[len] <= %[max] goto +1; %[len] = %[max];"
 		     : [len] "+r"(len)
 		     : [max] "i"(ST_MAX_CHUNK));
-	if (len && bpf_probe_read_user(ev->data, len, (const void *)(l->ubuf + done)) != 0)
+	long err = 0;
+	if (len && l->kernel)
+		err = bpf_probe_read_kernel(ev->data, len, (const void *)(l->ubuf + done));
+	else if (len)
+		err = bpf_probe_read_user(ev->data, len, (const void *)(l->ubuf + done));
+	if (err)
 		len = 0; /* paged out: positions still advance, the parser resynchronises */
 	ev->pos = l->base + done;
 	ev->size = n;
@@ -126,6 +135,7 @@ __noinline int st_emit_chunks(struct st_conn *c, __u64 meta, __u64 ubuf, __u64 s
 		l->chunk = ST_MAX_CHUNK;
 	l->budget = ubuf ? cfg->max_bytes_per_call : 0;
 	l->done = 0;
+	l->kernel = (meta & ST_META_KERNEL) != 0;
 	c->pos[idx] += size;
 	struct st_data_event *ev = &s->ev;
 	st_fill_header(&ev->h, ST_EV_DATA, (__s32)(__u32)meta, c->conn_id);
@@ -138,14 +148,15 @@ __noinline int st_emit_chunks(struct st_conn *c, __u64 meta, __u64 ubuf, __u64 s
 
 /* Whether this connection's bytes from src are copied; infers the protocol from its first bytes
  * while still unknown. Global, so its many branches are verified once, not per loop iteration. */
-__noinline int st_wants_payload(struct st_conn *c, __u64 src, __u64 ubuf, __u64 size)
+__noinline int st_wants_payload(struct st_conn *c, __u64 meta, __u64 ubuf, __u64 size)
 {
 	if (!c)
 		return 0;
+	__u8 src = (meta >> 40) & 1;
 	__u8 proto = src == ST_SRC_TLS ? c->tls_proto : c->proto;
 	__u8 tries = src == ST_SRC_TLS ? c->tls_tries : c->tries;
 	if (proto == ST_PROTO_UNKNOWN && tries > 0 && size > 0) {
-		__u8 p = st_infer((const void *)ubuf, size);
+		__u8 p = st_infer((const void *)ubuf, size, (meta & ST_META_KERNEL) != 0);
 		if (p == ST_PROTO_OTHER || (p == ST_PROTO_TLS && src == ST_SRC_TLS)) {
 			tries--;
 			if (tries == 0)
@@ -167,8 +178,9 @@ __noinline int st_wants_payload(struct st_conn *c, __u64 src, __u64 ubuf, __u64 
 static __always_inline void st_data(struct st_conn *c, __s32 fd, __u8 dir, __u8 src, __u64 ubuf,
 				    __u64 size)
 {
-	if (st_wants_payload(c, src, ubuf, size))
-		st_emit_chunks(c, st_meta(fd, dir, src), ubuf, size);
+	__u64 meta = st_meta(fd, dir, src);
+	if (st_wants_payload(c, meta, ubuf, size))
+		st_emit_chunks(c, meta, ubuf, size);
 	else
 		c->pos[(src * 2 + dir) & 3] += size;
 }
@@ -192,7 +204,7 @@ __noinline int st_emit_iov(struct st_conn *c, __u64 meta, __u64 iovp, __u64 iovc
 		if (n == 0)
 			continue;
 		if (wants < 0)
-			wants = st_wants_payload(c, src, (__u64)iov.iov_base, n);
+			wants = st_wants_payload(c, meta, (__u64)iov.iov_base, n);
 		if (wants)
 			st_emit_chunks(c, meta, (__u64)iov.iov_base, n);
 		else

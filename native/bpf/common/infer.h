@@ -20,14 +20,18 @@ static __always_inline int st_prefix(const char *b, const char *p, int n)
 }
 
 /* UNKNOWN when there are too few bytes to tell. */
-static __always_inline __u8 st_infer(const void *ubuf, __u64 size)
+static __always_inline __u8 st_infer(const void *ubuf, __u64 size, int kernel)
 {
 	char b[ST_PEEK] = {};
 	if (size < 4)
 		return ST_PROTO_UNKNOWN;
-	if (bpf_probe_read_user(b, sizeof(b), ubuf) != 0 &&
-	    bpf_probe_read_user(b, 4, ubuf) != 0)
+	if (kernel) {
+		if (bpf_probe_read_kernel(b, size < ST_PEEK ? 4 : ST_PEEK, ubuf) != 0)
+			return ST_PROTO_UNKNOWN;
+	} else if (bpf_probe_read_user(b, sizeof(b), ubuf) != 0 &&
+		   bpf_probe_read_user(b, 4, ubuf) != 0) {
 		return ST_PROTO_UNKNOWN;
+	}
 	if (st_prefix(b, "GET ", 4) || st_prefix(b, "POST ", 5) || st_prefix(b, "PUT ", 4) ||
 	    st_prefix(b, "HEAD ", 5) || st_prefix(b, "DELETE ", 7) || st_prefix(b, "PATCH ", 6) ||
 	    st_prefix(b, "OPTIONS ", 8) || st_prefix(b, "CONNECT ", 8) ||

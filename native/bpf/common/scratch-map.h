@@ -12,6 +12,7 @@ struct st_chunk_loop {
 	__u64 chunk;
 	__u64 budget;
 	__u64 done;
+	__u64 kernel; /* ubuf is kernel memory (a copy kept in a map), not the process's */
 };
 
 struct st_scratch {

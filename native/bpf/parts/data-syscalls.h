@@ -6,6 +6,44 @@
 #include "../common/io-args-map.h"
 #include "../common/ssl-maps.h"
 
+#define ST_PENDING_WRITE_MAX_AGE_NS 1000000000ULL
+
+/* Memory-BIO TLS (node): an SSL_write that made no syscall belongs to the socket its thread
+ * writes ciphertext to next; its plaintext was copied at SSL_write's return. */
+static __always_inline void st_flush_pending_write(struct st_conn *c, __s32 fd, __u64 pid_tgid)
+{
+	struct st_data_event *pw = bpf_map_lookup_elem(&st_tls_pending_write, &pid_tgid);
+	if (!pw)
+		return;
+	if (bpf_ktime_get_ns() - pw->h.ts_ns > ST_PENDING_WRITE_MAX_AGE_NS) {
+		ST_COUNT(tls_unattributed, 1);
+		bpf_map_delete_elem(&st_tls_pending_write, &pid_tgid);
+		return;
+	}
+	struct st_ssl_key k = { .ssl = pw->pos, .tgid = pid_tgid >> 32 };
+	bpf_map_update_elem(&st_ssl_fds, &k, &fd, BPF_ANY);
+	__u64 size = pw->size;
+	__u64 copied = pw->len;
+	if (copied > size)
+		copied = size;
+	__u64 meta = st_meta(fd, ST_DIR_EGRESS, ST_SRC_TLS);
+	/* Global functions take scalars, not map pointers: the copy's address goes through a map
+	 * slot, which the verifier does not track, and comes back as a plain number. */
+	struct st_scratch *s = st_scratch();
+	if (!s)
+		return;
+	*(volatile __u64 *)&s->loop.ubuf = (__u64)pw->data;
+	__u64 kaddr = *(volatile __u64 *)&s->loop.ubuf;
+	if (st_wants_payload(c, meta | ST_META_KERNEL, kaddr, copied)) {
+		st_emit_chunks(c, meta | ST_META_KERNEL, kaddr, copied);
+		if (size > copied)
+			st_emit_chunks(c, meta, 0, size - copied);
+	} else {
+		c->pos[ST_SRC_TLS * 2 + ST_DIR_EGRESS] += size;
+	}
+	bpf_map_delete_elem(&st_tls_pending_write, &pid_tgid);
+}
+
 static __always_inline int st_io_enter(__s32 fd, __u8 kind, __u8 dir, __u64 ptr, __u64 count)
 {
 	if (!st_config())
@@ -30,6 +68,8 @@ static __always_inline int st_io_enter(__s32 fd, __u8 kind, __u8 dir, __u64 ptr,
 	struct st_ssl_call *call = bpf_map_lookup_elem(&st_ssl_calls, &pid_tgid);
 	if (call && call->fd < 0)
 		call->fd = fd;
+	if (!call && dir == ST_DIR_EGRESS && c->proto == ST_PROTO_TLS)
+		st_flush_pending_write(c, fd, pid_tgid);
 	struct st_io_args a = { .ptr = ptr, .count = count, .fd = fd, .kind = kind, .direction = dir };
 	bpf_map_update_elem(&st_io_args_map, &pid_tgid, &a, BPF_ANY);
 	return 0;

@@ -62,7 +62,26 @@ static __always_inline int st_ssl_return(long ret)
 	if (len <= 0)
 		return 0;
 	if (fd < 0) {
-		ST_COUNT(tls_unattributed, 1);
+		struct st_scratch *s = st_scratch();
+		if (call.direction == ST_DIR_EGRESS && s) {
+			/* Emitted by the thread's next socket write (data-syscalls.h). */
+			struct st_data_event *pw = &s->ev;
+			pw->pos = call.ssl;
+			pw->size = len;
+			pw->h.ts_ns = bpf_ktime_get_ns();
+			__u64 n = len;
+			asm volatile("if %[n] <= %[max] goto +1; %[n] = %[max];"
+				     : [n] "+r"(n)
+				     : [max] "i"(ST_MAX_CHUNK));
+			if (bpf_probe_read_user(pw->data, n, (const void *)call.buf) != 0)
+				n = 0;
+			pw->len = n;
+			if (bpf_map_lookup_elem(&st_tls_pending_write, &pid_tgid))
+				ST_COUNT(tls_unattributed, 1); /* the previous one never found its socket */
+			bpf_map_update_elem(&st_tls_pending_write, &pid_tgid, pw, BPF_ANY);
+		} else {
+			ST_COUNT(tls_unattributed, 1);
+		}
 		return 0;
 	}
 	__u64 key = st_conn_key(tgid, fd);

@@ -1,0 +1,426 @@
+// The kernel side as JS sees it: loads native/build/sidetrace_bpf.node, decodes its ring-buffer
+// batches (layout: native/bpf/abi.h) into AgentEvent arrays, and finds OpenSSL in processes to
+// attach the TLS uprobes to, once per library file, detaching when its last process exits.
+
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { AgentEvent, ConnOpenEvent, KernelCounters, Role, SockAddr } from './events.js';
+
+export interface AgentCaptureOptions {
+  /** Ring buffer bytes (rounded up to a power of two of pages); default 8 MiB. */
+  ringBytes?: number;
+  /** Payload bytes per data event, at most 16384 (default). */
+  chunkBytes?: number;
+  /** Payload bytes copied from one call over all its chunks; at most 1 MiB, default 64 KiB. */
+  maxBytesPerCall?: number;
+  /** Alias of maxBytesPerCall, as the agent command names it. */
+  maxPayloadBytes?: number;
+  /** Batch size the reader thread hands over (default 1 MiB) and how many may wait (8). */
+  batchBytes?: number;
+  maxPendingBatches?: number;
+  /** Sockets of these uids, or with these local/remote ports, are not traced (the sidecar's). */
+  skipUids?: number[];
+  skipPorts?: number[];
+  /** TLS uprobes (default true). With false, uprobe support is not required. */
+  tls?: boolean;
+  /** Scan every running process at open and every new one on exec (default false: the agent
+   * calls attachTls itself). */
+  autoAttachTls?: boolean;
+  /** procfs root (tests). */
+  procRoot?: string;
+}
+
+/** KernelCounters plus what the loader and this wrapper count. eventsSent counts every record
+ * the programs tried to send, so eventsSent - eventsReceived === eventsDropped once drained. */
+export interface NativeCounters extends KernelCounters {
+  eventsReceived: number;
+  connsOpened: number;
+  /** TLS plaintext whose socket could not be found (dropped in the kernel). */
+  tlsUnattributed: number;
+  /** Socket calls not traced because of skipUids/skipPorts. */
+  skippedCalls: number;
+  batchesDelivered: number;
+  tlsLibraries: number;
+  tlsAttachErrors: number;
+}
+
+export interface AgentCapture {
+  /** Resolves once the system OpenSSL carries its probes (and, with autoAttachTls, once every
+   * running process was scanned). */
+  readonly ready: Promise<void>;
+  /** Batches in ring-buffer order. Each data event's `data` views the batch's memory: copy what
+   * is kept past the callback, or the whole batch stays alive. */
+  onBatch(cb: (events: AgentEvent[]) => void): void;
+  counters(): NativeCounters;
+  /** Attaches the uprobes to the OpenSSL libraries (and a statically linked OpenSSL, as in node)
+   * of pid. Resolves with how many libraries now cover pid; never rejects. */
+  attachTls(pid: number): Promise<number>;
+  /** Stops and restarts event production in the kernel (the programs check a config flag). */
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
+interface Addon {
+  open(opts: object, onBatch: (buf: Buffer, count: number) => void): unknown;
+  close(h: unknown): void;
+  counters(h: unknown): Record<string, number>;
+  setEnabled(h: unknown, on: boolean): void;
+  attachTls(h: unknown, path: string): number;
+  detachTls(h: unknown, id: number): void;
+}
+
+const ADDON_PATH = new URL('../../native/build/sidetrace_bpf.node', import.meta.url).pathname;
+
+export class AgentCaptureError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AgentCaptureError';
+  }
+}
+
+let addon: Addon | undefined;
+function loadAddon(): Addon {
+  if (addon) return addon;
+  const path = process.env.SIDETRACE_NATIVE_ADDON ?? ADDON_PATH;
+  try {
+    addon = createRequire(import.meta.url)(path) as Addon;
+  } catch (err) {
+    throw new AgentCaptureError(
+      'ST_AGENT_ADDON_MISSING',
+      `ST_AGENT_ADDON_MISSING: cannot load ${path} (${(err as Error).message}); build it with bash scripts/setup.sh (or bash scripts/build-native.sh)`,
+    );
+  }
+  return addon;
+}
+
+// Offsets into the records (abi.h). The header is 32 bytes.
+const EV_OPEN = 1;
+const EV_DATA = 2;
+const EV_CLOSE = 3;
+const EV_EXEC = 4;
+const EV_EXIT = 5;
+const DATA_HEADER = 56;
+const ROLES: Role[] = ['unknown', 'client', 'server'];
+const TWO_32 = 4294967296;
+
+function u64(b: Buffer, off: number): number {
+  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * TWO_32;
+}
+
+function comm(b: Buffer, off: number): string {
+  let end = off;
+  while (end < off + 16 && b[end] !== 0) end++;
+  return b.toString('latin1', off, end);
+}
+
+/** RFC 5952 text of a 16-byte IPv6 address (IPv4-mapped ones as ::ffff:a.b.c.d). */
+function ipv6(b: Buffer, off: number): string {
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push(b.readUInt16BE(off + i * 2));
+  if (words[0] === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0 && words[4] === 0 && words[5] === 0xffff) {
+    return `::ffff:${b[off + 12]}.${b[off + 13]}.${b[off + 14]}.${b[off + 15]}`;
+  }
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+function sockAddr(b: Buffer, family: number, addrOff: number, port: number): SockAddr {
+  if (family === 2) return { address: `${b[addrOff]}.${b[addrOff + 1]}.${b[addrOff + 2]}.${b[addrOff + 3]}`, port };
+  if (family === 10) return { address: ipv6(b, addrOff), port };
+  return { address: '', port };
+}
+
+/** Decodes one batch: records back to back, each [u32 length][record]. Exported for the layout
+ * test; the hot path of the agent. */
+export function decodeBatch(buf: Buffer, out: AgentEvent[] = []): AgentEvent[] {
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    const r = off + 4;
+    off = r + len;
+    if (len < 32 || off > buf.length) break;
+    const type = buf.readUInt32LE(r);
+    const pid = buf.readUInt32LE(r + 4);
+    const tsNs = u64(buf, r + 16);
+    if (type === EV_DATA) {
+      const captured = buf.readUInt32LE(r + 48);
+      out.push({
+        kind: 'data',
+        pid,
+        tid: buf.readUInt32LE(r + 8),
+        fd: buf.readInt32LE(r + 12),
+        tsNs,
+        connId: u64(buf, r + 24),
+        pos: u64(buf, r + 32),
+        size: u64(buf, r + 40),
+        direction: buf[r + 52] === 0 ? 'egress' : 'ingress',
+        source: buf[r + 53] === 0 ? 'syscall' : 'tls',
+        data: buf.subarray(r + DATA_HEADER, r + DATA_HEADER + Math.min(captured, len - DATA_HEADER)),
+      });
+    } else if (type === EV_OPEN) {
+      const family = buf[r + 33];
+      const ev: ConnOpenEvent = {
+        kind: 'open',
+        pid,
+        tid: buf.readUInt32LE(r + 8),
+        fd: buf.readInt32LE(r + 12),
+        tsNs,
+        connId: u64(buf, r + 24),
+        role: ROLES[buf[r + 32]] ?? 'unknown',
+        local: sockAddr(buf, family, r + 40, buf.readUInt16LE(r + 34)),
+        remote: sockAddr(buf, family, r + 56, buf.readUInt16LE(r + 36)),
+        comm: comm(buf, r + 72),
+      };
+      out.push(ev);
+    } else if (type === EV_CLOSE) {
+      out.push({
+        kind: 'close',
+        pid,
+        tid: buf.readUInt32LE(r + 8),
+        fd: buf.readInt32LE(r + 12),
+        tsNs,
+        connId: u64(buf, r + 24),
+        bytesSent: u64(buf, r + 32),
+        bytesReceived: u64(buf, r + 40),
+      });
+    } else if (type === EV_EXEC) {
+      out.push({ kind: 'exec', pid, tsNs, comm: comm(buf, r + 32) });
+    } else if (type === EV_EXIT) {
+      out.push({ kind: 'exit', pid, tsNs });
+    }
+  }
+  return out;
+}
+
+// Where distributions put the system OpenSSL: attached at open and never detached, so a
+// short-lived process (curl, python) is covered before user space even hears of its exec.
+const SYSTEM_LIBSSL = [
+  '/usr/lib/x86_64-linux-gnu/libssl.so.3',
+  '/usr/lib/x86_64-linux-gnu/libssl.so.1.1',
+  '/usr/lib/aarch64-linux-gnu/libssl.so.3',
+  '/usr/lib/aarch64-linux-gnu/libssl.so.1.1',
+  '/usr/lib64/libssl.so.3',
+  '/usr/lib64/libssl.so.1.1',
+  '/lib/libssl.so.3',
+  '/usr/lib/libssl.so.3',
+];
+const LIBSSL = /\/libssl[^/]*\.so(\.[0-9.]+)?$/;
+// Libraries mapped by the dynamic loader (or dlopen'ed, as python's _ssl) appear after exec:
+// look again while nothing is found.
+const RESCAN_AFTER_EXEC_MS = [100, 1000];
+
+interface TlsLibrary {
+  id: number;
+  pinned: boolean;
+  pids: Set<number>;
+}
+
+/** Tracks which OpenSSL files carry uprobes and which processes use them. */
+class TlsAttacher {
+  private readonly libs = new Map<string, TlsLibrary>(); // by "dev:ino"
+  private readonly notSsl = new Set<string>(); // executables without OpenSSL symbols
+  private readonly byPid = new Map<number, Set<string>>();
+  attachErrors = 0;
+
+  constructor(
+    private readonly native: Addon,
+    private readonly handle: unknown,
+    private readonly procRoot: string,
+  ) {}
+
+  get libraryCount(): number {
+    return this.libs.size;
+  }
+
+  async pinSystemLibraries(): Promise<void> {
+    for (const path of SYSTEM_LIBSSL) await this.attachFile(path, undefined, true);
+  }
+
+  async attachPid(pid: number, rescans: readonly number[]): Promise<number> {
+    let covered = 0;
+    try {
+      const maps = await readFile(`${this.procRoot}/${pid}/maps`, 'latin1');
+      const seen = new Set<string>();
+      for (const line of maps.split('\n')) {
+        const slash = line.indexOf('/');
+        if (slash < 0) continue;
+        const path = line.slice(slash);
+        if (!LIBSSL.test(path) || seen.has(path)) continue;
+        seen.add(path);
+        if (await this.attachFile(`${this.procRoot}/${pid}/root${path}`, pid, false)) covered++;
+      }
+      // OpenSSL linked into the executable itself (node).
+      if (await this.attachFile(`${this.procRoot}/${pid}/exe`, pid, false)) covered++;
+    } catch {
+      return covered; // the process is gone, or its maps are unreadable
+    }
+    const [delay, ...later] = rescans;
+    if (delay !== undefined && covered === 0) {
+      setTimeout(() => void this.attachPid(pid, later), delay).unref();
+    }
+    return covered;
+  }
+
+  private async attachFile(path: string, pid: number | undefined, pinned: boolean): Promise<boolean> {
+    let key: string;
+    try {
+      const st = await stat(path);
+      key = `${st.dev}:${st.ino}`;
+    } catch {
+      return false;
+    }
+    let lib = this.libs.get(key);
+    if (!lib) {
+      if (this.notSsl.has(key)) return false;
+      try {
+        lib = { id: this.native.attachTls(this.handle, path), pinned, pids: new Set() };
+      } catch (err) {
+        // Executables mostly have no OpenSSL: remember that instead of resolving again.
+        if (/No such file or directory/.test((err as Error).message)) this.notSsl.add(key);
+        else this.attachErrors++;
+        return false;
+      }
+      this.libs.set(key, lib);
+    }
+    if (pid !== undefined) {
+      lib.pids.add(pid);
+      let keys = this.byPid.get(pid);
+      if (!keys) this.byPid.set(pid, (keys = new Set()));
+      keys.add(key);
+    }
+    return true;
+  }
+
+  /** A process ended (or replaced its image): libraries no process uses any more lose their probes. */
+  release(pid: number): void {
+    const keys = this.byPid.get(pid);
+    if (!keys) return;
+    this.byPid.delete(pid);
+    for (const key of keys) {
+      const lib = this.libs.get(key);
+      if (!lib) continue;
+      lib.pids.delete(pid);
+      if (lib.pids.size === 0 && !lib.pinned) {
+        this.native.detachTls(this.handle, lib.id);
+        this.libs.delete(key);
+      }
+    }
+  }
+}
+
+export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
+  const native = loadAddon();
+  const listeners: ((events: AgentEvent[]) => void)[] = [];
+  let received = 0;
+  let tls: TlsAttacher | undefined;
+  const autoAttach = opts.autoAttachTls === true;
+
+  const onRaw = (buf: Buffer, count: number) => {
+    const events = decodeBatch(buf);
+    received += count;
+    if (tls) {
+      for (const ev of events) {
+        if (ev.kind === 'exit') tls.release(ev.pid);
+        else if (ev.kind === 'exec') {
+          tls.release(ev.pid);
+          if (autoAttach) void tls.attachPid(ev.pid, RESCAN_AFTER_EXEC_MS);
+        }
+      }
+    }
+    for (const cb of listeners) cb(events);
+  };
+
+  const perCall = Math.min(opts.maxBytesPerCall ?? opts.maxPayloadBytes ?? 65536, 1 << 20);
+  let handle: unknown;
+  try {
+    handle = native.open(
+      {
+        ringBytes: opts.ringBytes,
+        chunkBytes: opts.chunkBytes,
+        maxBytesPerCall: perCall,
+        batchBytes: opts.batchBytes,
+        maxPendingBatches: opts.maxPendingBatches,
+        skipUids: opts.skipUids ?? [],
+        skipPorts: opts.skipPorts ?? [],
+        tls: opts.tls === false ? 0 : 1,
+      },
+      onRaw,
+    );
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? 'ST_AGENT_LOAD_FAILED';
+    throw new AgentCaptureError(code, (err as Error).message);
+  }
+
+  const procRoot = opts.procRoot ?? '/proc';
+  let closed = false;
+  let ready = Promise.resolve();
+  if (opts.tls !== false) {
+    const attacher = new TlsAttacher(native, handle, procRoot);
+    tls = attacher;
+    ready = attacher.pinSystemLibraries().then(async () => {
+      if (!autoAttach) return;
+      for (const name of await readdir(procRoot).catch(() => [] as string[])) {
+        if (closed) return;
+        if (/^\d+$/.test(name)) await attacher.attachPid(Number(name), []);
+      }
+    });
+  }
+  const capture: AgentCapture = {
+    ready,
+    onBatch(cb) {
+      listeners.push(cb);
+    },
+    counters() {
+      const c = native.counters(handle);
+      return {
+        eventsSent: c.eventsAttempted,
+        eventsDropped: c.eventsDropped,
+        bytesCaptured: c.bytesCaptured,
+        bytesTruncated: c.bytesTruncated,
+        eventsReceived: received,
+        connsOpened: c.connsOpened,
+        tlsUnattributed: c.tlsUnattributed,
+        skippedCalls: c.skippedCalls,
+        batchesDelivered: c.batchesDelivered,
+        tlsLibraries: tls?.libraryCount ?? 0,
+        tlsAttachErrors: tls?.attachErrors ?? 0,
+      };
+    },
+    attachTls(pid) {
+      if (!tls || closed) return Promise.resolve(0);
+      return tls.attachPid(pid, RESCAN_AFTER_EXEC_MS);
+    },
+    pause() {
+      native.setEnabled(handle, false);
+    },
+    resume() {
+      native.setEnabled(handle, true);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      native.close(handle);
+    },
+  };
+  return capture;
+}
