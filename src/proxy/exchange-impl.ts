@@ -13,7 +13,7 @@ import { GrpcMessageSizes } from './capture/grpc-messages.js';
 import { bodyValue } from './capture/text.js';
 import { PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
 import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
-import { inflateGrpcPayload } from './grpc/frame-reader.js';
+import { inflateGrpcPayload, readGrpcFrames } from './grpc/frame-reader.js';
 import { extractContext, forwardContext, type IncomingContext } from './propagation/context.js';
 import { newSpanId, newTraceId } from './propagation/ids.js';
 
@@ -422,18 +422,14 @@ function messageEvents(
   encoding: string | undefined,
   maxBodyBytes: number,
 ): void {
-  const bytes = capture === undefined ? undefined : capture.bytes();
-  let offset = 0;
+  // Sizes cover every message; only those wholly inside the captured bytes have a payload.
+  const frames = capture === undefined ? undefined : readGrpcFrames(capture.bytes()).frames;
   for (let i = 0; i < sizes.messages.length; i++) {
     const packed = sizes.messages[i];
     const compressed = packed % 2 === 1;
     const length = (packed - (compressed ? 1 : 0)) / 2;
     const attributes: Attributes = { 'message.type': type, 'message.id': i + 1, 'message.compressed_size': length };
-    const payloadStart = offset + 5;
-    offset = payloadStart + length;
-    let payload: Buffer | undefined;
-    // Only messages wholly inside the captured bytes are decoded.
-    if (bytes !== undefined && offset <= bytes.length) payload = bytes.subarray(payloadStart, offset);
+    let payload = frames?.[i]?.payload;
     if (compressed) {
       if (payload !== undefined && encoding !== undefined) {
         const inflated = inflateGrpcPayload(payload, encoding, maxBodyBytes);
