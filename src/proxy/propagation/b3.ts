@@ -1,6 +1,8 @@
 // Zipkin B3 propagation, single header (`b3`) and multi header (`X-B3-*`), per
 // https://github.com/openzipkin/b3-propagation ; 64-bit trace ids are left-padded to 128 bits.
 
+import { isNonZeroHex } from './w3c.js';
+
 export interface B3Context {
   /** 32 lowercase hex chars; absent when the header only carries a sampling decision. */
   traceId?: string;
@@ -13,23 +15,13 @@ export interface B3Context {
 
 const PAD64 = '0000000000000000';
 
-function isNonZeroHex(s: string): boolean {
-  let nonZero = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-    if (c !== 48) nonZero = true;
-  }
-  return nonZero;
-}
-
 function traceId128(id: string): string | undefined {
-  if ((id.length !== 16 && id.length !== 32) || !isNonZeroHex(id)) return undefined;
+  if ((id.length !== 16 && id.length !== 32) || !isNonZeroHex(id, 0, id.length)) return undefined;
   return id.length === 16 ? PAD64 + id : id;
 }
 
 function spanId64(id: string): boolean {
-  return id.length === 16 && isNonZeroHex(id);
+  return id.length === 16 && isNonZeroHex(id, 0, 16);
 }
 
 /** `b3: {traceid}-{spanid}[-{sampled}[-{parentspanid}]]`, or only `0` / `1` / `d`. */

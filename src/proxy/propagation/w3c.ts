@@ -17,8 +17,8 @@ function hexValue(c: number): number {
   return -1;
 }
 
-/** True when s[start, end) is lowercase hex and not all zeros. */
-function isNonZeroHex(s: string, start: number, end: number): boolean {
+/** True when s[start, end) is lowercase hex and not all zeros (the rule for W3C and B3 ids). */
+export function isNonZeroHex(s: string, start: number, end: number): boolean {
   let nonZero = false;
   for (let i = start; i < end; i++) {
     const v = hexValue(s.charCodeAt(i));
