@@ -49,15 +49,8 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-interface CaptureOptions {
-  skipUids: number[];
-  skipPorts: number[];
-  maxPayloadBytes: number;
-}
-
-async function openCapture(opts: CaptureOptions): Promise<CaptureSource> {
-  // Loaded by name at run time: the addon wrapper is built on the node itself (scripts/build-native.sh).
-  const specifier = '../bpf-fallback/native.js';
-  const native = (await import(specifier)) as { openAgentCapture(opts: CaptureOptions): CaptureSource | Promise<CaptureSource> };
-  return native.openAgentCapture(opts);
+async function openCapture(opts: { skipUids: number[]; skipPorts: number[]; maxPayloadBytes: number }): Promise<CaptureSource> {
+  // Loaded on demand: the addon is only needed (and only loadable, as root) by this command.
+  const { openAgentCapture } = await import('../bpf-fallback/native.js');
+  return openAgentCapture(opts);
 }
