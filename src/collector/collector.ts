@@ -66,7 +66,7 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
   };
 }
 
-export function splitHostPort(flag: string, addr: string): { host: string; port: number } {
+function splitHostPort(flag: string, addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new Error(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port (e.g. 127.0.0.1:4317)`);

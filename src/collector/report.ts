@@ -64,7 +64,7 @@ export function renderReport(a: Analysis, trace: readonly StoredSpan[] | undefin
   return out.join('\n') + '\n';
 }
 
-export function explainText(operation: string, s: Separator): string {
+function explainText(operation: string, s: Separator): string {
   const wrong = s.misfits ? ` (${s.misfits} call${s.misfits === 1 ? '' : 's'} do not fit)` : '';
   if (s.feature === 'duration') {
     return `\`${operation}\` fails when it is slower than ${ms(s.threshold)}: ${s.failuresAbove} failed calls took ${ms(s.failMin)} or more, ${s.successesAtOrBelow} successful ones at most ${ms(s.okMax)}${wrong}`;

@@ -11,7 +11,7 @@ export interface CheckoutOptions {
   cardLimit: number;
 }
 
-export const CATALOG: Record<string, number> = {
+const CATALOG: Record<string, number> = {
   'sku-notebook': 12.5,
   'sku-pen': 2.2,
   'sku-lamp': 48,

@@ -38,7 +38,7 @@ import * as z from 'zod';
 import { parsePathTemplate, type TemplateSegment } from './match.js';
 import type { HeaderSelector } from './types.js';
 
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 // RFC 9110 token: header names and methods.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -115,14 +115,13 @@ const match = z
     }
   });
 
-export const ruleSchema = z.strictObject(ruleFields);
-export const routeSchema = z.strictObject({ match, ...ruleFields });
+const ruleSchema = z.strictObject(ruleFields);
+const routeSchema = z.strictObject({ match, ...ruleFields });
 export const policySchema = z.strictObject({
   default: ruleSchema.optional(),
   routes: z.array(routeSchema).optional(),
 });
 
 export type RuleDoc = z.output<typeof ruleSchema>;
-export type RouteDoc = z.output<typeof routeSchema>;
+type RouteDoc = z.output<typeof routeSchema>;
 export type MatchDoc = RouteDoc['match'];
-export type PolicyDoc = z.output<typeof policySchema>;

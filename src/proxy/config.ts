@@ -18,7 +18,7 @@ export interface ProxyConfig {
 
 /** MySQL, PostgreSQL, Redis and Cassandra: relayed without waiting for client bytes. */
 export const DEFAULT_SERVER_FIRST_PORTS = [3306, 5432, 6379, 9042];
-export const DEFAULT_ADMIN = '127.0.0.1:15000';
+const DEFAULT_ADMIN = '127.0.0.1:15000';
 export const DEFAULT_DETECT_TIMEOUT_MS = 500;
 
 export class ConfigError extends Error {

@@ -63,7 +63,7 @@ export class ExportConfigError extends Error {
   }
 }
 
-export const DEFAULT_ENDPOINT = 'http://localhost:4317';
+const DEFAULT_ENDPOINT = 'http://localhost:4317';
 
 // Sidecar defaults: the spec's 5 s schedule delay and 30 s export timeout suit an SDK inside an
 // app; a proxy wants spans out quickly and must never hold thousands of bodies for 30 s.
@@ -76,7 +76,7 @@ export const DEFAULT_BATCH: Readonly<BatchConfig> = {
   maxQueueBytes: 32 * 1024 * 1024,
   maxExportBatchBytes: 3 * 1024 * 1024,
 };
-export const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_TIMEOUT_MS = 5000;
 
 export function exportConfigFromEnv(env: Env, flags: ExportFlags = {}): ExportConfig {
   const exporter = resolveExporter(env, flags);

@@ -8,7 +8,7 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import type { SpanRecord } from './span.js';
 import { VERSION } from './version.js';
 
-export const INSTRUMENTATION_SCOPE: InstrumentationScope = { name: 'sidetrace', version: VERSION };
+const INSTRUMENTATION_SCOPE: InstrumentationScope = { name: 'sidetrace', version: VERSION };
 
 export function otelResource(attributes: Record<string, string>): Resource {
   return resourceFromAttributes(attributes);
@@ -66,7 +66,7 @@ export function toReadableSpan(rec: SpanRecord, resource: Resource, scope: Instr
  * millisToHrTime keeps the float's noise (…123.456 ms → …123456055 ns); whole µs since the epoch
  * (~1.8e15) are exact in a double, so this is exact.
  */
-export function msToHrTime(ms: number): HrTime {
+function msToHrTime(ms: number): HrTime {
   const us = Math.round(ms * 1000);
   const s = Math.floor(us / 1e6);
   return [s, (us - s * 1e6) * 1000];

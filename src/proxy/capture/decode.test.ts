@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { canDecode, decodeBody } from './decode.js';
+import { decodeBody } from './decode.js';
 
 const text = Buffer.from('The quick brown fox jumps over the lazy dog. '.repeat(200));
 // Varied words compress well yet keep each compressed byte's output small.
@@ -65,7 +65,6 @@ describe('decodeBody', () => {
   });
 
   it('returns undefined for unknown encodings and corrupt input', () => {
-    expect(canDecode('zstd')).toBe(false);
     expect(decodeBody(text, 'zstd', 100)).toBeUndefined();
     expect(decodeBody(Buffer.from('not gzip at all'), 'gzip', 100)).toBeUndefined();
   });

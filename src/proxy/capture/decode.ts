@@ -49,11 +49,6 @@ function isTooLarge(err: unknown): boolean {
   return (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
 }
 
-/** True for encodings this module can decode. */
-export function canDecode(encoding: string): boolean {
-  return decoderFor(encoding) !== undefined;
-}
-
 /**
  * Decodes `buf` per `encoding`, never producing more than `limit` bytes. Returns undefined for
  * an unknown encoding or undecodable input (the caller then records the raw bytes).

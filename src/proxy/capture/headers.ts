@@ -19,7 +19,7 @@ const MAX_CACHED_NAMES = 2048;
  * names recur: caching the lowercase name and the concatenated key per raw spelling saves two
  * string allocations per header.
  */
-export class HeaderRecorder {
+class HeaderRecorder {
   private readonly names = new Map<string, Names>();
 
   constructor(private readonly prefix: string) {}

@@ -3,7 +3,7 @@
 
 import zlib from 'node:zlib';
 
-export const GRPC_FRAME_HEADER_LENGTH = 5;
+const GRPC_FRAME_HEADER_LENGTH = 5;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -203,7 +203,7 @@ export class GrpcFrameReader {
 
 export type InflateResult = { ok: true; data: Buffer } | { ok: false; code: GrpcErrorCode; error: string };
 
-export const DEFAULT_MAX_INFLATED_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_INFLATED_BYTES = 4 * 1024 * 1024;
 
 /**
  * Decompresses a compressed frame's payload per its `grpc-encoding`. Input cut short by the

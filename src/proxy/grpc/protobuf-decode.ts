@@ -28,7 +28,7 @@ export interface DecodeOptions {
   maxOutput?: number;
 }
 
-export const DEFAULT_MAX_DEPTH = 32;
+const DEFAULT_MAX_DEPTH = 32;
 export const DEFAULT_MAX_OUTPUT = 64 * 1024;
 /** Smallest output bound honoured: room for the "error"/"truncated" note itself. */
 export const MIN_OUTPUT = 256;

@@ -19,7 +19,7 @@ const {
 } = http2.constants;
 
 /** Limits on both sides; the downstream ones are the abuse protections (header bombs, floods). */
-export const H2_LIMITS = {
+const H2_LIMITS = {
   maxConcurrentStreams: 1000,
   /** Per-stream receive window: bounds what one stream buffers while its reader is slow. */
   streamWindow: 256 * 1024,
