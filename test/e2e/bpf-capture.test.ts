@@ -22,7 +22,7 @@ class Recorder {
   readonly events: AgentEvent[] = [];
   readonly pids = new Set<number>();
   readonly ports = new Set<number>();
-  private readonly conns = new Set<number>();
+  private readonly conns = new Map<number, AgentEvent[]>();
 
   constructor(capture: AgentCapture) {
     capture.onBatch((batch) => {
@@ -32,10 +32,13 @@ class Recorder {
           continue;
         }
         if (ev.kind === 'open' && (this.pids.has(ev.pid) || this.ports.has(ev.local.port) || this.ports.has(ev.remote.port))) {
-          this.conns.add(ev.connId);
+          this.conns.set(ev.connId, []);
         }
-        if (!this.conns.has(ev.connId)) continue;
-        this.events.push(ev.kind === 'data' ? { ...ev, data: Buffer.from(ev.data) } : ev);
+        const conn = this.conns.get(ev.connId);
+        if (!conn) continue;
+        const kept = ev.kind === 'data' ? { ...ev, data: Buffer.from(ev.data) } : ev;
+        this.events.push(kept);
+        conn.push(kept);
       }
     });
   }
@@ -55,11 +58,11 @@ class Recorder {
   }
 
   ofConn(connId: number): AgentEvent[] {
-    return this.events.filter((e) => e.kind !== 'exec' && e.kind !== 'exit' && e.connId === connId);
+    return this.conns.get(connId) ?? [];
   }
 
   closed(connId: number): boolean {
-    return this.events.some((e) => e.kind === 'close' && e.connId === connId);
+    return this.ofConn(connId).at(-1)?.kind === 'close';
   }
 }
 
@@ -197,6 +200,36 @@ print(port)
     const servers = rec.opens((e) => e.pid === child.pid && e.role === 'server' && e.local.port === port);
     expect(servers.length).toBe(20);
     expect(Math.min(...lifetimes)).toBeLessThan(1_000_000);
+  });
+  it('10,000 one-request connections as fast as the machine allows: exactly 10,000 seen whole', async () => {
+    const script = `
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(128)
+port = srv.getsockname()[1]
+for i in range(10000):
+    c = socket.create_connection(("127.0.0.1", port)); s, _ = srv.accept()
+    c.sendall(b"GET /n HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"); s.recv(4096)
+    s.sendall(b"HTTP/1.1 204 No Content\\r\\n\\r\\n"); c.recv(4096)
+    c.close(); s.close()
+print(port)
+`;
+    const dropsBefore = capture.counters().eventsDropped;
+    const { child, done } = startChild('python3', ['-c', script]);
+    rec.pids.add(child.pid!);
+    const port = Number(await done);
+    const whole = (o: ConnOpenEvent) => {
+      const evs = rec.ofConn(o.connId);
+      return evs.length === 4 && evs[0] === o && evs[3]!.kind === 'close' && evs[1]!.kind === 'data' && evs[2]!.kind === 'data';
+    };
+    const clients = () => rec.opens((e) => e.pid === child.pid && e.role === 'client' && e.remote.port === port);
+    await rec.waitFor('10,000 closed client connections', () => {
+      const c = clients();
+      return c.length === 10_000 && rec.closed(c[9_999]!.connId);
+    }, 30_000).catch(() => undefined);
+    expect(capture.counters().eventsDropped - dropsBefore, 'ring buffer drops during the run').toBe(0);
+    const seen = clients();
+    expect(seen.length).toBe(10_000);
+    expect(seen.filter(whole).length).toBe(10_000);
   });
 });
 
@@ -394,6 +427,45 @@ for i in range(300):
       expect(c.eventsSent - c.eventsReceived).toBe(c.eventsDropped);
     } finally {
       lossy.close();
+    }
+  });
+
+  it('splits a large write into chunk-sized events and counts what the per-call budget leaves out', async () => {
+    const small = openAgentCapture({ chunkBytes: 4096, maxBytesPerCall: 10_000, tls: false });
+    const kept: DataEvent[] = [];
+    const server = await listen((req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    const port = portOf(server);
+    let connId = -1;
+    small.onBatch((evs) => {
+      for (const e of evs) {
+        if (e.kind === 'open' && e.role === 'client' && e.remote.port === port) connId = e.connId;
+        if (e.kind === 'data' && e.connId === connId && e.direction === 'egress') kept.push({ ...e, data: Buffer.from(e.data) });
+      }
+    });
+    try {
+      const body = Buffer.alloc(60_000, 'z');
+      const file = join(tmp, 'budget.bin');
+      writeFileSync(file, body);
+      const before = small.counters().bytesTruncated;
+      const { done } = startChild('curl', ['-s', '-H', 'Expect:', '--data-binary', `@${file}`, `http://127.0.0.1:${port}/budget`]);
+      expect(await done).toBe('ok');
+      await rec.waitFor('the request stream', () => kept.reduce((n, e) => n + e.size, 0) > body.length);
+      let pos = 0;
+      for (const e of kept) {
+        expect(e.pos).toBe(pos);
+        expect(e.data.length).toBeLessThanOrEqual(4096);
+        pos += e.size;
+      }
+      // Some call moved more than the budget: its last event covers the rest with fewer bytes.
+      expect(kept.some((e) => e.size > e.data.length)).toBe(true);
+      const truncated = kept.reduce((n, e) => n + e.size - e.data.length, 0);
+      expect(small.counters().bytesTruncated - before).toBeGreaterThanOrEqual(truncated);
+    } finally {
+      small.close();
+      server.close();
     }
   });
 
