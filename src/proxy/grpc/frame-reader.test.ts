@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import fc from 'fast-check';
 import zlib from 'node:zlib';
-import { GrpcErrorCode, GrpcFrameReader, inflateGrpcPayload, readGrpcFrames, type GrpcFrame } from './frame-reader.js';
+import { GrpcErrorCode, inflateGrpcPayload, readGrpcFrames } from './frame-reader.js';
 
 function frame(payload: Buffer | string, flag = 0): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
@@ -9,30 +8,6 @@ function frame(payload: Buffer | string, flag = 0): Buffer {
   header[0] = flag;
   header.writeUInt32BE(body.length, 1);
   return Buffer.concat([header, body]);
-}
-
-const plain = (f: GrpcFrame) => ({ compressed: f.compressed, length: f.length, payload: f.payload.toString('hex'), offset: f.offset });
-
-/** Feeds `body` to a fresh incremental reader cut at `cuts` (sorted positions). */
-function readIncrementally(body: Buffer, cuts: number[]) {
-  const reader = new GrpcFrameReader();
-  const frames: GrpcFrame[] = [];
-  let from = 0;
-  for (const cut of [...cuts, body.length]) {
-    frames.push(...reader.push(body.subarray(from, cut)));
-    from = cut;
-  }
-  return { frames, error: reader.error, truncated: reader.truncated() };
-}
-
-function sameAsWhole(body: Buffer, cuts: number[]): void {
-  const whole = readGrpcFrames(body);
-  const inc = readIncrementally(body, cuts);
-  expect(inc.frames.map(plain)).toEqual(whole.frames.map(plain));
-  expect(inc.error).toEqual(whole.error);
-  expect(inc.truncated && { ...inc.truncated, payload: inc.truncated.payload.toString('hex') }).toEqual(
-    whole.truncated && { ...whole.truncated, payload: whole.truncated.payload.toString('hex') },
-  );
 }
 
 describe('readGrpcFrames: well-formed', () => {
@@ -116,82 +91,6 @@ describe('readGrpcFrames: invalid', () => {
     const result = readGrpcFrames(Buffer.from('HTTP/1.1 200 OK\r\n'));
     expect(result.frames).toEqual([]);
     expect(result.error).toMatch(/0x48 at byte 0/);
-  });
-});
-
-describe('GrpcFrameReader', () => {
-  const body = Buffer.concat([frame('a'), frame(''), frame('a longer payload', 1), frame(Buffer.alloc(40, 7))]);
-
-  it('gives the same frames for every single split point', () => {
-    for (let cut = 0; cut <= body.length; cut++) sameAsWhole(body, [cut]);
-  });
-
-  it('gives the same frames for every pair of split points', () => {
-    for (let a = 0; a <= body.length; a++) for (let b = a; b <= body.length; b++) sameAsWhole(body, [a, b]);
-  });
-
-  it('gives the same frames one byte at a time', () => {
-    sameAsWhole(body, Array.from({ length: body.length }, (_, i) => i));
-  });
-
-  it('property: any chunking of any frame stream (valid, truncated or invalid) reads the same', () => {
-    const frames = fc.array(
-      fc.record({ flag: fc.constantFrom(0, 1), payload: fc.uint8Array({ maxLength: 300 }) }),
-      { maxLength: 8 },
-    );
-    fc.assert(
-      fc.property(
-        frames,
-        fc.constantFrom('whole', 'cut', 'corrupt'),
-        fc.nat(),
-        fc.array(fc.nat(), { maxLength: 20 }),
-        (fs, mode, at, rawCuts) => {
-          let stream = Buffer.concat(fs.map((f) => frame(Buffer.from(f.payload), f.flag)));
-          if (mode === 'cut' && stream.length > 0) stream = stream.subarray(0, at % stream.length);
-          if (mode === 'corrupt' && stream.length > 0) {
-            stream = Buffer.from(stream);
-            stream[at % stream.length] = 2 + (at % 250);
-          }
-          const cuts = rawCuts.map((c) => c % (stream.length + 1)).sort((x, y) => x - y);
-          sameAsWhole(stream, cuts);
-        },
-      ),
-      { numRuns: 300 },
-    );
-  });
-
-  it('hands out a payload within one chunk as a view, and joins split payloads once', () => {
-    const reader = new GrpcFrameReader();
-    const chunk = frame('inside');
-    const [f] = reader.push(chunk);
-    expect(f.payload.buffer).toBe(chunk.buffer);
-
-    const big = frame(Buffer.alloc(1 << 20, 1));
-    let out: GrpcFrame[] = [];
-    for (let i = 0; i < big.length; i += 1000) out = out.concat(reader.push(big.subarray(i, i + 1000)));
-    expect(out).toHaveLength(1);
-    expect(out[0].offset).toBe(chunk.length);
-    expect(out[0].payload.equals(big.subarray(5))).toBe(true);
-    expect(reader.bufferedBytes).toBe(0);
-  });
-
-  it('stays linear in time with many tiny chunks of one large frame', () => {
-    const big = frame(Buffer.alloc(200_000, 3));
-    const reader = new GrpcFrameReader();
-    const started = performance.now();
-    let count = 0;
-    for (let i = 0; i < big.length; i += 4) count += reader.push(big.subarray(i, i + 4)).length;
-    expect(count).toBe(1);
-    // 50k chunks: a quadratic join would take seconds here.
-    expect(performance.now() - started).toBeLessThan(2000);
-  });
-
-  it('stops at an invalid flag and ignores later input', () => {
-    const reader = new GrpcFrameReader();
-    expect(reader.push(Buffer.concat([frame('x'), Buffer.from([7])]))).toHaveLength(1);
-    expect(reader.error).toMatch(/0x07 at byte 6/);
-    expect(reader.push(frame('y'))).toEqual([]);
-    expect(reader.truncated()).toBeUndefined();
   });
 });
 
