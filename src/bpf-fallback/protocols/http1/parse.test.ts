@@ -167,4 +167,16 @@ describe('HTTP/1 stitching', () => {
       }
     }
   });
+
+  test('a connection first seen mid-stream resynchronises at the next request line', () => {
+    const events = flatten(KEEPALIVE).filter((e): e is DataEvent => e.kind === 'data');
+    // Joined inside the first response's body: no open event, streams start past position 0.
+    const late = events.slice(1).map((e, i) => (i === 0 ? { ...e, pos: e.pos + 40, size: e.size - 40, data: e.data.subarray(40) } : e));
+    const got = runBatches([late]).records.map((r) => [r.record.method, r.record.target, r.record.status]);
+    expect(got).toEqual([
+      ['POST', '/b', 201],
+      ['HEAD', '/c', 200],
+      ['GET', '/d', 304],
+    ]);
+  });
 });

@@ -30,6 +30,7 @@ export function createH1State(options: StateOptions): H1State {
     responses: [],
     orphanResponses: 0,
     responseResynced: options.midStream,
+    methodsResynced: options.midStream,
     requestGaps: [],
   };
 }
@@ -280,7 +281,8 @@ function answeredMethod(state: H1State, tsNs: number): string | undefined {
   if (pending.length === 0 || pending[0].startNs > tsNs) return undefined;
   let i = 0;
   // After lost responses, the answered request is the latest one sent before this response.
-  if (state.responseResynced) while (i + 1 < pending.length && pending[i + 1].startNs <= tsNs) i++;
+  if (state.methodsResynced) while (i + 1 < pending.length && pending[i + 1].startNs <= tsNs) i++;
+  state.methodsResynced = false;
   const method = pending[i].method;
   pending.splice(0, i + 1);
   return method;
@@ -303,6 +305,7 @@ export function resyncH1(type: MessageType, state: H1State): void {
   dir.mode = 'head';
   dir.remaining = 0;
   dir.lost = 0;
+  if (type === 'response') state.methodsResynced = true;
 }
 
 function printable(b: Buffer): string {

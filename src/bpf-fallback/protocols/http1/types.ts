@@ -78,6 +78,8 @@ export interface H1State {
   orphanResponses: number;
   /** Response bytes were lost: the next response answers the latest request before it. */
   responseResynced: boolean;
+  /** The parser's copy of responseResynced: the next response head takes the latest request's method. */
+  methodsResynced: boolean;
   /** When request bytes were lost (whole requests may be among them), oldest first. */
   requestGaps: TimeWindow[];
 }

@@ -1,4 +1,5 @@
 import http2 from 'node:http2';
+import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
 import grpc from '@grpc/grpc-js';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -132,6 +133,29 @@ describe('HTTP/2 from real node:http2 peers', () => {
     expect(got.map((r) => r.streamId)).toEqual(expect.arrayContaining([5, 7]));
     const missing = got.find((r) => r.streamId === 5)!;
     expect(missing.status).toBe(404);
+  });
+
+  test('drops, shuffles and corruptions: no exception, bounded memory, later streams still decoded', () => {
+    const all = events(h2Writes);
+    fc.assert(
+      fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), (keep, flips) => {
+        let i = 0;
+        const kept = all
+          .filter((e) => e.kind !== 'data' || keep[i++ % keep.length])
+          .map((e) => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
+        const data = kept.filter((e): e is DataEvent => e.kind === 'data');
+        for (const [at, byte] of flips) if (data.length > 0) data[at % data.length].data[at % data[at % data.length].data.length] = byte;
+        const run = runBatches([kept.slice(0, -1)], { maxTotalBytes: 256 * 1024 });
+        expect(run.table.totalBytes).toBeLessThanOrEqual(256 * 1024);
+        run.table.handle(kept.slice(-1));
+        expect(run.table.size).toBe(0);
+        for (const { record } of run.records) {
+          // Without corruption, whatever survives names a path the client asked for, or is marked partial.
+          if (!record.partial && flips.length === 0) expect(['/first?a=1', '/second', '/missing', '/reset']).toContain(record.target);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('gRPC unary call from grpc-js: content-type, framed body, grpc-status trailer', () => {
