@@ -50,12 +50,11 @@ async function startEcho(): Promise<Started & { connections: () => number }> {
   };
 }
 
-function curl(args: string[]): Promise<{ stdout: string; stderr: string; ms: number }> {
-  const t0 = performance.now();
+function curl(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile('curl', ['-sS', '--http1.1', ...args], { encoding: 'latin1', timeout: 10_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`curl failed: ${err.message} ${stderr}`));
-      else resolve({ stdout, stderr, ms: performance.now() - t0 });
+      else resolve({ stdout, stderr });
     });
   });
 }
@@ -71,8 +70,10 @@ describe('curl', () => {
     expect(proxied.stdout).toBe(direct.stdout);
     expect(proxied.stdout).toContain('HTTP/1.1 100 Continue');
     expect(proxied.stdout).toContain('x-echo: POST /upload 4000');
-    // curl waits 1 s for a 100 it never gets; we forward the upstream's at once.
-    expect(proxied.ms).toBeLessThan(900);
+    // Without a 100 within 1 s curl sends the body anyway and says so with -v; that line, not a
+    // wall-clock bound, shows the upstream's 100 came through in time, however loaded the machine.
+    expect(direct.stderr).not.toContain('Done waiting for 100-continue');
+    expect(proxied.stderr).not.toContain('Done waiting for 100-continue');
     const ex = proxy.factory.exchanges[0];
     expect(ex.calls.filter((c) => c[0] === 'responseHead').map((c) => c[1])).toEqual([200]);
     expect(ex.requestBody().length).toBe(4000);
