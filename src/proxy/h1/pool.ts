@@ -90,8 +90,10 @@ export class UpstreamPool {
 
   constructor(private readonly opts: PoolOptions) {}
 
-  /** An idle connection to `ep` (most recently used first, the least likely to be stale) or a new one. */
-  /** `key` names the endpoint (`address:port`), computed once per downstream connection. */
+  /**
+   * An idle connection to `ep` (most recently used first, the least likely to be stale) or a new
+   * one. `key` names the endpoint (`address:port`), computed once per downstream connection.
+   */
   acquire(ep: Endpoint, key: string, owner: UpstreamOwner): UpstreamConn {
     const list = this.idleByKey.get(key);
     while (list !== undefined && list.length > 0) {
