@@ -1,7 +1,7 @@
 // The queue's own rules, against an in-process transport whose answers the test controls
 // (the gRPC transport is exercised against a real receiver in test/e2e/export-*.test.ts).
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BatchQueue, estimateSpanBytes, type BatchTransport } from './batch-queue.js';
 import { Metrics } from './metrics.js';
 import { SpanKind, StatusCode, type SpanRecord } from './span.js';
@@ -64,13 +64,19 @@ describe('BatchQueue', () => {
     expect(q.queued).toBe(0);
   });
 
-  it('a partial batch waits for the schedule delay', async () => {
-    const { q, transport } = make({ scheduleDelayMs: 30 });
-    q.submit(span(1));
-    await sleep(5);
-    expect(transport.batches).toHaveLength(0);
-    await sleep(60);
-    expect(transport.batches).toHaveLength(1);
+  it('a partial batch waits for the schedule delay', () => {
+    // Fake timers: with real ones, a loaded machine can let the 30 ms pass before the first check.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { q, transport } = make({ scheduleDelayMs: 30 });
+      q.submit(span(1));
+      vi.advanceTimersByTime(29);
+      expect(transport.batches).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      expect(transport.batches).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('respects the in-flight limit and the queue bound, and counts every span once', async () => {
