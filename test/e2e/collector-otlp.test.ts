@@ -127,9 +127,13 @@ describe('collector receives the official OTel SDK exporter', () => {
   });
 
   it('writes every span as one JSON line', async () => {
-    await new Promise((r) => setTimeout(r, 50));
-    const lines = fs.readFileSync(jsonlPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.filter((l) => l.traceId === traceId).map((l) => l.spanId).sort()).toEqual([parentId, childId].sort());
+    // The file is written through a stream: poll rather than guess how long the write takes.
+    const spanIds = () => {
+      const text = fs.readFileSync(jsonlPath, 'utf8').trim();
+      const lines = text === '' ? [] : text.split('\n').map((l) => JSON.parse(l) as { traceId: string; spanId: string });
+      return lines.filter((l) => l.traceId === traceId).map((l) => l.spanId).sort();
+    };
+    await expect.poll(spanIds, { timeout: 5000 }).toEqual([parentId, childId].sort());
   });
 });
 
