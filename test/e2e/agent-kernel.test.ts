@@ -3,6 +3,7 @@
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -33,6 +34,29 @@ const tls = process.argv[1] === 'tls';
 const s = tls ? https.createServer({ key: fs.readFileSync(process.argv[2]), cert: fs.readFileSync(process.argv[3]) }, handler) : http.createServer(handler);
 s.keepAliveTimeout = 100;
 s.listen(0, '127.0.0.1', () => console.log(s.address().port));
+`;
+
+// HTTP/2 over TLS: an h2 server (plain responses) and a gRPC server, both node (static OpenSSL).
+const H2_SERVER = `
+const http2 = require('node:http2'), fs = require('node:fs');
+const s = http2.createSecureServer({ key: fs.readFileSync(process.argv[1]), cert: fs.readFileSync(process.argv[2]) });
+s.on('stream', (stream, headers) => { stream.respond({ ':status': 200, 'content-type': 'text/plain' }); stream.end('h2 ' + headers[':path']); });
+s.listen(0, '127.0.0.1', () => console.log(s.address().port));
+`;
+
+const GRPC_PEERS = `
+const grpc = require(process.argv[3]), fs = require('node:fs');
+const def = { say: { path: '/shop.Cart/AddItem', requestStream: false, responseStream: false,
+  requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b } };
+if (process.argv[4] === 'server') {
+  const server = new grpc.Server();
+  server.addService(def, { say: (call, cb) => cb(null, Buffer.from([0x08, 0x07])) });
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createSsl(null, [{ private_key: fs.readFileSync(process.argv[1]), cert_chain: fs.readFileSync(process.argv[2]) }], false), (e, port) => console.log(port));
+} else {
+  const Client = grpc.makeGenericClientConstructor(def, 'Cart');
+  const c = new Client('127.0.0.1:' + process.argv[5], grpc.credentials.createSsl(fs.readFileSync(process.argv[2])), { 'grpc.ssl_target_name_override': 'localhost' });
+  setTimeout(() => c.say(Buffer.from([0x12, 0x04, 0x62, 0x6f, 0x6f, 0x6b]), (err, res) => { console.log(err ? 'error ' + err.message : 'ok ' + res.toString('hex')); process.exit(0); }), Number(process.argv[6]));
+}
 `;
 
 const MANY = `
@@ -83,8 +107,9 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function startServer(tls: boolean): Promise<{ pid: number; port: number }> {
-  const child = spawn(process.execPath, ['-e', SERVER, tls ? 'tls' : 'plain', path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(tls: boolean, script = SERVER, extra: string[] = []): Promise<{ pid: number; port: number }> {
+  const args = script === SERVER ? [tls ? 'tls' : 'plain', path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')] : [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'), ...extra];
+  const child = spawn(process.execPath, ['-e', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
@@ -147,6 +172,35 @@ describe('agent on the real kernel', () => {
     });
     expect(s1.map((r) => r.path).sort()).toEqual(['/tls/curl', '/tls/python']);
     expect(s1.every((r) => r.proto === 'HTTP/1.1+TLS')).toBe(true);
+  }, 30_000);
+
+  test('HTTP/2 over TLS: curl --http2 → node h2 server, spans from both sides', async () => {
+    const server = await startServer(true, H2_SERVER);
+    const curl = await run('curl', ['-sk', '--http2', `https://127.0.0.1:${server.port}/h2/tls`]);
+    expect(curl.stdout).toBe('h2 /h2/tls');
+    const c = await waitFor('curl h2 span', () => rows.find((r) => r.pid === curl.pid && r.path === '/h2/tls'));
+    expect(c).toMatchObject({ kind: 'client', method: 'GET', status: '200', proto: 'HTTP/2+TLS' });
+    expect(c.attributes['http.response.body.content']).toBe('h2 /h2/tls');
+    const s = await waitFor('node h2 span', () => rows.find((r) => r.pid === server.pid && r.path === '/h2/tls'));
+    expect(s).toMatchObject({ kind: 'server', status: '200', proto: 'HTTP/2+TLS' });
+  }, 30_000);
+
+  test('gRPC over TLS: grpc-js client and server processes → rpc spans with decoded messages', async () => {
+    const grpcPath = createRequire(import.meta.url).resolve('@grpc/grpc-js');
+    const server = await startServer(true, GRPC_PEERS, [grpcPath, 'server']);
+    const clientChild = spawn(process.execPath, ['-e', GRPC_PEERS, path.join(dir, 'key.pem'), path.join(dir, 'cert.pem'), grpcPath, 'client', String(server.port), '700'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(clientChild);
+    // The client's OpenSSL is inside node: attach before its first call (it waits 700 ms).
+    await capture.attachTls(clientChild.pid!);
+    let out = '';
+    clientChild.stdout!.on('data', (d: Buffer) => (out += d));
+    await new Promise((r) => clientChild.once('exit', r));
+    expect(out.trim()).toBe('ok 0807');
+    const c = await waitFor('grpc client span', () => rows.find((r) => r.pid === clientChild.pid && r.path === '/shop.Cart/AddItem'));
+    expect(c).toMatchObject({ kind: 'client', proto: 'gRPC+TLS', status: 'grpc 0' });
+    expect(c.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'shop.Cart', 'rpc.method': 'AddItem' });
+    const s = await waitFor('grpc server span', () => rows.find((r) => r.pid === server.pid && r.path === '/shop.Cart/AddItem'));
+    expect(s).toMatchObject({ kind: 'server', proto: 'gRPC+TLS', status: 'grpc 0' });
   }, 30_000);
 
   test('10,000 short connections, one request each → exactly 10,000 spans per side', async () => {
