@@ -4,23 +4,16 @@
 import http from 'node:http';
 import net from 'node:net';
 import { execFile } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Client, request as undiciRequest } from 'undici';
-import { listen, rawRequest, startH1Proxy, startRawServer, startTap, type Started } from '../support/h1-harness.js';
+import { cleanupAfterEach, listen, rawRequest, startH1Proxy, startRawServer, startTap, type Started } from '../support/h1-harness.js';
 import { createExchangeFactory } from '../../src/proxy/exchange-impl.js';
 import { defaultPolicy } from '../../src/policy/parse.js';
 import { createProxyMetrics } from '../../src/proxy/proxy-metrics.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import type { SpanRecord } from '../../src/telemetry/span.js';
 
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-function track<T extends Started>(s: T): T {
-  cleanup.push(() => s.close());
-  return s;
-}
+const { track, defer } = cleanupAfterEach();
 
 /** node:http upstream: echoes method, url and body; counts its TCP connections. */
 async function startEcho(): Promise<Started & { connections: () => number }> {
@@ -98,7 +91,7 @@ describe('undici', () => {
     const up = track(await startEcho());
     const proxy = track(await startH1Proxy(up.port));
     const client = new Client(`http://127.0.0.1:${proxy.port}`, { pipelining: 5 });
-    cleanup.push(() => client.close());
+    defer(() => client.close());
     const results = await Promise.all(
       Array.from({ length: 20 }, async (_, i) => {
         const method = i % 2 === 0 ? 'GET' : 'PUT';
@@ -129,7 +122,7 @@ describe('node:http', () => {
     const up = track(await startEcho());
     const proxy = track(await startH1Proxy(up.port));
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanup.push(async () => agent.destroy());
+    defer(async () => agent.destroy());
     for (let i = 0; i < 5; i++) {
       const echo = await new Promise<string>((resolve, reject) => {
         const req = http.request({ port: proxy.port, host: '127.0.0.1', method: 'POST', path: `/n${i}`, agent }, (res) => {

@@ -3,19 +3,12 @@
 
 import http from 'node:http';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { listen, rawRequest, startH1Proxy, startRawServer, startTap, sleep, type Started } from '../support/h1-harness.js';
+import { cleanupAfterEach, listen, rawRequest, startH1Proxy, startRawServer, startTap, sleep, type Started } from '../support/h1-harness.js';
 import { RecordingExchangeFactory } from '../support/h1-recording-exchange.js';
 
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-function track<T extends Started>(s: T): T {
-  cleanup.push(() => s.close());
-  return s;
-}
+const { track } = cleanupAfterEach();
 
 async function nodeServer(): Promise<Started> {
   const server = http.createServer((req, res) => {

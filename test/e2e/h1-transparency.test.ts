@@ -5,20 +5,13 @@
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { listen, rawRequest, startH1Proxy, startRawServer, startTap, withoutHeaderLines, type RawOptions, type Started } from '../support/h1-harness.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach, listen, rawRequest, startH1Proxy, startRawServer, startTap, withoutHeaderLines, type RawOptions, type Started } from '../support/h1-harness.js';
 import { RecordingExchangeFactory } from '../support/h1-recording-exchange.js';
 import type { H1Tuning } from '../../src/proxy/h1/handler.js';
 
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c();
-});
-function track<T extends Started>(s: T): T {
-  cleanup.push(() => s.close());
-  return s;
-}
+const { track } = cleanupAfterEach();
 
 /** An echo server whose answer depends only on the request. */
 function echoHandler(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -3,6 +3,7 @@
 // client that returns the exact bytes a client receives.
 
 import net from 'node:net';
+import { afterEach } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { createProxyMetrics, type ProxyMetrics } from '../../src/proxy/proxy-metrics.js';
@@ -184,4 +185,24 @@ export function withoutHeaderLines(b: Buffer, names: string[]): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Cleanup for a test file: registers an afterEach that runs, newest first, everything the test
+ * handed to `defer`; `track` defers a started server's close and returns the server.
+ */
+export function cleanupAfterEach(): { track: <T extends Started>(s: T) => T; defer: (fn: () => Promise<void>) => void } {
+  const pending: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of pending.splice(0).reverse()) await fn();
+  });
+  return {
+    track: (s) => {
+      pending.push(() => s.close());
+      return s;
+    },
+    defer: (fn) => {
+      pending.push(fn);
+    },
+  };
 }
