@@ -93,6 +93,8 @@ describe('gRPC spans from real calls', () => {
     });
     expect(replies).toEqual(['tick 0', 'tick 1', 'tick 2']);
     const s = await spanFor('sidetrace.test.Echo/ServerStream', 1);
+    expect(s.events.map((e) => e.attributes['message.type'])).toEqual(['RECEIVED', 'SENT', 'SENT', 'SENT']);
+    expect(s.attributes['rpc.grpc.status_code']).toBe(0);
     const sent = s.events.filter((e) => e.attributes['message.type'] === 'SENT');
     expect(sent.map((e) => e.attributes['message.id'])).toEqual([1, 2, 3]);
     expect(sent[2].attributes['message.body']).toBe('{"1":"tick 2","2":"","3":2}');
@@ -113,5 +115,36 @@ describe('gRPC spans from real calls', () => {
     expect(n.status).toEqual({ code: StatusCode.UNSET });
     expect(n.attributes['rpc.grpc.status_code']).toBe(5);
     expect(n.attributes['error.type']).toBeUndefined();
+  });
+
+  it('a trailers-only error status reaches the span', async () => {
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const s = (client.ClientStream as (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<unknown>)(resolve);
+      s.write({ text: 'nope', failCode: grpc.status.PERMISSION_DENIED });
+      s.end();
+    });
+    expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    const s = await spanFor('sidetrace.test.Echo/ClientStream', 1);
+    expect(s.attributes['rpc.grpc.status_code']).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
+  it('a cancelled call ends its span with error.type RST_STREAM:CANCEL', async () => {
+    const before = server.calls;
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      const s = (client.Bidi as () => grpc.ClientDuplexStream<unknown, unknown>)();
+      s.on('error', resolve);
+      s.on('data', () => {});
+      s.write({ text: 'wait', hang: true });
+      const poll = setInterval(() => {
+        if (server.calls > before) {
+          clearInterval(poll);
+          s.cancel();
+        }
+      }, 5);
+    });
+    expect(err.code).toBe(grpc.status.CANCELLED);
+    const s = await spanFor('sidetrace.test.Echo/Bidi', 1);
+    expect(s.attributes['error.type']).toBe('RST_STREAM:CANCEL');
+    expect(s.status.code).toBe(StatusCode.ERROR);
   });
 });
