@@ -24,6 +24,7 @@ import { measureKernelClock, type KernelClock } from './clock.js';
 import { ConnTable } from './conn-table.js';
 import type { AgentEvent, KernelCounters } from './events.js';
 import { combineTaps, createOutputTap } from './output.js';
+import { PodDirectory } from './k8s-pods.js';
 import { ProcessInfoCache } from './process-info.js';
 import { SpanReplayer } from './spans.js';
 
@@ -46,6 +47,8 @@ export interface AgentStartOptions {
   clock?: KernelClock;
   /** procfs root for process identity and the initial TLS attach scan. */
   procRoot?: string;
+  /** Pod directory; default: in-cluster from the service account (KUBERNETES_SERVICE_HOST), null for none. */
+  pods?: PodDirectory | null;
   /** Processes never traced; default the agent's own pid (its span export would trace itself). */
   ignorePids?: readonly number[];
 }
@@ -105,6 +108,10 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     );
   }
 
+  // In a cluster, pod UIDs from cgroups get names; elsewhere the cgroup path alone is recorded.
+  const pods = options.pods === undefined ? PodDirectory.fromEnv(env, log) : options.pods ?? undefined;
+  if (pods !== undefined) await pods.start();
+
   // The proxy's exchange, so agent spans carry the same attributes, policy and redaction.
   const processes = new ProcessInfoCache(options.procRoot);
   const replayer = new SpanReplayer({
@@ -115,6 +122,7 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     tap: combineTaps(taps),
     clock: options.clock ?? measureKernelClock(),
     process: (pid, comm) => processes.get(pid, comm),
+    pods: pods === undefined ? undefined : (uid) => pods.lookup(uid),
   });
   const table = new ConnTable({
     metrics: agentMetrics,
@@ -157,6 +165,7 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     close: async () => {
       await source.close();
       table.closeAll();
+      pods?.stop();
       policy.stop();
       await exporter.shutdown();
       await admin?.close();

@@ -141,8 +141,8 @@ export class ConnTable {
   handle(events: readonly AgentEvent[]): void {
     const m = this.opts.metrics;
     let latest = 0;
+    m.events.inc(events.length);
     for (const ev of events) {
-      m.events.inc();
       if (ev.tsNs > latest) latest = ev.tsNs;
       try {
         this.apply(ev);

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Attributes } from '../telemetry/span.js';
+import type { PodInfo } from './k8s-pods.js';
 
 export interface CgroupIdentity {
   /** The process's cgroup v2 path (or the first v1 path naming a container). */
@@ -50,13 +51,26 @@ export interface ProcessInfo {
   cgroup?: CgroupIdentity;
 }
 
-/** Span attributes for a process (semconv process.*, container.id, k8s.pod.uid). */
-export function processAttributes(pid: number, comm: string, info: ProcessInfo): Attributes {
+/** Pod name, namespace and container names by pod UID (a cluster's API), when known. */
+export type PodLookup = (podUid: string) => PodInfo | undefined;
+
+/** Span attributes for a process (semconv process.*, container.id, k8s.pod.*). */
+export function processAttributes(pid: number, comm: string, info: ProcessInfo, pods?: PodLookup): Attributes {
   const attrs: Attributes = { 'process.pid': pid, 'process.executable.name': info.executableName || comm };
-  if (info.cgroup !== undefined) {
-    if (info.cgroup.containerId !== undefined) attrs['container.id'] = info.cgroup.containerId;
-    if (info.cgroup.podUid !== undefined) attrs['k8s.pod.uid'] = info.cgroup.podUid;
-    attrs['sidetrace.cgroup'] = info.cgroup.path;
+  const cg = info.cgroup;
+  if (cg !== undefined) {
+    if (cg.containerId !== undefined) attrs['container.id'] = cg.containerId;
+    if (cg.podUid !== undefined) {
+      attrs['k8s.pod.uid'] = cg.podUid;
+      const pod = pods?.(cg.podUid);
+      if (pod !== undefined) {
+        attrs['k8s.pod.name'] = pod.name;
+        attrs['k8s.namespace.name'] = pod.namespace;
+        const container = cg.containerId === undefined ? undefined : pod.containers.get(cg.containerId);
+        if (container !== undefined) attrs['k8s.container.name'] = container;
+      }
+    }
+    attrs['sidetrace.cgroup'] = cg.path;
   }
   return attrs;
 }

@@ -12,7 +12,7 @@ import { createExchangeFactory } from '../proxy/exchange-impl.js';
 import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
-import { processAttributes, type ProcessInfo } from './process-info.js';
+import { processAttributes, type PodLookup, type ProcessInfo } from './process-info.js';
 import type { HttpRecord } from './protocols/protocol.js';
 
 export interface SpanReplayerDeps extends Omit<ExchangeDeps, 'sink' | 'tap'> {
@@ -20,6 +20,7 @@ export interface SpanReplayerDeps extends Omit<ExchangeDeps, 'sink' | 'tap'> {
   tap?: TapHub;
   clock: KernelClock;
   process: (pid: number, comm: string) => ProcessInfo;
+  pods?: PodLookup;
 }
 
 interface Stamp {
@@ -57,7 +58,7 @@ export class SpanReplayer {
   replay(conn: ConnView, rec: HttpRecord): void {
     const { clock } = this.deps;
     const server = conn.requestDir === 'ingress';
-    const attributes: Attributes = processAttributes(conn.pid, conn.comm, this.deps.process(conn.pid, conn.comm));
+    const attributes: Attributes = processAttributes(conn.pid, conn.comm, this.deps.process(conn.pid, conn.comm), this.deps.pods);
     attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
     if (conn.local.address !== '') {
       attributes['network.local.address'] = conn.local.address;
