@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseProxyArgs, type ProxyConfig } from '../../src/proxy/config.js';
 import { startProxy, type RunningProxy } from '../../src/proxy/proxy.js';
 import { echoClient, startGrpcEcho, type EchoReply, type GrpcEchoServer } from '../support/grpc-echo.js';
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
+import { spanMatching, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 
 let receiver: OtlpReceiver;
 let server: GrpcEchoServer;
@@ -33,16 +33,7 @@ afterAll(async () => {
 
 const portOf = (direction: 'inbound' | 'outbound') => proxy.listeners.find((l) => l.direction === direction)!.address.port;
 
-async function spanFor(predicate: (s: ReceivedSpan) => boolean): Promise<ReceivedSpan> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    await proxy.flush();
-    const s = receiver.spans().find(predicate);
-    if (s) return s;
-    if (Date.now() > deadline) throw new Error('span not received');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const spanFor = (predicate: (s: ReceivedSpan) => boolean) => spanMatching(receiver, () => proxy.flush(), predicate);
 
 function unary(port: number, text: string, md: grpc.Metadata): Promise<{ err: grpc.ServiceError | null; reply?: EchoReply }> {
   const c = echoClient(port);

@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import { request } from 'undici';
 import { startProxy, type RunningProxy } from '../../src/proxy/proxy.js';
 import { parseProxyArgs, type ProxyConfig } from '../../src/proxy/config.js';
-import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
+import { spanMatching, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../support/otlp-receiver.js';
 
 const run = promisify(execFile);
 
@@ -28,16 +28,7 @@ const inbound = () => proxy.listeners.find((l) => l.direction === 'inbound')!.ad
 const outbound = () => proxy.listeners.find((l) => l.direction === 'outbound')!.address;
 const url = (path: string, at = inbound()) => `http://127.0.0.1:${at.port}${path}`;
 
-async function spanFor(predicate: (s: ReceivedSpan) => boolean, timeoutMs = 5000): Promise<ReceivedSpan> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    await proxy.flush();
-    const s = receiver.spans().find(predicate);
-    if (s) return s;
-    if (Date.now() > deadline) throw new Error('span not received');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const spanFor = (predicate: (s: ReceivedSpan) => boolean) => spanMatching(receiver, () => proxy.flush(), predicate);
 
 beforeAll(async () => {
   receiver = await startOtlpReceiver();

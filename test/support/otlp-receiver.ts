@@ -63,6 +63,26 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
+/**
+ * The first received span matching `predicate`. `flush` (the sender's, e.g. proxy.flush) runs
+ * before each look, so a span waiting in the sender's batch queue is not waited out.
+ */
+export async function spanMatching(
+  receiver: OtlpReceiver,
+  flush: () => Promise<void>,
+  predicate: (s: ReceivedSpan) => boolean,
+  timeoutMs = 5000,
+): Promise<ReceivedSpan> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await flush();
+    const s = receiver.spans().find(predicate);
+    if (s) return s;
+    if (Date.now() > deadline) throw new Error(`no matching span after ${timeoutMs} ms; ${receiver.spans().length} received`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface ReceiverOptions {
   /** Serve TLS with this PEM key and certificate chain (the endpoint becomes https://). */
   tls?: { key: Buffer; cert: Buffer };
