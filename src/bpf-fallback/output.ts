@@ -18,7 +18,9 @@ export interface OutputOptions {
 }
 
 export const TABLE_COLUMNS = ['TIMESTAMP', 'COMM', 'PID', 'SRC', 'DST', 'PROTO', 'METHOD', 'HOST', 'PATH', 'STATUS', 'LATENCY'] as const;
-const WIDTHS = [13, 16, 8, 22, 22, 10, 8, 21, 31, 9, 0];
+const WIDTHS = [13, 16, 8, 22, 22, 13, 8, 21, 41, 9, 0];
+const HOST = 7;
+const PATH = 8;
 const MAX_BUFFERED = 4 * 1024 * 1024;
 
 /** The fields of one row, from a span the agent built. */
@@ -87,9 +89,11 @@ export function formatLatency(ms: number): string {
   return `${(ms / 1000).toFixed(2)}s`;
 }
 
-function pad(text: string, width: number): string {
+/** Pads to the column; only HOST and PATH are cut (with …), other cells overflow rather than lie. */
+function pad(text: string, width: number, cut = false): string {
   if (width === 0) return text;
-  return text.length >= width ? text.slice(0, width - 1) + ' ' : text.padEnd(width);
+  if (text.length < width) return text.padEnd(width);
+  return (cut ? text.slice(0, width - 2) + '…' : text) + ' ';
 }
 
 export function tableHeader(): string {
@@ -98,7 +102,7 @@ export function tableHeader(): string {
 
 export function tableLine(row: RequestRow): string {
   const cells = [row.timestamp, row.comm, String(row.pid), row.src, row.dst, row.proto, row.method, row.host, row.path, row.status, formatLatency(row.latencyMs)];
-  return cells.map((c, i) => pad(c, WIDTHS[i])).join('').trimEnd() + '\n';
+  return cells.map((c, i) => pad(c, WIDTHS[i], i === HOST || i === PATH)).join('').trimEnd() + '\n';
 }
 
 /** One request as one JSON object: the row's fields plus the span's ids and attributes. */
