@@ -36,6 +36,15 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** A listener could not bind; names the flag that asked for it (the bind error is the cause). */
+export class ListenError extends Error {
+  readonly code = 'ST_LISTEN';
+  constructor(spec: ListenerSpec, cause: Error) {
+    super(`--${spec.direction} listener cannot bind ${spec.listen.address}:${spec.listen.port}: ${cause.message}`, { cause });
+    this.name = 'ListenError';
+  }
+}
+
 export async function startListener(spec: ListenerSpec, deps: ListenerDeps): Promise<Listener> {
   const sockets = new Set<net.Socket>();
   // allowHalfOpen: a client's FIN after its request must not close our side before the
@@ -46,9 +55,10 @@ export async function startListener(spec: ListenerSpec, deps: ListenerDeps): Pro
     accept(socket, spec, deps);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error) => reject(new ListenError(spec, err));
+    server.once('error', onError);
     server.listen(spec.listen.port, spec.listen.address, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

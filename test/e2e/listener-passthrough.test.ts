@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { once } from 'node:events';
-import { startListener, type Listener } from '../../src/proxy/listener.js';
+import { ListenError, startListener, type Listener } from '../../src/proxy/listener.js';
 import type { ProtocolHandler } from '../../src/proxy/handler.js';
 import { createProxyMetrics } from '../../src/proxy/proxy-metrics.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
@@ -156,5 +156,16 @@ describe('listener detection and passthrough', () => {
     await closed;
     expect(errs).toContain('ECONNRESET');
     expect(p.metrics.upstreamErrors.value).toBe(1);
+  });
+
+  it('a port already in use fails with ST_LISTEN, naming the flag and the address', async () => {
+    const taken = await proxy(1);
+    const err = await startListener(
+      { direction: 'outbound', listen: { address: '127.0.0.1', port: taken.port }, upstream: { address: '127.0.0.1', port: 1 } },
+      { h1: recordingHandler(), h2: recordingHandler(), metrics: createProxyMetrics(new Metrics()), serverFirstPorts: new Set(), detectTimeoutMs: 300 },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ListenError);
+    expect((err as ListenError).code).toBe('ST_LISTEN');
+    expect((err as Error).message).toBe(`--outbound listener cannot bind 127.0.0.1:${taken.port}: listen EADDRINUSE: address already in use 127.0.0.1:${taken.port}`);
   });
 });
