@@ -10,6 +10,7 @@ import type { ProxyMetrics } from '../proxy-metrics.js';
 import { BodyReader, type BodySink } from './body.js';
 import { BodyKind, HEAD_DONE, NEED_MORE, newHeadState, parseHead, requestFraming, responseFraming, type H1Error, type HeadLimits, type HeadState } from './head.js';
 import { UpstreamPool, type UpstreamConn, type UpstreamOwner } from './pool.js';
+import { splice } from '../passthrough.js';
 
 export interface H1Tuning {
   /** Node's --max-http-header-size (default 16 KiB): requests over it get Node's 431. */
@@ -692,17 +693,8 @@ class H1Connection implements UpstreamOwner {
     d.write(buf);
     if (this.pending !== null) up.write(this.pending);
     this.pending = null;
-    up.on('error', noop);
-    if (this.downEnded) up.end();
-    else d.pipe(up);
-    up.pipe(d);
-    // A reset on one side resets the other; a clean FIN travels through pipe() as end().
-    d.on('close', () => {
-      if (!d.readableEnded) up.destroy();
-    });
-    up.on('close', () => {
-      if (!up.readableEnded) d.destroy();
-    });
+    // From here on the tunnel is opaque bytes, relayed like any passthrough connection.
+    splice(d, up);
     if (this.downPaused || d.isPaused()) {
       this.downPaused = false;
       d.resume();
@@ -743,5 +735,3 @@ class H1Connection implements UpstreamOwner {
     }
   }
 }
-
-function noop(): void {}
