@@ -12,9 +12,9 @@ import type { Endpoint } from './exchange.js';
 export function relay(socket: net.Socket, initial: Buffer, upstream: Endpoint, onUpstreamError?: (err: Error) => void): void {
   const up = net.connect({ host: upstream.address, port: upstream.port, allowHalfOpen: true, noDelay: true });
   if (initial.length > 0) up.write(initial);
+  // A FIN the client sent while we were still detecting is passed on too: pipe() ends the
+  // destination at once when its source has already ended.
   splice(socket, up, onUpstreamError);
-  // The client may have sent its FIN while we were still detecting; pipe() won't replay it.
-  if (socket.readableEnded) up.end();
 }
 
 /** Pipe two connected sockets both ways, propagating FIN and RST. Also used for tunnels. */
