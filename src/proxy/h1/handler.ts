@@ -124,7 +124,6 @@ class H1Connection implements UpstreamOwner {
   private resHead: HeadState = newHeadState();
   private resPending: Buffer | null = null;
   private resAnyBytes = false;
-  private finalStarted = false;
   private resClose = false;
   private keepAliveSec = 0;
   private upReusable = true;
@@ -276,7 +275,6 @@ class H1Connection implements UpstreamOwner {
     this.resHead = newHeadState();
     this.resPending = null;
     this.resAnyBytes = false;
-    this.finalStarted = false;
     this.resClose = false;
     this.keepAliveSec = 0;
     this.upReusable = true;
@@ -410,6 +408,11 @@ class H1Connection implements UpstreamOwner {
 
   // ---- responses (UpstreamOwner) ----
 
+  /** The final response head went to the client: a failure now must break the message, not replace it. */
+  private get finalStarted(): boolean {
+    return this.resPhase !== ResPhase.Head;
+  }
+
   upstreamData(chunk: Buffer): void {
     this.resAnyBytes = true;
     switch (this.resPhase) {
@@ -460,7 +463,6 @@ class H1Connection implements UpstreamOwner {
         this.upstreamProtocolError(framing);
         return;
       }
-      this.finalStarted = true;
       this.resClose = framing.close || framing.both;
       this.keepAliveSec = framing.keepAliveSec;
       this.resBody.reset(framing.kind, framing.length);
