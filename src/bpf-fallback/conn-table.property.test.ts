@@ -202,4 +202,19 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
     expect(run.records.map((r) => [r.record.target, r.record.status, r.conn.source])).toEqual([['/secure', 200, 'tls']]);
     expect(run.metrics.tlsConnections.value).toBe(1);
   });
+
+  test('idle connections are evicted after the idle timeout, their finished exchanges kept', () => {
+    const run = newRun({ idleTimeoutNs: 10e9 });
+    run.table.handle(connEvents({ connId: 1, close: false }, [
+      { direction: 'egress', data: 'GET /idle HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' },
+    ]));
+    expect(run.records).toHaveLength(1);
+    expect(run.table.size).toBe(1);
+    run.table.handle(connEvents({ connId: 2, close: false, startNs: 1e12 + 5e9 }, [{ direction: 'egress', data: 'GET /x HTTP/1.1\r\n' }]));
+    expect(run.table.size).toBe(2);
+    run.table.handle(connEvents({ connId: 3, close: false, startNs: 1e12 + 12e9 }, [{ direction: 'egress', data: 'GET /y HTTP/1.1\r\n' }]));
+    expect(run.table.size).toBe(2);
+    expect(run.metrics.evictions.value).toBe(1);
+  });
 });

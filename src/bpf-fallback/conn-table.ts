@@ -53,6 +53,7 @@ const MID_STREAM_DETECT_LIMIT = 256 * 1024;
 const UNKNOWN_ADDR: SockAddr = Object.freeze({ address: '', port: 0 });
 
 type Dir = 'egress' | 'ingress';
+const DIRS: readonly Dir[] = ['egress', 'ingress'];
 
 class Connection implements ConnView {
   role: Role;
@@ -155,7 +156,7 @@ export class ConnTable {
       conn.dirty = false;
       if (!this.conns.has(conn.connId)) continue;
       try {
-        for (const dir of ['egress', 'ingress'] as const) {
+        for (const dir of DIRS) {
           conn.streams[dir].tick(this.segs);
           this.feed(conn, dir);
         }
@@ -400,7 +401,7 @@ export class ConnTable {
   /** Close or exit: parse and stitch what is left, then free. */
   private finish(conn: Connection, ends?: Record<Dir, number>): void {
     try {
-      for (const dir of ['egress', 'ingress'] as const) {
+      for (const dir of DIRS) {
         conn.streams[dir].flush(this.segs, ends?.[dir]);
         this.feed(conn, dir);
       }

@@ -1,0 +1,69 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, test } from 'vitest';
+import { parseAgentArgs, type AgentConfig } from './agent-config.js';
+import { startAgent, type CaptureSource } from './agent.js';
+import { fixedClock } from './clock.js';
+import type { AgentEvent, KernelCounters } from './events.js';
+import { connEvents } from './test-support/synthetic.js';
+
+/** A capture source fed by the test, standing where the kernel's would. */
+function source() {
+  let cb: ((events: AgentEvent[]) => void) | undefined;
+  const attached: number[] = [];
+  const counters: KernelCounters = { eventsSent: 10, eventsDropped: 2, bytesCaptured: 300, bytesTruncated: 4 };
+  let closed = false;
+  const src: CaptureSource = {
+    ready: Promise.resolve(),
+    onBatch: (f) => (cb = f),
+    counters: () => counters,
+    attachTls: (pid) => void attached.push(pid),
+    close: () => void (closed = true),
+  };
+  return { src, push: (events: AgentEvent[]) => cb!(events), attached, closed: () => closed };
+}
+
+async function agent(args: string[], ignorePids: number[] = []) {
+  const s = source();
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d));
+  const a = await startAgent(parseAgentArgs(args) as AgentConfig, s.src, { env: { OTEL_TRACES_EXPORTER: 'none' }, out, clock: fixedClock(0), procRoot: '/nonexistent', ignorePids, log: () => {} });
+  return { a, s, text: () => text };
+}
+
+const EXCHANGE = [
+  { direction: 'egress' as const, data: 'GET /from-agent HTTP/1.1\r\nHost: x\r\n\r\n' },
+  { direction: 'ingress' as const, data: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok' },
+];
+
+describe('agent composition', () => {
+  test('batches become printed requests; exec attaches TLS probes; close detaches', async () => {
+    const { a, s, text } = await agent(['--json']);
+    s.push([{ kind: 'exec', pid: 321, tsNs: 1, comm: 'python3' }, ...connEvents({ connId: 1, pid: 321 }, EXCHANGE)]);
+    expect(s.attached).toEqual([321]);
+    const row = JSON.parse(text().trim());
+    expect(row).toMatchObject({ pid: 321, method: 'GET', path: '/from-agent', status: '200', kind: 'client' });
+    expect(a.metrics.spansSubmitted.value).toBe(1);
+    await a.close();
+    expect(s.closed()).toBe(true);
+  });
+
+  test('the agent\'s own process is never traced', async () => {
+    const { a, s, text } = await agent(['--json'], [555]);
+    s.push(connEvents({ connId: 1, pid: 555 }, EXCHANGE));
+    s.push(connEvents({ connId: 2, pid: 556 }, EXCHANGE));
+    expect(text().trim().split('\n').map((l) => JSON.parse(l).pid)).toEqual([556]);
+    await a.close();
+  });
+
+  test('/metrics carries kernel and user-space counters', async () => {
+    const { a, s } = await agent(['--admin', '127.0.0.1:0']);
+    s.push(connEvents({ connId: 1 }, EXCHANGE));
+    const text = await (await fetch(`http://${a.admin!.address}:${a.admin!.port}/metrics`)).text();
+    expect(text).toContain('sidetrace_agent_kernel_events_dropped 2');
+    expect(text).toContain('sidetrace_agent_kernel_bytes_truncated 4');
+    expect(text).toContain('sidetrace_agent_records_total 1');
+    expect(text).toContain('sidetrace_agent_events_total 4');
+    await a.close();
+  });
+});
