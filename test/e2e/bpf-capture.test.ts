@@ -108,7 +108,8 @@ let tmp: string;
 beforeAll(async () => {
   if (!existsSync(ADDON)) throw new Error(`${ADDON} is missing: run bash scripts/setup.sh (it builds the native addon)`);
   tmp = mkdtempSync(join(tmpdir(), 'st-bpf-'));
-  capture = openAgentCapture({});
+  // 32 MiB: the 10,000-connection run must fit even if this thread is briefly descheduled.
+  capture = openAgentCapture({ ringBytes: 32 << 20 });
   rec = new Recorder(capture);
   await capture.ready;
   // The node binary's own OpenSSL (the test runner is node): attached through our own pid.
