@@ -1,4 +1,6 @@
 import { PassThrough } from 'node:stream';
+import { startOtlpReceiver } from '../collector/otlp-server.js';
+import type { StoredSpan } from '../collector/model.js';
 import { describe, expect, test } from 'vitest';
 import { parseAgentArgs, type AgentConfig } from './agent-config.js';
 import { startAgent, type CaptureSource } from './agent.js';
@@ -65,5 +67,31 @@ describe('agent composition', () => {
     expect(text).toContain('sidetrace_agent_records_total 1');
     expect(text).toContain('sidetrace_agent_events_total 4');
     await a.close();
+  });
+
+  test('--otlp-endpoint: spans reach a real OTLP/gRPC receiver with kernel times and identity', async () => {
+    const received: StoredSpan[] = [];
+    const receiver = await startOtlpReceiver({ address: '127.0.0.1:0', onSpans: (spans) => received.push(...spans) });
+    const s = source();
+    const a = await startAgent(parseAgentArgs(['--otlp-endpoint', `http://127.0.0.1:${receiver.port}`]) as AgentConfig, s.src, {
+      env: {},
+      clock: fixedClock(1_700_000_000_000),
+      procRoot: '/nonexistent',
+      ignorePids: [],
+      log: () => {},
+    });
+    s.push(connEvents({ connId: 1, pid: 4321, role: 'server', comm: 'nginx' }, [
+      { direction: 'ingress', data: 'POST /orders HTTP/1.1\r\nHost: shop\r\nContent-Length: 2\r\n\r\n{}' },
+      { direction: 'egress', data: 'HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n' },
+    ]));
+    await a.flush();
+    await a.close();
+    await receiver.close();
+    expect(received).toHaveLength(1);
+    const span = received[0];
+    expect(span).toMatchObject({ kind: 2, service: 'sidetrace-agent', name: 'POST' });
+    expect(span.startMs).toBeCloseTo(1_700_000_000_000 + 1e6 + 1, 3);
+    expect(span.durationMs).toBeCloseTo(1, 3);
+    expect(span.attributes).toMatchObject({ 'process.pid': 4321, 'process.executable.name': 'nginx', 'http.response.status_code': 201, 'http.request.body.content': '{}' });
   });
 });
