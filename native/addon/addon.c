@@ -134,6 +134,7 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 8);
 	uint32_t tls = opt_u32(env, argv[0], "tls", 1);
 	opts.n_skip_uids = opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64);
+	opts.n_skip_pids = opt_u32_list(env, argv[0], "skipPids", opts.skip_pids, 64);
 	uint32_t ports[256];
 	opts.n_skip_ports = opt_u32_list(env, argv[0], "skipPorts", ports, 256);
 	for (uint32_t i = 0; i < opts.n_skip_ports; i++)

@@ -170,6 +170,9 @@ struct st_capture *st_capture_open(const struct st_capture_opts *opts,
 	for (uint32_t i = 0; !err && i < opts->n_skip_uids; i++)
 		err = bpf_map__update_elem(cap->skel->maps.st_skip_uids, &opts->skip_uids[i],
 					   sizeof(uint32_t), &one, 1, BPF_ANY);
+	for (uint32_t i = 0; !err && i < opts->n_skip_pids; i++)
+		err = bpf_map__update_elem(cap->skel->maps.st_skip_tgids, &opts->skip_pids[i],
+					   sizeof(uint32_t), &one, 1, BPF_ANY);
 	for (uint32_t i = 0; !err && i < opts->n_skip_ports; i++)
 		err = bpf_map__update_elem(cap->skel->maps.st_skip_ports, &opts->skip_ports[i],
 					   sizeof(uint16_t), &one, 1, BPF_ANY);

@@ -16,6 +16,8 @@ struct st_capture_opts {
 	uint32_t max_pending_batches;
 	uint32_t skip_uids[64];
 	uint32_t n_skip_uids;
+	uint32_t skip_pids[64];
+	uint32_t n_skip_pids;
 	uint16_t skip_ports[256];
 	uint32_t n_skip_ports;
 };

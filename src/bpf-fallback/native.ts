@@ -21,6 +21,9 @@ export interface AgentCaptureOptions {
   /** Sockets of these uids, or with these local/remote ports, are not traced (the sidecar's). */
   skipUids?: number[];
   skipPorts?: number[];
+  /** Processes never traced, filtered in the kernel: the agent should pass its own pid, or its
+   * span export is traced and exported again. */
+  skipPids?: number[];
   /** TLS uprobes (default true). With false, uprobe support is not required. */
   tls?: boolean;
   /** Scan every running process at open and every new one on exec (default false: the agent
@@ -362,6 +365,7 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
         maxPendingBatches: opts.maxPendingBatches,
         skipUids: opts.skipUids ?? [],
         skipPorts: opts.skipPorts ?? [],
+        skipPids: opts.skipPids ?? [],
         tls: opts.tls === false ? 0 : 1,
       },
       onRaw,

@@ -470,12 +470,13 @@ for i in range(300):
     }
   });
 
-  it('skips sockets of skipped ports and uids', async () => {
+  it('skips sockets of skipped ports, uids and pids', async () => {
     const server = await listen((_req, res) => res.end('ok'));
     const skipped = await listen((_req, res) => res.end('ok'));
     const port = portOf(server);
     const skipPort = portOf(skipped);
-    const skipping = openAgentCapture({ skipPorts: [skipPort], skipUids: [65534], tls: false });
+    const selfSkipped = startChild('python3', ['-c', `import time, urllib.request; time.sleep(1.5); urllib.request.urlopen("http://127.0.0.1:${port}/").read()`]);
+    const skipping = openAgentCapture({ skipPorts: [skipPort], skipUids: [65534], skipPids: [selfSkipped.child.pid!], tls: false });
     const seen: AgentEvent[] = [];
     skipping.onBatch((evs) => {
       for (const e of evs) if (e.kind !== 'data') seen.push(e);
@@ -486,12 +487,13 @@ for i in range(300):
       const toSkipped = startChild('curl', ['-s', `http://127.0.0.1:${skipPort}/`]);
       const asNobody = startChild('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'curl', '-s', `http://127.0.0.1:${port}/`]);
       const asRoot = startChild('curl', ['-s', `http://127.0.0.1:${port}/`]);
-      await Promise.all([toSkipped.done, asNobody.done, asRoot.done]);
+      await Promise.all([toSkipped.done, asNobody.done, asRoot.done, selfSkipped.done]);
       // The unfiltered capture saw all three, so the traffic happened.
       for (const { child, p } of [
         { child: toSkipped.child, p: skipPort },
         { child: asNobody.child, p: port },
         { child: asRoot.child, p: port },
+        { child: selfSkipped.child, p: port },
       ]) {
         await rec.waitFor('unfiltered close', () => rec.opens((e) => e.pid === child.pid && e.remote.port === p).some((o) => rec.closed(o.connId)));
       }
@@ -500,6 +502,7 @@ for i in range(300):
       const opens = seen.filter((e): e is ConnOpenEvent => e.kind === 'open');
       expect(opens.some((e) => e.local.port === skipPort || e.remote.port === skipPort)).toBe(false);
       expect(seen.some((e) => e.kind !== 'exec' && e.kind !== 'exit' && e.pid === asNobody.child.pid)).toBe(false);
+      expect(seen.some((e) => e.kind !== 'exec' && e.kind !== 'exit' && e.pid === selfSkipped.child.pid)).toBe(false);
       // nobody's connection is still seen from the server's (root) side.
       expect(opens.some((e) => e.pid === process.pid && e.local.port === port)).toBe(true);
       expect(skipping.counters().skippedCalls).toBeGreaterThan(0);

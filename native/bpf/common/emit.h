@@ -24,7 +24,7 @@ static __always_inline struct st_conn *st_conn_open(__s32 fd, __u8 role, struct 
 	c.tls_tries = c.tries;
 	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	c.skip = st_skip_uid() || st_skip_port(lport) || st_skip_port(rport);
+	c.skip = st_skip_uid() || st_skip_process() || st_skip_port(lport) || st_skip_port(rport);
 	c.sk = (__u64)sk;
 	bpf_map_update_elem(&st_conn_map, &key, &c, BPF_ANY);
 	bpf_map_update_elem(&st_sock_conn_map, &c.sk, &key, BPF_ANY);

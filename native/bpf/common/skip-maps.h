@@ -1,5 +1,6 @@
-/* No double tracing: sockets of these uids (the sidecar proxy's) or with these local/remote ports
- * (the proxy's listeners) produce no events. Filled by the loader. */
+/* No double tracing: sockets of these uids (the sidecar proxy's), with these local/remote ports
+ * (the proxy's listeners) or of these processes (the agent itself, whose span export would
+ * otherwise trace itself) produce no events. Filled by the loader. */
 #ifndef SIDETRACE_SKIP_MAPS_H
 #define SIDETRACE_SKIP_MAPS_H
 #include "defs.h"
@@ -17,6 +18,19 @@ struct {
 	__type(key, __u16);
 	__type(value, __u8);
 } st_skip_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} st_skip_tgids SEC(".maps");
+
+static __always_inline int st_skip_process(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	return bpf_map_lookup_elem(&st_skip_tgids, &tgid) != 0;
+}
 
 static __always_inline int st_skip_uid(void)
 {
