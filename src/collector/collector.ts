@@ -66,9 +66,18 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
   };
 }
 
+/** A listen address (--otlp, --ui) that is not host:port: a usage error, not a crash. */
+export class AddressError extends Error {
+  readonly code = 'ST_ADDR_INVALID';
+  constructor(readonly flag: string, addr: string) {
+    super(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port (e.g. 127.0.0.1:4317)`);
+    this.name = 'AddressError';
+  }
+}
+
 function splitHostPort(flag: string, addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port (e.g. 127.0.0.1:4317)`);
+  if (!m || port > 65535) throw new AddressError(flag, addr);
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }

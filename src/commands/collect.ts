@@ -1,7 +1,7 @@
 // `sidetrace collect`: the embedded OTLP backend and trace viewer, until Ctrl-C.
 
 import { parseArgs } from 'node:util';
-import { startCollector } from '../collector/collector.js';
+import { AddressError, startCollector } from '../collector/collector.js';
 import { DEFAULT_MAX_BATCH_BYTES } from '../collector/otlp-server.js';
 
 const USAGE = `usage: sidetrace collect [flags]
@@ -44,14 +44,21 @@ export async function run(argv: string[]): Promise<number> {
   const maxBatchBytes = positiveInt('--max-batch-bytes', values['max-batch-bytes']);
   const maxMemoryMb = positiveInt('--max-memory-mb', values['max-memory-mb']);
   if (maxSpans === undefined || maxBatchBytes === undefined || maxMemoryMb === undefined) return 2;
-  const collector = await startCollector({
-    otlp: values.otlp,
-    ui: values.ui === 'off' ? null : values.ui,
-    maxSpans,
-    maxBytes: maxMemoryMb * 1024 * 1024,
-    maxBatchBytes,
-    jsonl: values.jsonl,
-  });
+  let collector;
+  try {
+    collector = await startCollector({
+      otlp: values.otlp,
+      ui: values.ui === 'off' ? null : values.ui,
+      maxSpans,
+      maxBytes: maxMemoryMb * 1024 * 1024,
+      maxBatchBytes,
+      jsonl: values.jsonl,
+    });
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+    process.stderr.write(`sidetrace collect: ${err.message}\n`);
+    return 2;
+  }
   process.stdout.write(`sidetrace collect: OTLP gRPC on ${collector.otlp.address}\n`);
   if (collector.uiUrl) process.stdout.write(`sidetrace collect: viewer at ${collector.uiUrl}\n`);
   await waitForSignal();

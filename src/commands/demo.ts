@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { Writable } from 'node:stream';
 import { parseDurationMs } from '../collector/query-params.js';
+import { AddressError } from '../collector/collector.js';
 import { runDemo } from '../demo/run-demo.js';
 import { positiveInt, waitForSignal } from './collect.js';
 
@@ -65,22 +66,29 @@ export async function run(argv: string[], out: Writable = process.stdout): Promi
   const cardLimit = positiveInt('--card-limit', values['card-limit']);
   if (seed === undefined || orderFailAboveMs === undefined || cardLimit === undefined) return 2;
 
-  const result = await runDemo(
-    {
-      durationMs,
-      seed,
-      orderFailAboveMs,
-      cardLimit,
-      otlp: values.otlp,
-      ui: values.ui === 'off' ? null : values.ui ?? DEFAULT_UI,
-      uiFallback: values.ui === undefined,
-      maxSpans: 200_000,
-      bookConcurrency: 6,
-      checkoutConcurrency: 3,
-      noForward: new Set(values['no-forward'] ? values['no-forward'].split(',').map((x) => x.trim()) : []),
-    },
-    out,
-  );
+  let result;
+  try {
+    result = await runDemo(
+      {
+        durationMs,
+        seed,
+        orderFailAboveMs,
+        cardLimit,
+        otlp: values.otlp,
+        ui: values.ui === 'off' ? null : values.ui ?? DEFAULT_UI,
+        uiFallback: values.ui === undefined,
+        maxSpans: 200_000,
+        bookConcurrency: 6,
+        checkoutConcurrency: 3,
+        noForward: new Set(values['no-forward'] ? values['no-forward'].split(',').map((x) => x.trim()) : []),
+      },
+      out,
+    );
+  } catch (err) {
+    if (!(err instanceof AddressError)) throw err;
+    process.stderr.write(`sidetrace demo: ${err.message}\n`);
+    return 2;
+  }
   const { collector } = result;
   if (!values.exit) {
     out.write(

@@ -78,7 +78,7 @@ describe('sidetrace collect (CLI)', () => {
     expect(p.err()).toContain('--max-spans must be a positive integer, got "lots"');
     const q = cli(['collect', '--otlp', 'nowhere']);
     const [code2] = await once(q.child, 'exit');
-    expect(code2).toBe(1);
-    expect(q.err()).toContain('ST_ADDR_INVALID');
+    expect(code2).toBe(2);
+    expect(q.err()).toContain('ST_ADDR_INVALID: --otlp "nowhere" must be host:port');
   });
 });

@@ -28,6 +28,10 @@ function latencyCulprit(report: string): Culprit {
 }
 
 describe('sidetrace demo', () => {
+  it('rejects a collector address that is not host:port as a usage error (exit code 2)', async () => {
+    expect(await run(['--otlp', 'nowhere', '--exit'], new PassThrough())).toBe(2);
+  });
+
   it('reports the order service failing above 700 ms and payment declining amounts above 500', async () => {
     const report = await demo(['--seed', '11', '--order-fail-above-ms', '700', '--card-limit', '500']);
     expect(report).toMatch(/^sidetrace report: \d+ spans in \d+ traces$/m);
