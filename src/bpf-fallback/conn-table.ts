@@ -116,6 +116,7 @@ export class ConnTable {
   private readonly dirty: Connection[] = [];
   private readonly segs: Segment[] = [];
   private total = 0;
+  private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
 
   constructor(private readonly opts: ConnTableOptions) {
@@ -433,6 +434,10 @@ export class ConnTable {
 
   private enforceLimits(nowNs: number): void {
     const { maxTotalBytes, maxConnections, idleTimeoutNs } = this.o;
+    const over = this.total > maxTotalBytes || this.conns.size > maxConnections;
+    // Idleness is checked at most once per second of kernel time: batches can be a few events.
+    if (!over && nowNs - this.idleCheckedNs < 1e9) return;
+    this.idleCheckedNs = nowNs;
     for (const conn of this.conns.values()) {
       const idle = nowNs - conn.lastNs > idleTimeoutNs;
       if (!idle && this.total <= maxTotalBytes && this.conns.size <= maxConnections) break;
