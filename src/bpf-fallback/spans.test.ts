@@ -132,6 +132,18 @@ describe('spans from captured exchanges', () => {
     expect(spans[0].attributes['error.type']).toBe('connection_closed');
   });
 
+  test('an upgrade ends the span at the 101 handshake; the bytes after it are opaque', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(connEvents({ connId: 6, role: 'client' }, [
+      { direction: 'egress', data: 'GET /ws HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello' },
+      { direction: 'egress', data: '\x81\x85abcdGET / HTTP/1.1\r\n\r\n' },
+    ]));
+    expect(spans).toHaveLength(1);
+    expect(spans[0].attributes).toMatchObject({ 'http.response.status_code': 101, 'url.path': '/ws' });
+    expect(spans[0].status.code).toBe(StatusCode.UNSET);
+  });
+
   test('the tap sees the same stamped span as the sink', () => {
     const { spans, tapped, run } = agentSpans();
     run.table.handle(connEvents({ connId: 4, role: 'client' }, [

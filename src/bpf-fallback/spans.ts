@@ -80,6 +80,11 @@ export class SpanReplayer {
       });
       for (const c of rec.requestBody) ex.requestBody(c.data);
       ex.requestEnd(rec.requestTrailers);
+      if (isTunnel(rec)) {
+        // Upgrades and CONNECT end at the handshake, as in the proxy; what follows is opaque.
+        ex.tunnelEstablished(rec.status, rec.responseHeaders);
+        return;
+      }
       if (rec.status > 0) ex.responseHead(rec.status, rec.responseHeaders);
       for (const c of rec.responseBody) ex.responseBody(c.data);
       if (rec.error !== undefined) ex.fail(rec.error);
@@ -107,4 +112,8 @@ export class SpanReplayer {
     }
     return span;
   }
+}
+
+function isTunnel(rec: HttpRecord): boolean {
+  return rec.status === 101 || (rec.method === 'CONNECT' && rec.status >= 200 && rec.status < 300);
 }

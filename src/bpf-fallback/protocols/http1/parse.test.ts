@@ -168,6 +168,14 @@ describe('HTTP/1 stitching', () => {
     }
   });
 
+  test('CONNECT and 101 turn both directions into an opaque tunnel', () => {
+    const got = runBatches([connEvents({ connId: 2 }, [
+      { direction: 'egress', data: 'CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n\x16\x03\x01GET /x HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 200 Connection Established\r\n\r\n\x16\x03\x03HTTP/1.1 200 OK\r\n\r\n' },
+    ])]).records.map((r) => [r.record.method, r.record.target, r.record.status]);
+    expect(got).toEqual([['CONNECT', 'db:5432', 200]]);
+  });
+
   test('a connection first seen mid-stream resynchronises at the next request line', () => {
     const events = flatten(KEEPALIVE).filter((e): e is DataEvent => e.kind === 'data');
     // Joined inside the first response's body: no open event, streams start past position 0.

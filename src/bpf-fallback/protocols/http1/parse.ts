@@ -181,7 +181,11 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
   let complete = false;
-  if (framing === 'chunked') dir.mode = 'chunk-size';
+  // After CONNECT the client speaks the tunnelled protocol, never HTTP again.
+  if (method === 'CONNECT') {
+    dir.mode = 'opaque';
+    complete = true;
+  } else if (framing === 'chunked') dir.mode = 'chunk-size';
   else if (typeof framing === 'number' && framing > 0) {
     dir.mode = 'fixed';
     dir.remaining = framing;
@@ -216,7 +220,11 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
     // Its request was lost; another status line right after the head means it had no body (HEAD).
     method = 'HEAD';
   }
-  if (status === 101 || (method === 'CONNECT' && status < 300)) dir.mode = 'opaque';
+  if (status === 101 || (method === 'CONNECT' && status < 300)) {
+    // The connection is now a tunnel both ways.
+    dir.mode = 'opaque';
+    state.request.mode = 'opaque';
+  }
   else if (method === 'HEAD' || status === 204 || status === 304) dir.mode = 'head';
   else {
     const framing = bodyFraming(headers);
