@@ -59,9 +59,9 @@ describe('sidetrace collect (CLI)', () => {
     );
     client.close();
 
-    const services = await (await fetch(new URL('/api/services', ui))).json();
+    const services = (await (await fetch(new URL('/api/services', ui))).json()) as { data: string[] };
     expect(services.data).toEqual(['cli-svc']);
-    const found = await (await fetch(new URL('/api/traces?service=cli-svc&minDuration=250ms&maxDuration=250ms', ui))).json();
+    const found = (await (await fetch(new URL('/api/traces?service=cli-svc&minDuration=250ms&maxDuration=250ms', ui))).json()) as { data: Array<{ spans: unknown[] }> };
     expect(found.data[0].spans[0]).toMatchObject({ operationName: 'GET /cli', duration: 250_000, startTime: 1_700_000_000_000_000 });
     expect((await fetch(ui)).headers.get('content-type')).toBe('text/html; charset=utf-8');
 

@@ -49,7 +49,7 @@ export interface Frame {
 
 /** Splits a byte stream into frames as they arrive. */
 export class FrameReader {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly frames: Frame[] = [];
 
   push(chunk: Buffer): void {
