@@ -54,6 +54,11 @@ const UNKNOWN_ADDR: SockAddr = Object.freeze({ address: '', port: 0 });
 
 type Dir = 'egress' | 'ingress';
 const DIRS: readonly Dir[] = ['egress', 'ingress'];
+/** Where requests may flow, per socket role: [request direction, response direction]. */
+type Order = readonly [readonly [Dir, 'request'], readonly [Dir, 'response']];
+const CLIENT_ORDER: readonly Order[] = [[['egress', 'request'], ['ingress', 'response']]];
+const SERVER_ORDER: readonly Order[] = [[['ingress', 'request'], ['egress', 'response']]];
+const EITHER_ORDER: readonly Order[] = [...CLIENT_ORDER, ...SERVER_ORDER];
 
 class Connection implements ConnView {
   role: Role;
@@ -323,12 +328,11 @@ export class ConnTable {
   private detect(conn: Connection): boolean {
     const { egress, ingress } = conn.bufs;
     if (egress.length === 0 && ingress.length === 0) return false;
-    const candidates: Array<[Dir, Dir]> =
-      conn.role === 'client' ? [['egress', 'ingress']] : conn.role === 'server' ? [['ingress', 'egress']] : [['egress', 'ingress'], ['ingress', 'egress']];
+    const orders = conn.role === 'client' ? CLIENT_ORDER : conn.role === 'server' ? SERVER_ORDER : EITHER_ORDER;
     let undecided = false;
     for (const protocol of PROTOCOLS) {
-      for (const [reqDir, resDir] of candidates) {
-        for (const [dir, type] of [[reqDir, 'request'], [resDir, 'response']] as const) {
+      for (const order of orders) {
+        for (const [dir, type] of order) {
           const buf = conn.bufs[dir];
           if (buf.length === 0) continue;
           let at = 0;
@@ -340,7 +344,7 @@ export class ConnTable {
           if (verdict === undefined) undecided = true;
           if (verdict !== true) continue;
           conn.protocol = protocol;
-          conn.requestDir = reqDir;
+          conn.requestDir = order[0][0];
           conn.state = protocol.createState({ midStream: conn.midStream, maxBodyBytes: this.o.maxBodyBytes });
           return true;
         }
