@@ -75,14 +75,17 @@ export function positiveInt(flag: string, text: string): number | undefined {
   return n;
 }
 
-export function waitForSignal(): Promise<void> {
+export function waitForSignal(cancel?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       process.off('SIGINT', done);
       process.off('SIGTERM', done);
+      cancel?.removeEventListener('abort', done);
       resolve();
     };
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
+    // A caller that stops for another reason removes the listeners instead of leaking them.
+    cancel?.addEventListener('abort', done, { once: true });
   });
 }

@@ -86,6 +86,7 @@ export async function run(argv: string[], out: Writable = process.stdout, err: W
   const asJson = values.output === 'json';
   if (!asJson) out.write(header() + '\n');
   let printed = 0;
+  let code = 0;
   let stop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   const streams: TapStream[] = sources.map((src) => {
@@ -93,6 +94,11 @@ export async function run(argv: string[], out: Writable = process.stdout, err: W
     return openTapStream(src, {
       onService: (name) => (service = name),
       onError: (msg) => err.write(`sidetrace tap: ${msg}\n`),
+      onFatal: (msg) => {
+        err.write(`sidetrace tap: ${msg}\n`);
+        code = 1;
+        stop();
+      },
       onSpan: (span) => {
         if (printed >= maxEvents) return;
         const ev = toTapEvent(span, service, src.label);
@@ -102,9 +108,11 @@ export async function run(argv: string[], out: Writable = process.stdout, err: W
       },
     });
   });
-  await Promise.race([stopped, waitForSignal()]);
+  const done = new AbortController();
+  await Promise.race([stopped, waitForSignal(done.signal)]);
+  done.abort();
   for (const s of streams) s.close();
-  return 0;
+  return code;
 }
 
 function directSource(addr: string): TapSource {

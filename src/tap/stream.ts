@@ -22,6 +22,8 @@ export interface TapStreamHandlers {
   onSpan(span: SpanRecord): void;
   /** Connection problems and malformed lines; the stream keeps trying. */
   onError(message: string): void;
+  /** The API server or proxy refused the credentials (401/403): retrying cannot help, the stream has stopped. */
+  onFatal(message: string): void;
 }
 
 export interface TapStream {
@@ -53,6 +55,12 @@ export function openTapStream(src: TapSource, h: TapStreamHandlers): TapStream {
 
   const stream = (): void => {
     const req = get(src, 'tap', (res) => {
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        res.resume();
+        closed = true;
+        h.onFatal(`${src.label}: ST_TAP_UNAUTHORIZED: GET ${new URL('tap', src.base).pathname} answered HTTP ${res.statusCode} (${res.statusMessage}); check --token`);
+        return;
+      }
       if (res.statusCode !== 200) {
         res.resume();
         retry(`GET ${new URL('tap', src.base).pathname} answered HTTP ${res.statusCode}`);
