@@ -52,5 +52,13 @@ export async function run(argv: string[]): Promise<number> {
 async function openCapture(opts: { skipUids: number[]; skipPorts: number[]; maxPayloadBytes: number }): Promise<CaptureSource> {
   // Loaded on demand: the addon is only needed (and only loadable, as root) by this command.
   const { openAgentCapture } = await import('../bpf-fallback/native.js');
-  return openAgentCapture(opts);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return openAgentCapture(opts);
+    } catch (err) {
+      // The kernel answers EAGAIN while other BPF programs load at the same moment: try again.
+      if (attempt >= 5 || !/temporarily unavailable/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }

@@ -84,7 +84,16 @@ const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('agent kernel tests need root (eBPF)');
-  capture = openAgentCapture({});
+  for (let attempt = 1; ; attempt++) {
+    try {
+      capture = openAgentCapture({});
+      break;
+    } catch (err) {
+      // EAGAIN while other BPF programs load at the same moment (the command retries the same way).
+      if (attempt >= 5 || !/temporarily unavailable/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
   const out = new PassThrough();
   let pending = '';
   out.on('data', (chunk: Buffer) => {
