@@ -42,7 +42,7 @@ export interface ConnView {
 const DEFAULTS = {
   maxBodyBytes: 64 * 1024,
   maxBufferedBytes: 1024 * 1024 + 64,
-  maxTotalBytes: 256 * 1024 * 1024,
+  maxTotalBytes: 64 * 1024 * 1024,
   maxConnections: 65536,
   idleTimeoutNs: 300e9,
 };
