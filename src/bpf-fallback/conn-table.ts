@@ -374,7 +374,8 @@ export class ConnTable {
     const buf = conn.bufs[dir];
     const frames = conn.frames[type];
     let from = 0;
-    for (let guard = 0; guard < 1_000_000 && buf.length > 0; guard++) {
+    // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.
+    for (let guard = 0; guard < 1_000_000; guard++) {
       if (buf.resyncing) {
         const at = protocol.findFrameBoundary(type, buf.buf, from, conn.state);
         from = 0;
@@ -387,9 +388,10 @@ export class ConnTable {
       }
       const r = protocol.parseFrame(type, buf.buf, conn.state, buf.timeAt(0));
       if (r.kind === 'success') {
-        frames.push({ frame: r.frame, startNs: buf.timeAt(0), endNs: buf.timeAt(r.consumed - 1) });
+        const startNs = buf.timeAt(0);
+        frames.push({ frame: r.frame, startNs, endNs: r.consumed > 0 ? buf.timeAt(r.consumed - 1) : startNs });
         buf.consume(r.consumed);
-      } else if (r.kind === 'ignored') {
+      } else if (r.kind === 'ignored' && r.consumed > 0) {
         buf.consume(r.consumed);
       } else if (r.kind === 'needs-more-data' && buf.length <= this.o.maxBufferedBytes) {
         return;

@@ -143,6 +143,8 @@ export class ParseBuffer {
   private times: number[] = [];
   /** Looking for a frame boundary (after a gap, an invalid frame or a mid-stream start). */
   resyncing = false;
+  /** Time of the last byte appended: the time of an empty buffer's position. */
+  private lastNs = 0;
 
   get length(): number {
     return this.buf.length;
@@ -150,6 +152,7 @@ export class ParseBuffer {
 
   append(data: Buffer, tsNs: number): void {
     if (data.length === 0) return;
+    this.lastNs = tsNs;
     if (this.buf.length === 0) {
       this.buf = data;
       this.offs = [0];
@@ -164,6 +167,7 @@ export class ParseBuffer {
 
   /** Kernel time of the byte at `offset`. */
   timeAt(offset: number): number {
+    if (this.buf.length === 0) return this.lastNs;
     const offs = this.offs;
     let i = offs.length - 1;
     while (i > 0 && offs[i] > offset) i--;

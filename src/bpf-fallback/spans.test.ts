@@ -144,6 +144,20 @@ describe('spans from captured exchanges', () => {
     expect(spans[0].status.code).toBe(StatusCode.UNSET);
   });
 
+  test('a body larger than the capture keeps its full size and says it was truncated', () => {
+    const { spans, run } = agentSpans();
+    const body = 'z'.repeat(200_000);
+    // The kernel copies 64 KiB per call: the rest of each write is lost (size > data).
+    run.table.handle(connEvents({ connId: 8, role: 'client', capBytes: 65536 }, [
+      { direction: 'egress', data: 'GET /big HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n` },
+      { direction: 'ingress', data: body },
+    ]));
+    expect(spans).toHaveLength(1);
+    expect(spans[0].attributes).toMatchObject({ 'http.response.body.size': 200_000, 'http.response.body.truncated': true, 'sidetrace.capture.partial': true });
+    expect((spans[0].attributes['http.response.body.content'] as string).length).toBe(65536);
+  });
+
   test('the tap sees the same stamped span as the sink', () => {
     const { spans, tapped, run } = agentSpans();
     run.table.handle(connEvents({ connId: 4, role: 'client' }, [

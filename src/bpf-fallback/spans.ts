@@ -28,6 +28,7 @@ interface Stamp {
   endMs: number;
   attributes: Attributes;
   https: boolean;
+  record: HttpRecord;
   stamped?: SpanRecord;
 }
 
@@ -66,7 +67,7 @@ export class SpanReplayer {
     }
     if (rec.partial) attributes['sidetrace.capture.partial'] = true;
     if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
-    this.current = { startMs: clock.toEpochMs(rec.startNs), endMs: clock.toEpochMs(rec.endNs), attributes, https: conn.source === 'tls' };
+    this.current = { startMs: clock.toEpochMs(rec.startNs), endMs: clock.toEpochMs(rec.endNs), attributes, https: conn.source === 'tls', record: rec };
     try {
       const ex = this.exchanges.start({
         direction: server ? 'inbound' : 'outbound',
@@ -110,10 +111,20 @@ export class SpanReplayer {
       const full = span.attributes['url.full'];
       if (typeof full === 'string' && full.startsWith('http://')) span.attributes['url.full'] = 'https://' + full.slice(7);
     }
+    // The exchange saw only the kept body bytes; the record knows the full sizes.
+    bodySize(span.attributes, 'http.request.body.', s.record.requestBodySize);
+    bodySize(span.attributes, 'http.response.body.', s.record.responseBodySize);
     return span;
   }
 }
 
 function isTunnel(rec: HttpRecord): boolean {
   return rec.status === 101 || (rec.method === 'CONNECT' && rec.status >= 200 && rec.status < 300);
+}
+
+function bodySize(attrs: Attributes, prefix: string, size: number): void {
+  const seen = attrs[prefix + 'size'];
+  if (size === 0 || (typeof seen === 'number' && seen >= size)) return;
+  attrs[prefix + 'size'] = size;
+  if (attrs[prefix + 'content'] !== undefined) attrs[prefix + 'truncated'] = true;
 }

@@ -106,6 +106,13 @@ export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State, tsN
       dir.lost = 0;
       return { kind: 'success', frame: { kind: 'body', data: buf.subarray(0, n), last, lost }, consumed: n };
     }
+    case 'fixed-lost-end': {
+      // The body's last bytes were lost: the message still ends here.
+      dir.mode = 'head';
+      const lost = dir.lost;
+      dir.lost = 0;
+      return { kind: 'success', frame: { kind: 'body', data: buf.subarray(0, 0), last: true, lost }, consumed: 0 };
+    }
     case 'chunk-crlf':
       if (buf.length < 2) return buf.length === 1 && buf[0] !== 13 ? invalid('chunk data not followed by CRLF') : NEEDS_MORE_DATA;
       if (buf[0] !== 13 || buf[1] !== 10) return invalid('chunk data not followed by CRLF');
@@ -299,10 +306,11 @@ function answeredMethod(state: H1State, tsNs: number): string | undefined {
 export function skipH1(type: MessageType, length: number, state: H1State): boolean {
   const dir = type === 'request' ? state.request : state.response;
   if (dir.mode === 'opaque' || dir.mode === 'until-eof') return true;
-  // Strictly less: the body's last bytes must still arrive to end the message.
-  if ((dir.mode === 'fixed' || dir.mode === 'chunk-data') && length < dir.remaining) {
+  if ((dir.mode === 'fixed' || dir.mode === 'chunk-data') && length <= dir.remaining) {
     dir.remaining -= length;
     dir.lost += length;
+    // Lost up to the body's end: the message ends without its last bytes.
+    if (dir.remaining === 0) dir.mode = dir.mode === 'fixed' ? 'fixed-lost-end' : 'chunk-crlf';
     return true;
   }
   return false;

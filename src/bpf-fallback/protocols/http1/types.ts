@@ -41,7 +41,7 @@ export interface H1End {
   lost: number;
 }
 
-export type H1Mode = 'head' | 'fixed' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-eof' | 'opaque';
+export type H1Mode = 'head' | 'fixed' | 'fixed-lost-end' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-eof' | 'opaque';
 
 export interface H1DirState {
   mode: H1Mode;
