@@ -52,6 +52,16 @@ int st_preflight(int want_tls, const char **code, char *msg, size_t msg_len)
 			 (caps >> CAP_PERFMON_BIT) & 1 ? "present" : "missing");
 		return -1;
 	}
+	if (want_tls && !((caps >> CAP_SYS_ADMIN_BIT) & 1)) {
+		/* perf_uprobe_event_init() has required CAP_SYS_ADMIN again since the 2025 fix
+		 * ("require CAP_SYS_ADMIN for uprobes"); CAP_PERFMON is not enough. */
+		*code = "ST_AGENT_MISSING_CAPABILITY";
+		snprintf(msg, msg_len,
+			 "ST_AGENT_MISSING_CAPABILITY: TLS capture attaches uprobes, which the kernel "
+			 "allows only with CAP_SYS_ADMIN (CAP_PERFMON is not enough); grant it, or open "
+			 "with tls: false");
+		return -1;
+	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
 		*code = "ST_AGENT_NO_BTF";
 		snprintf(msg, msg_len,

@@ -121,6 +121,22 @@ afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
+describe('preflight', () => {
+  /** Opens the addon in a node child with some capabilities dropped; prints the error or "ok". */
+  async function openWithout(drop: string, tls: boolean): Promise<string> {
+    const script = `const a = require(${JSON.stringify(ADDON)}); try { const h = a.open({ tls: ${tls ? 1 : 0} }, () => {}); a.close(h); console.log('ok'); } catch (e) { console.log(e.code + ' ' + e.message); }`;
+    const { stdout } = await run('setpriv', ['--inh-caps=-all', `--bounding-set=${drop}`, process.execPath, '-e', script]);
+    return stdout.trim();
+  }
+
+  it('names missing capabilities instead of failing inside libbpf', async () => {
+    expect(await openWithout('-bpf,-perfmon,-sys_admin', false)).toMatch(/^ST_AGENT_MISSING_CAPABILITY .*CAP_BPF missing, CAP_PERFMON missing/);
+    // Uprobes need CAP_SYS_ADMIN on current kernels; without TLS, CAP_BPF + CAP_PERFMON suffice.
+    expect(await openWithout('-sys_admin', true)).toMatch(/^ST_AGENT_MISSING_CAPABILITY .*CAP_SYS_ADMIN/);
+    expect(await openWithout('-sys_admin', false)).toBe('ok');
+  });
+});
+
 describe('plain HTTP over syscalls', () => {
   it('curl → node:http: open/data/close with 4-tuple, role, payload bytes and continuous positions', async () => {
     const server = await listen((req, res) => {
