@@ -218,6 +218,47 @@ print(port)
     expect(servers.length).toBe(20);
     expect(Math.min(...lifetimes)).toBeLessThan(1_000_000);
   });
+  it('copies HTTP/2 (curl prior knowledge → node:http2) and leaves other protocols at open/close', async () => {
+    const http2 = await import('node:http2');
+    const h2 = http2.createServer((_req, res) => res.end('h2 ok'));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    const h2Port = (h2.address() as AddressInfo).port;
+    rec.ports.add(h2Port);
+    const curl = startChild('curl', ['-s', '--http2-prior-knowledge', `http://127.0.0.1:${h2Port}/h2-path`]);
+    expect(await curl.done).toBe('h2 ok');
+    h2.close();
+    const binary = `
+import socket
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+c = socket.create_connection(srv.getsockname()); s, _ = srv.accept()
+c.sendall(bytes(range(256)) * 4); s.recv(65536); s.sendall(b"\\x00\\x01binary reply"); c.recv(65536)
+c.close(); s.close()
+print(srv.getsockname()[1])
+`;
+    const py = startChild('python3', ['-c', binary]);
+    rec.pids.add(py.child.pid!);
+    const binPort = Number(await py.done);
+
+    const h2Client = await rec.waitFor('h2 client closed', () => {
+      const o = rec.opens((e) => e.pid === curl.child.pid && e.remote.port === h2Port)[0];
+      return o && rec.closed(o.connId) && o;
+    });
+    const preface = stream(rec.ofConn(h2Client.connId), 'egress', 'syscall').bytes;
+    expect(preface.subarray(0, 24).toString('latin1')).toBe('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    // The server's side starts with its own SETTINGS frame or the client's preface: both are HTTP/2.
+    const h2Server = rec.opens((e) => e.pid === process.pid && e.local.port === h2Port && e.remote.port === h2Client.local.port)[0]!;
+    expect(stream(rec.ofConn(h2Server.connId), 'ingress', 'syscall').bytes.equals(preface)).toBe(true);
+
+    const binConns = await rec.waitFor('binary connections closed', () => {
+      const o = rec.opens((e) => e.pid === py.child.pid && (e.remote.port === binPort || e.local.port === binPort));
+      return o.length === 2 && o.every((c) => rec.closed(c.connId)) && o;
+    });
+    for (const o of binConns) {
+      expect(rec.ofConn(o.connId).map((e) => e.kind)).toEqual(['open', 'close']);
+      expect(rec.ofConn(o.connId).at(-1)).toMatchObject({ kind: 'close', bytesSent: o.role === 'client' ? 1024 : 14, bytesReceived: o.role === 'client' ? 14 : 1024 });
+    }
+  });
+
   it('10,000 one-request connections as fast as the machine allows: exactly 10,000 seen whole', async () => {
     const script = `
 import socket
