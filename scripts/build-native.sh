@@ -12,9 +12,11 @@ mkdir -p "$OUT"
 say() { echo "build-native: $*"; }
 fail() { echo "build-native: $*" >&2; exit 1; }
 
-for tool in clang bpftool cc; do
+for tool in clang bpftool; do
   command -v "$tool" >/dev/null 2>&1 || fail "ST_BUILD_MISSING_TOOL: $tool not found (bash scripts/setup.sh installs it)"
 done
+# The addon is plain C: the system cc when there is one, else the clang installed for BPF.
+CC=${CC:-$(command -v cc || command -v clang)}
 NODE_INCLUDE=${NODE_INCLUDE:-/usr/include/node}
 [[ -f $NODE_INCLUDE/node_api.h ]] || NODE_INCLUDE=$(dirname "$(command -v node)")/../include/node
 [[ -f $NODE_INCLUDE/node_api.h ]] || fail "ST_BUILD_NO_NODE_HEADERS: node_api.h not found (set NODE_INCLUDE)"
@@ -57,7 +59,7 @@ if stale "$OUT/sidetrace.skel.h" "$OUT/sidetrace.bpf.o"; then
 fi
 if stale "$OUT/sidetrace_bpf.node" "$OUT/sidetrace.skel.h" "$SRC/addon" "$SRC/bpf/abi.h"; then
   say "sidetrace_bpf.node"
-  cc -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -shared -fPIC \
+  "$CC" -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 -shared -fPIC \
     -DNODE_GYP_MODULE_NAME=sidetrace_bpf -I"$NODE_INCLUDE" -I"$OUT" -I"$SRC/bpf" \
     "$SRC"/addon/*.c -o "$OUT/sidetrace_bpf.node.tmp" -lbpf -lelf -lz -lpthread
   mv "$OUT/sidetrace_bpf.node.tmp" "$OUT/sidetrace_bpf.node"
