@@ -2,7 +2,7 @@
 // batches (layout: native/bpf/abi.h) into AgentEvent arrays, and finds OpenSSL in processes to
 // attach the TLS uprobes to, once per library file, detaching when its last process exits.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AgentEvent, ConnOpenEvent, KernelCounters, Role, SockAddr } from './events.js';
 
@@ -26,9 +26,6 @@ export interface AgentCaptureOptions {
   skipPids?: number[];
   /** TLS uprobes (default true). With false, uprobe support is not required. */
   tls?: boolean;
-  /** Scan every running process at open and every new one on exec (default false: the agent
-   * calls attachTls itself). */
-  autoAttachTls?: boolean;
   /** procfs root (tests). */
   procRoot?: string;
 }
@@ -48,8 +45,7 @@ export interface NativeCounters extends KernelCounters {
 }
 
 export interface AgentCapture {
-  /** Resolves once the system OpenSSL carries its probes (and, with autoAttachTls, once every
-   * running process was scanned). */
+  /** Resolves once the system OpenSSL carries its probes. */
   readonly ready: Promise<void>;
   /** Batches in ring-buffer order. Each data event's `data` views the batch's memory: copy what
    * is kept past the callback, or the whole batch stays alive. */
@@ -244,6 +240,8 @@ class TlsAttacher {
   private readonly notSsl = new Set<string>(); // executables without OpenSSL symbols
   private readonly byPid = new Map<number, Set<string>>();
   attachErrors = 0;
+  /** Set at close: rescans still scheduled must not touch the closed handle. */
+  stopped = false;
 
   constructor(
     private readonly native: Addon,
@@ -261,6 +259,7 @@ class TlsAttacher {
 
   async attachPid(pid: number, rescans: readonly number[]): Promise<number> {
     let covered = 0;
+    if (this.stopped) return covered;
     try {
       const maps = await readFile(`${this.procRoot}/${pid}/maps`, 'latin1');
       const seen = new Set<string>();
@@ -294,7 +293,7 @@ class TlsAttacher {
     }
     let lib = this.libs.get(key);
     if (!lib) {
-      if (this.notSsl.has(key)) return false;
+      if (this.notSsl.has(key) || this.stopped) return false;
       try {
         lib = { id: this.native.attachTls(this.handle, path), pinned, pids: new Set() };
       } catch (err) {
@@ -336,7 +335,6 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   const listeners: ((events: AgentEvent[]) => void)[] = [];
   let received = 0;
   let tls: TlsAttacher | undefined;
-  const autoAttach = opts.autoAttachTls === true;
 
   const onRaw = (buf: Buffer, count: number) => {
     const events = decodeBatch(buf);
@@ -344,10 +342,7 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
     if (tls) {
       for (const ev of events) {
         if (ev.kind === 'exit') tls.release(ev.pid);
-        else if (ev.kind === 'exec') {
-          tls.release(ev.pid);
-          if (autoAttach) void tls.attachPid(ev.pid, RESCAN_AFTER_EXEC_MS);
-        }
+        else if (ev.kind === 'exec') tls.release(ev.pid); // the agent calls attachTls for the new image
       }
     }
     for (const cb of listeners) cb(events);
@@ -381,13 +376,7 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   if (opts.tls !== false) {
     const attacher = new TlsAttacher(native, handle, procRoot);
     tls = attacher;
-    ready = attacher.pinSystemLibraries().then(async () => {
-      if (!autoAttach) return;
-      for (const name of await readdir(procRoot).catch(() => [] as string[])) {
-        if (closed) return;
-        if (/^\d+$/.test(name)) await attacher.attachPid(Number(name), []);
-      }
-    });
+    ready = attacher.pinSystemLibraries();
   }
   const capture: AgentCapture = {
     ready,
@@ -423,6 +412,7 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
     close() {
       if (closed) return;
       closed = true;
+      if (tls) tls.stopped = true;
       native.close(handle);
     },
   };
