@@ -19,6 +19,9 @@
 #include "sidetrace.skel.h"
 
 #define ST_MAX_TLS_SETS 1024
+/* The programs wake the reader only when 64 KiB are waiting (events-ringbuf.h); below that it
+ * finds records by polling this often, which bounds their delivery delay. */
+#define ST_READER_POLL_MS 10
 #define ST_TLS_PROBES 8
 
 struct st_tls_set {
@@ -94,7 +97,10 @@ static void *reader_main(void *arg)
 {
 	struct st_capture *cap = arg;
 	while (!atomic_load(&cap->stop)) {
-		int n = ring_buffer__poll(cap->rb, 100);
+		int n = ring_buffer__poll(cap->rb, ST_READER_POLL_MS);
+		/* poll consumes only rings that signalled; records below the wakeup threshold did not. */
+		if (n >= 0 || n == -EINTR)
+			n = ring_buffer__consume(cap->rb);
 		if (n < 0 && n != -EINTR)
 			break;
 		if (flush(cap) != 0)

@@ -39,7 +39,7 @@ static __always_inline struct st_conn *st_conn_open(__s32 fd, __u8 role, struct 
 			__builtin_memset(ev->remote_addr, 0, sizeof(ev->remote_addr));
 			st_fill_tuple(ev, sk);
 			bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-			bpf_ringbuf_submit(ev, 0);
+			st_submit(ev);
 		}
 	}
 	return bpf_map_lookup_elem(&st_conn_map, &key);
@@ -57,7 +57,7 @@ static __always_inline void st_conn_close(__s32 fd)
 			st_fill_header(&ev->h, ST_EV_CLOSE, fd, c->conn_id);
 			ev->bytes_sent = c->bytes_sent;
 			ev->bytes_received = c->bytes_received;
-			bpf_ringbuf_submit(ev, 0);
+			st_submit(ev);
 		}
 	}
 	bpf_map_delete_elem(&st_sock_conn_map, &c->sk);

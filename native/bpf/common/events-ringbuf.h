@@ -10,6 +10,16 @@ struct {
 	__uint(max_entries, 8 * 1024 * 1024);
 } st_events SEC(".maps");
 
+/* Waking the reader for every record costs more than the record: wake it only once this much
+ * is waiting; it also polls every ST_READER_POLL_MS (addon) for whatever is below. */
+#define ST_WAKEUP_BYTES (64 * 1024)
+
+static __always_inline __u64 st_wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&st_events, BPF_RB_AVAIL_DATA) >= ST_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void *st_reserve(__u64 size)
 {
 	struct st_counters *k = st_counters();
@@ -21,13 +31,18 @@ static __always_inline void *st_reserve(__u64 size)
 	return rec;
 }
 
+static __always_inline void st_submit(void *rec)
+{
+	bpf_ringbuf_submit(rec, st_wakeup_flag());
+}
+
 /* For variable-size records built in scratch memory (data events). */
 static __always_inline long st_output(void *data, __u64 size)
 {
 	struct st_counters *k = st_counters();
 	if (k)
 		__sync_fetch_and_add(&k->events_attempted, 1);
-	long err = bpf_ringbuf_output(&st_events, data, size, 0);
+	long err = bpf_ringbuf_output(&st_events, data, size, st_wakeup_flag());
 	if (err && k)
 		__sync_fetch_and_add(&k->events_dropped, 1);
 	return err;
