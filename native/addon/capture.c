@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +160,13 @@ struct st_capture *st_capture_open(const struct st_capture_opts *opts,
 	bpf_program__set_autoattach(cap->skel->progs.st_ssl_read_ex_enter, false);
 	bpf_program__set_autoattach(cap->skel->progs.st_ssl_exit, false);
 	stage = "load";
+	/* The verifier gives up with EAGAIN when a signal is pending, and node gets many (SIGCHLD
+	 * from its children, libuv's own): hold them for the second verification takes. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = sidetrace_bpf__load(cap->skel);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
 		goto fail;
 
