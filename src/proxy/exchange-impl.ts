@@ -33,7 +33,7 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
 }
 
 function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
-  const startMs = nowMs();
+  const startMs = start.startMs ?? nowMs();
   const target = splitTarget(start.target);
   const contentType = findHeader(start.headers, 'content-type');
   const grpc = contentType !== undefined && isGrpcContentType(contentType);
@@ -158,11 +158,11 @@ class TracedExchange implements Exchange {
     }
   }
 
-  requestBody(chunk: Buffer): void {
+  requestBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
       this.reqBody.add(chunk);
-      if (this.reqMessages !== undefined) this.reqMessages.add(chunk, nowMs());
+      if (this.reqMessages !== undefined) this.reqMessages.add(chunk, atMs ?? nowMs());
     } catch {
       this.deps.metrics.captureErrors.inc();
     }
@@ -179,42 +179,42 @@ class TracedExchange implements Exchange {
     this.resHeaders = headers;
   }
 
-  responseBody(chunk: Buffer): void {
+  responseBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
       this.resBody.add(chunk);
-      if (this.resMessages !== undefined) this.resMessages.add(chunk, nowMs());
+      if (this.resMessages !== undefined) this.resMessages.add(chunk, atMs ?? nowMs());
     } catch {
       this.deps.metrics.captureErrors.inc();
     }
   }
 
-  responseEnd(trailers?: RawHeaders): void {
+  responseEnd(trailers?: RawHeaders, atMs?: number): void {
     if (this.ended) return;
     if (trailers !== undefined && trailers.length > 0) this.resTrailers = trailers;
-    this.end();
+    this.end(atMs);
   }
 
-  fail(errorType: string, message?: string): void {
+  fail(errorType: string, message?: string, atMs?: number): void {
     if (this.ended) return;
     this.errorType = errorType;
     this.errorMessage = message;
-    this.end();
+    this.end(atMs);
   }
 
-  tunnelEstablished(status: number, headers: RawHeaders): void {
+  tunnelEstablished(status: number, headers: RawHeaders, atMs?: number): void {
     if (this.ended) return;
     this.status = status;
     this.resHeaders = headers;
-    this.end();
+    this.end(atMs);
   }
 
   /** Runs once: decides sampling, then builds and hands on the span only if someone wants it. */
-  private end(): void {
+  private end(atMs?: number): void {
     this.ended = true;
     const { deps, rule } = this;
     try {
-      const endMs = nowMs();
+      const endMs = atMs ?? nowMs();
       const outcome = this.outcome();
       const isError = outcome.code === StatusCode.ERROR;
       let kept: boolean;
@@ -274,7 +274,7 @@ class TracedExchange implements Exchange {
   private build(endMs: number, outcome: ReturnType<TracedExchange['outcome']>): SpanRecord {
     const { start, rule, target } = this;
     const server = start.direction === 'inbound';
-    const attrs: Attributes = {};
+    const attrs: Attributes = start.attributes === undefined ? {} : { ...start.attributes };
     const method = start.method;
     const known = KNOWN_METHODS.has(method);
     attrs['http.request.method'] = known ? method : '_OTHER';
@@ -282,7 +282,8 @@ class TracedExchange implements Exchange {
     if (target.path !== undefined) attrs['url.path'] = target.path;
     const query = target.query === undefined ? undefined : redactQuery(rule, target.query);
     if (query !== undefined) attrs['url.query'] = query;
-    attrs['url.scheme'] = 'http';
+    const scheme = start.scheme ?? 'http';
+    attrs['url.scheme'] = scheme;
 
     const authority = start.authority ?? target.authority ?? (target.path === undefined && method === 'CONNECT' ? start.target : undefined);
     if (server) {
@@ -300,7 +301,7 @@ class TracedExchange implements Exchange {
       attrs['network.peer.port'] = start.server.port;
       if (target.path !== undefined) {
         const host = authority ?? `${start.server.address}:${start.server.port}`;
-        attrs['url.full'] = `http://${host}${target.path}${query === undefined ? '' : `?${query}`}`;
+        attrs['url.full'] = `${scheme}://${host}${target.path}${query === undefined ? '' : `?${query}`}`;
       }
     }
     attrs['network.protocol.version'] = start.protocolVersion;

@@ -2,7 +2,7 @@
 // A handler forwards bytes itself and only *tells* the exchange what passed; the exchange
 // never sits between the two sockets, so capture can never hold up or alter forwarding.
 
-import type { SpanRecord, SpanSink } from '../telemetry/span.js';
+import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { CompiledPolicy } from '../policy/types.js';
 
@@ -31,6 +31,15 @@ export interface ExchangeStart {
   client: Endpoint;
   /** Where the request is forwarded to. */
   server: Endpoint;
+  /**
+   * For exchanges replayed after the fact (the node agent, from kernel timestamps): when the
+   * request started, epoch ms. Default: now. The optional `atMs` arguments below do the same.
+   */
+  startMs?: number;
+  /** url.scheme; default 'http'. The agent sets 'https' for TLS plaintext it captured. */
+  scheme?: 'http' | 'https';
+  /** Extra span attributes (the agent's process and container identity). */
+  attributes?: Attributes;
 }
 
 export interface Exchange {
@@ -42,21 +51,21 @@ export interface Exchange {
   readonly forwardHeaders: ReadonlyArray<readonly [string, string]>;
   /** Names (lowercase) of incoming headers the handler must drop because forwardHeaders replace them. */
   readonly replacesHeaders: ReadonlySet<string>;
-  requestBody(chunk: Buffer): void;
+  requestBody(chunk: Buffer, atMs?: number): void;
   requestEnd(trailers?: RawHeaders): void;
   /** Final (non-1xx) response head. Interim 1xx responses are not reported. */
   responseHead(status: number, headers: RawHeaders): void;
-  responseBody(chunk: Buffer): void;
+  responseBody(chunk: Buffer, atMs?: number): void;
   /** Normal completion: the response was fully forwarded. Ends the span. */
-  responseEnd(trailers?: RawHeaders): void;
+  responseEnd(trailers?: RawHeaders, atMs?: number): void;
   /**
    * Abnormal completion (client abort, upstream reset/refused, protocol error, h2 RST_STREAM).
    * `errorType` becomes `error.type` (e.g. 'ECONNREFUSED', 'client_abort', 'RST_STREAM:CANCEL').
    * Ends the span. Calls after the span ended are ignored.
    */
-  fail(errorType: string, message?: string): void;
+  fail(errorType: string, message?: string, atMs?: number): void;
   /** For upgrades (101) and CONNECT tunnels: end the span at the handshake; bytes after are opaque. */
-  tunnelEstablished(status: number, headers: RawHeaders): void;
+  tunnelEstablished(status: number, headers: RawHeaders, atMs?: number): void;
 }
 
 /**
