@@ -158,6 +158,21 @@ describe('spans from captured exchanges', () => {
     expect((spans[0].attributes['http.response.body.content'] as string).length).toBe(65536);
   });
 
+  test('sampling sees the kernel latency: slow requests are kept at sample 0, fast ones are not (contract: startMs/atMs)', () => {
+    const { spans, tapped, run } = agentSpans({ default: { sample: 0, keepSlowerThanMs: 100 } });
+    run.table.handle(connEvents({ connId: 10, role: 'client', stepNs: 150e6 }, [
+      { direction: 'egress', data: 'GET /slow HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' },
+    ]));
+    run.table.handle(connEvents({ connId: 11, role: 'client', stepNs: 1e6 }, [
+      { direction: 'egress', data: 'GET /fast HTTP/1.1\r\n\r\n' },
+      { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' },
+    ]));
+    expect(spans.map((s) => s.attributes['url.path'])).toEqual(['/slow']);
+    expect(spans[0].endMs - spans[0].startMs).toBeCloseTo(150, 6);
+    expect(tapped.map((s) => s.attributes['url.path'])).toEqual(['/slow', '/fast']);
+  });
+
   test('the tap sees the same stamped span as the sink', () => {
     const { spans, tapped, run } = agentSpans();
     run.table.handle(connEvents({ connId: 4, role: 'client' }, [
