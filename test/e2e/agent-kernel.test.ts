@@ -140,7 +140,7 @@ function run(cmd: string, args: string[]): Promise<{ pid: number; stdout: string
   });
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(what: string, fn: () => T | undefined, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();
@@ -161,7 +161,7 @@ describe('agent on the real kernel', () => {
     expect(client.attributes).toMatchObject({ 'http.request.body.content': '{"q":"plain"}', 'http.response.body.content': '{"path":"/plain/items?x=1","got":13}', 'sidetrace.capture.source': 'ebpf' });
     expect(srv).toMatchObject({ kind: 'server', method: 'POST', status: '200', src: client.src });
     expect(srv.attributes['process.executable.name']).toBe('node');
-  }, 30_000);
+  }, 60_000);
 
   test('TLS: curl and python3 clients to a node HTTPS server → plaintext spans from both sides', async () => {
     const server = await startServer(true);
@@ -181,7 +181,7 @@ describe('agent on the real kernel', () => {
     });
     expect(s1.map((r) => r.path).sort()).toEqual(['/tls/curl', '/tls/python']);
     expect(s1.every((r) => r.proto === 'HTTP/1.1+TLS')).toBe(true);
-  }, 30_000);
+  }, 60_000);
 
   test('HTTP/2 over TLS: curl --http2 → node h2 server, spans from both sides', async () => {
     const server = await startServer(true, H2_SERVER);
@@ -192,7 +192,7 @@ describe('agent on the real kernel', () => {
     expect(c.attributes['http.response.body.content']).toBe('h2 /h2/tls');
     const s = await waitFor('node h2 span', () => rows.find((r) => r.pid === server.pid && r.path === '/h2/tls'));
     expect(s).toMatchObject({ kind: 'server', status: '200', proto: 'HTTP/2+TLS' });
-  }, 30_000);
+  }, 60_000);
 
   test('gRPC over TLS: grpc-js client and server processes → rpc spans with decoded messages', async () => {
     const grpcPath = createRequire(import.meta.url).resolve('@grpc/grpc-js');
@@ -210,7 +210,7 @@ describe('agent on the real kernel', () => {
     expect(c.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'shop.Cart', 'rpc.method': 'AddItem' });
     const s = await waitFor('grpc server span', () => rows.find((r) => r.pid === server.pid && r.path === '/shop.Cart/AddItem'));
     expect(s).toMatchObject({ kind: 'server', proto: 'gRPC+TLS', status: 'grpc 0' });
-  }, 30_000);
+  }, 60_000);
 
   test('10,000 short connections, one request each → exactly 10,000 spans per side', async () => {
     const server = await startServer(false);
@@ -229,5 +229,5 @@ describe('agent on the real kernel', () => {
     const curl = await run('curl', ['-s', '--keepalive-time', '60', `http://127.0.0.1:${server.port}/late`]);
     await waitFor('late span', () => rows.find((r) => r.pid === curl.pid && r.path === '/late'));
     await waitFor('connections freed', () => (agent.connections.size <= before + 1 ? true : undefined));
-  }, 30_000);
+  }, 60_000);
 });
