@@ -17,7 +17,7 @@ export interface OutputOptions {
   dropped: Counter;
 }
 
-export const TABLE_COLUMNS = ['TIMESTAMP', 'COMM', 'PID', 'SRC', 'DST', 'PROTO', 'METHOD', 'HOST', 'PATH', 'STATUS', 'LATENCY'] as const;
+const TABLE_COLUMNS = ['TIMESTAMP', 'COMM', 'PID', 'SRC', 'DST', 'PROTO', 'METHOD', 'HOST', 'PATH', 'STATUS', 'LATENCY'] as const;
 const WIDTHS = [13, 16, 8, 22, 22, 13, 8, 21, 41, 9, 0];
 const HOST = 7;
 const PATH = 8;

@@ -109,11 +109,3 @@ export interface Protocol<F, S> {
 
 export type ProtocolName = 'http1' | 'http2';
 
-/** Case-insensitive first value of a raw header. */
-export function findHeader(headers: RawHeaders, lowerName: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i];
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return headers[i + 1];
-  }
-  return undefined;
-}

@@ -7,11 +7,11 @@ import { NEEDS_MORE_DATA, type MessageType, type ParseResult, type StateOptions 
 import type { H1DirState, H1Frame, H1State } from './types.js';
 
 /** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
-export const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 1024;
 const MAX_PENDING_METHODS = 256;
 
-export const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) ([^ \x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
 const RESPONSE_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;

@@ -9,7 +9,7 @@ import { Flag, FrameType, type H2Frame, type H2State } from './types.js';
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const HEADER_LENGTH = 9;
 /** Larger frames are possible after SETTINGS_MAX_FRAME_SIZE, but we do not buffer them. */
-export const MAX_FRAME_PAYLOAD = 1024 * 1024;
+const MAX_FRAME_PAYLOAD = 1024 * 1024;
 const TYPICAL_MAX_PAYLOAD = 16384;
 const ALLOWED_FLAGS = [0x09, 0x2d, 0x00, 0x00, 0x01, 0x0c, 0x01, 0x00, 0x00, 0x04];
 
