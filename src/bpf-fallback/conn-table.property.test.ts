@@ -134,7 +134,7 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
     fc.assert(
       fc.property(fc.array(exchangeArb, { minLength: 1, maxLength: 5 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 20 }), (exs, flips) => {
         const { writes } = conversation(exs);
-        const events = connEvents({ connId: 1 }, writes).map((e) => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
+        const events = connEvents({ connId: 1 }, writes).map((e): AgentEvent => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
         const data = events.filter((e): e is DataEvent => e.kind === 'data');
         for (const [at, byte] of flips) {
           const ev = data[at % data.length];

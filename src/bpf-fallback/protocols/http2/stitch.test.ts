@@ -142,7 +142,7 @@ describe('HTTP/2 from real node:http2 peers', () => {
         let i = 0;
         const kept = all
           .filter((e) => e.kind !== 'data' || keep[i++ % keep.length])
-          .map((e) => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
+          .map((e): AgentEvent => (e.kind === 'data' ? { ...e, data: Buffer.from(e.data) } : e));
         const data = kept.filter((e): e is DataEvent => e.kind === 'data');
         for (const [at, byte] of flips) if (data.length > 0) data[at % data.length].data[at % data[at % data.length].data.length] = byte;
         const run = runBatches([kept.slice(0, -1)], { maxTotalBytes: 256 * 1024 });
