@@ -17,6 +17,8 @@ export interface AgentConfig {
   serviceName?: string;
   /** Body bytes kept per message while stitching (the policy's own limit applies on top). */
   captureBytes: number;
+  /** TLS plaintext capture (OpenSSL uprobes); off with --no-tls, which drops the CAP_SYS_ADMIN need. */
+  tls: boolean;
 }
 
 export class AgentConfigError extends Error {
@@ -31,7 +33,8 @@ export const AGENT_USAGE = `usage: sidetrace agent [flags]
 
 Traces HTTP/1.1, HTTP/2 and gRPC of every process on this node from the kernel (eBPF), including
 TLS plaintext read inside the apps (OpenSSL uprobes). Needs root or CAP_BPF + CAP_PERFMON +
-CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, BTF (/sys/kernel/btf/vmlinux) and tracefs.
+CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH, plus CAP_SYS_ADMIN for TLS (the kernel allows uprobes
+through perf only with it; --no-tls drops that need), BTF (/sys/kernel/btf/vmlinux) and tracefs.
 
 flags:
   --otlp-endpoint URL     OTLP/gRPC endpoint (default OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or http://localhost:4317)
@@ -47,6 +50,7 @@ flags:
   --admin HOST:PORT       serve /metrics (kernel and user-space counters), /healthz, /tap
   --capture-bytes BYTES   payload bytes copied per call in the kernel and kept per message (default 64k;
                           raise it with the policy's maxBodyBytes)
+  --no-tls                do not attach the OpenSSL uprobes: no TLS plaintext, and no CAP_SYS_ADMIN needed
 `;
 
 export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
@@ -69,6 +73,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
         'skip-port': { type: 'string', multiple: true },
         admin: { type: 'string' },
         'capture-bytes': { type: 'string' },
+        'no-tls': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -90,6 +95,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
     skipPorts: (v['skip-port'] ?? []).map((s) => parseIntIn('--skip-port', s, 1, 65535)),
     admin: v.admin === undefined ? undefined : parseHostPort('--admin', v.admin),
     captureBytes: v['capture-bytes'] === undefined ? 64 * 1024 : parseBytes('--capture-bytes', v['capture-bytes']),
+    tls: !(v['no-tls'] ?? false),
   };
 }
 

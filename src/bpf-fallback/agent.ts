@@ -133,7 +133,10 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     },
   });
 
+  // With --no-tls the capture has no uprobes to attach; skip the /proc scan and per-exec calls.
+  const tlsOn = config.tls && source.attachTls !== undefined;
   const attach = (pid: number) => {
+    if (!tlsOn) return;
     try {
       source.attachTls?.(pid);
     } catch (err) {
@@ -153,7 +156,7 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     table.handle(mine === 0 ? events : events.filter((ev) => !ignored.has(ev.pid)));
   });
   await source.ready;
-  if (source.attachTls !== undefined) for (const pid of runningPids(options.procRoot ?? '/proc')) if (pid !== process.pid) attach(pid);
+  if (tlsOn) for (const pid of runningPids(options.procRoot ?? '/proc')) if (pid !== process.pid) attach(pid);
 
   return {
     metrics,

@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   let source: CaptureSource;
   try {
-    source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, maxPayloadBytes: config.captureBytes });
+    source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, maxPayloadBytes: config.captureBytes, tls: config.tls });
   } catch (err) {
     // The addon names what is missing (capability, BTF, tracefs) in its message.
     process.stderr.write(`sidetrace agent: cannot start kernel capture: ${(err as Error).message}\n`);
@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function openCapture(opts: { skipUids: number[]; skipPorts: number[]; maxPayloadBytes: number }): Promise<CaptureSource> {
+async function openCapture(opts: { skipUids: number[]; skipPorts: number[]; maxPayloadBytes: number; tls: boolean }): Promise<CaptureSource> {
   // Loaded on demand: the addon is only needed (and only loadable, as root) by this command.
   const { openAgentCapture } = await import('../bpf-fallback/native.js');
   for (let attempt = 1; ; attempt++) {

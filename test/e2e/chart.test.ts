@@ -1,6 +1,7 @@
 // The Helm chart, rendered and linted by the real `helm` (built by scripts/setup.sh), then
 // checked for what a cluster admin relies on: the agent is never privileged, has exactly the
-// capabilities it documents, sees the host's processes, and mounts kernel interfaces read-only.
+// capabilities it documents (SYS_ADMIN only when TLS capture is on), sees the host's processes,
+// and mounts kernel interfaces read-only.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -46,8 +47,9 @@ describe('Helm chart', () => {
     expect(c.securityContext.privileged).toBe(false);
     expect(c.securityContext.allowPrivilegeEscalation).toBe(false);
     expect(c.securityContext.capabilities.drop).toEqual(['ALL']);
-    expect(c.securityContext.capabilities.add).toEqual(['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_RESOURCE']);
-    expect(c.securityContext.capabilities.add).not.toContain('SYS_ADMIN');
+    // TLS is on by default, and uprobes need SYS_ADMIN on current kernels.
+    expect(c.securityContext.capabilities.add).toEqual(['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_RESOURCE', 'SYS_ADMIN']);
+    expect(c.args).not.toContain('--no-tls');
     const mounts = Object.fromEntries(c.volumeMounts.map((m: Obj) => [m.mountPath, m.readOnly]));
     expect(mounts).toMatchObject({ '/sys/kernel/btf': true, '/sys/kernel/tracing': true });
     const hostPaths = pod.volumes.map((v: Obj) => v.hostPath?.path);
@@ -62,6 +64,16 @@ describe('Helm chart', () => {
     // Least privilege for the API: read pods, nothing else.
     const role = docs.find((d) => d.kind === 'ClusterRole');
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }]);
+  });
+
+  it('agent.tls=false passes --no-tls and drops SYS_ADMIN; SYS_ADMIN is never listed twice', async () => {
+    const agent = (docs: Obj[]) => docs.find((d) => d.kind === 'DaemonSet').spec.template.spec.containers[0];
+    const off = agent(await render('agent.tls=false'));
+    expect(off.args).toContain('--no-tls');
+    expect(off.securityContext.capabilities.add).toEqual(['BPF', 'PERFMON', 'SYS_PTRACE', 'DAC_READ_SEARCH', 'SYS_RESOURCE']);
+    const listed = agent(await render('agent.capabilities={BPF,PERFMON,SYS_ADMIN}'));
+    expect(listed.securityContext.capabilities.add).toEqual(['BPF', 'PERFMON', 'SYS_ADMIN']);
+    expect(listed.securityContext.privileged).toBe(false);
   });
 
   it('mounts a capture policy from values and rolls the agent when it changes', async () => {
