@@ -1,15 +1,17 @@
-import { execFileSync } from 'node:child_process';
+// The agent's pod directory against a real kube-apiserver + etcd (test/support/kube.ts; built by
+// scripts/setup.sh): pods created and given container statuses as a kubelet would, listed with a
+// service-account token bound to exactly the chart's ClusterRole, and resolved from cgroup paths.
 import fs from 'node:fs';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startKube, type Kube } from '../../test/support/kube.js';
 import { PodDirectory, parsePodList } from './k8s-pods.js';
 import { parseCgroup, processAttributes } from './process-info.js';
 
 const UID = '1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718';
 const CID = 'ab'.repeat(32);
+const NS = 'shop';
 
 function podList(name: string) {
   return {
@@ -17,86 +19,184 @@ function podList(name: string) {
     apiVersion: 'v1',
     items: [
       {
-        metadata: { uid: UID, name, namespace: 'shop' },
+        metadata: { uid: UID, name, namespace: NS },
         status: { containerStatuses: [{ name: 'api', containerID: `containerd://${CID}` }], initContainerStatuses: [{ name: 'init', containerID: `containerd://${'cd'.repeat(32)}` }] },
       },
-      { metadata: { uid: 'other', name: 'pending-pod', namespace: 'shop' }, status: {} },
+      { metadata: { uid: 'other', name: 'pending-pod', namespace: NS }, status: {} },
     ],
   };
 }
 
-// An HTTPS server answering the API's pod list like kube-apiserver does (bearer token, fieldSelector).
-let server: https.Server;
-let dir: string;
-let requests: string[] = [];
-let podName = 'api-7d9f';
-let failing = false;
+let kube: Kube;
+let saDir: string;
+/** A token of a service account bound to the chart's ClusterRole (pods: get, list, watch). */
+let agentToken: string;
+/** A token of a service account with no role at all. */
+let bareToken: string;
+
+async function ok(method: string, urlPath: string, body?: unknown): Promise<unknown> {
+  const r = await kube.request(method, urlPath, body);
+  if (r.status >= 300) throw new Error(`${method} ${urlPath} answered ${r.status}: ${r.text}`);
+  return r.json;
+}
+
+function containerStatus(name: string, id: string, runtime = 'containerd') {
+  return { name, containerID: `${runtime}://${id}`, image: `registry.invalid/${name}:1`, imageID: '', ready: true, restartCount: 0, started: true, state: { running: { startedAt: '2026-11-21T00:00:00Z' } } };
+}
+
+/** Creates a pod scheduled on nodeName and reports its containers running, as the kubelet does; returns its UID. */
+async function createPod(name: string, nodeName: string, containers: Array<[string, string]>, init: Array<[string, string]> = []): Promise<string> {
+  const pod = (await ok('POST', `/api/v1/namespaces/${NS}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name },
+    spec: {
+      nodeName,
+      initContainers: init.map(([n]) => ({ name: n, image: `registry.invalid/${n}:1` })),
+      containers: containers.map(([n]) => ({ name: n, image: `registry.invalid/${n}:1` })),
+    },
+  })) as { metadata: { uid: string } };
+  await ok('PATCH', `/api/v1/namespaces/${NS}/pods/${name}/status`, {
+    status: {
+      phase: 'Running',
+      podIP: '10.251.0.2',
+      containerStatuses: containers.map(([n, id]) => containerStatus(n, id)),
+      initContainerStatuses: init.map(([n, id]) => ({ ...containerStatus(n, id, 'cri-o'), ready: false, state: { terminated: { exitCode: 0, startedAt: '2026-11-21T00:00:00Z', finishedAt: '2026-11-21T00:00:01Z' } } })),
+    },
+  });
+  return pod.metadata.uid;
+}
+
+async function serviceAccountToken(name: string): Promise<string> {
+  await ok('POST', `/api/v1/namespaces/${NS}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
+  const tr = (await ok('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${name}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } })) as { status: { token: string } };
+  return tr.status.token;
+}
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pods-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'ca.crt')], { stdio: 'ignore' });
-  fs.writeFileSync(path.join(dir, 'token'), 'sekret\n');
-  server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.crt')) }, (req, res) => {
-    requests.push(req.url!);
-    if (req.headers.authorization !== 'Bearer sekret') return res.writeHead(401).end('{}');
-    if (failing) return res.writeHead(500).end('{}');
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify(podList(podName)));
+  kube = await startKube();
+  await ok('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+  // The chart's agent ClusterRole, verbatim (charts/sidetrace/templates/agent-rbac.yaml).
+  await ok('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'sidetrace-agent' },
+    rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }],
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-}, 20_000);
+  await ok('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'sidetrace-agent' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'sidetrace-agent' },
+    subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }],
+  });
+  agentToken = await serviceAccountToken('agent');
+  bareToken = await serviceAccountToken('nobody');
+  // The in-cluster service-account mount, as the kubelet projects it.
+  saDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pods-sa-'));
+  fs.writeFileSync(path.join(saDir, 'token'), agentToken + '\n');
+  fs.writeFileSync(path.join(saDir, 'ca.crt'), kube.ca);
+}, 120_000);
 
 afterAll(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+  await kube?.stop();
+  if (saDir) fs.rmSync(saDir, { recursive: true, force: true });
+}, 30_000);
 
-describe('pod directory', () => {
-  test('in-cluster config from env and service account files; lists this node\'s pods', async () => {
-    const port = (server.address() as AddressInfo).port;
-    requests = [];
-    const pods = PodDirectory.fromEnv({ KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(port), SIDETRACE_NODE_NAME: 'node-1' }, undefined, dir)!;
+const apiPort = () => new URL(kube.url).port;
+
+describe('pod directory (real kube-apiserver)', () => {
+  let webUid: string;
+  const WEB_CID = 'ab'.repeat(32);
+  const SIDE_CID = 'ef'.repeat(32);
+  const INIT_CID = '12'.repeat(32);
+
+  test("in-cluster config from env and the service account mount; lists this node's pods only", async () => {
+    webUid = await createPod('web-7d9f', 'node-1', [['web', WEB_CID], ['sidetrace-proxy', SIDE_CID]], [['migrate', INIT_CID]]);
+    const otherUid = await createPod('elsewhere', 'node-2', [['app', '34'.repeat(32)]]);
+    const lines: string[] = [];
+    const pods = PodDirectory.fromEnv({ KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: apiPort(), SIDETRACE_NODE_NAME: 'node-1' }, (l) => lines.push(l), saDir)!;
+    expect(pods).toBeDefined();
     await pods.start();
     pods.stop();
-    expect(requests).toEqual(['/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1']);
-    expect(pods.lookup(UID)).toEqual({ name: 'api-7d9f', namespace: 'shop', containers: new Map([[CID, 'api'], ['cd'.repeat(32), 'init']]) });
+    expect(lines).toEqual([]);
+    expect(pods.size).toBe(1);
+    expect(pods.lookup(webUid)).toEqual({
+      name: 'web-7d9f',
+      namespace: NS,
+      containers: new Map([
+        [WEB_CID, 'web'],
+        [SIDE_CID, 'sidetrace-proxy'],
+        [INIT_CID, 'migrate'],
+      ]),
+    });
+    expect(pods.lookup(otherUid)).toBeUndefined();
+  });
+
+  test('a process in a pod container gets pod name, namespace and container name on its spans', async () => {
+    const pods = new PodDirectory({ apiUrl: kube.url, token: agentToken, ca: kube.ca, nodeName: 'node-1' });
+    await pods.refresh();
+    // The kubelet's systemd cgroup driver writes the pod UID with underscores.
+    const cgroup = parseCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${webUid.replace(/-/g, '_')}.slice/cri-containerd-${SIDE_CID}.scope\n`);
+    expect(processAttributes(42, 'node', { executableName: 'node', cgroup }, (uid) => pods.lookup(uid))).toMatchObject({
+      'container.id': SIDE_CID,
+      'k8s.pod.uid': webUid,
+      'k8s.pod.name': 'web-7d9f',
+      'k8s.namespace.name': NS,
+      'k8s.container.name': 'sidetrace-proxy',
+    });
+  });
+
+  test('a pod started after the list is found by the refresh its unknown UID triggers', async () => {
+    const pods = new PodDirectory({ apiUrl: kube.url, token: agentToken, ca: kube.ca, nodeName: 'node-1', minRefreshMs: 0 });
+    await pods.refresh();
+    const lateUid = await createPod('late-1', 'node-1', [['job', '56'.repeat(32)]]);
+    expect(pods.lookup(lateUid)).toBeUndefined();
+    await pods.refresh(); // joins the refresh the lookup started
+    expect(pods.lookup(lateUid)?.name).toBe('late-1');
+    expect(pods.lookup(lateUid)?.containers.get('56'.repeat(32))).toBe('job');
+    // Deleted pods leave the directory at the next list.
+    await ok('DELETE', `/api/v1/namespaces/${NS}/pods/late-1?gracePeriodSeconds=0`);
+    await pods.refresh();
+    expect(pods.lookup(lateUid)).toBeUndefined();
+  });
+
+  test('a token without the role, a wrong token, or an untrusted certificate fail closed and say why', async () => {
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    const denied = new PodDirectory({ apiUrl: kube.url, token: bareToken, ca: kube.ca, log });
+    await denied.refresh();
+    await new PodDirectory({ apiUrl: kube.url, token: 'wrong', ca: kube.ca, log }).refresh();
+    await new PodDirectory({ apiUrl: kube.url, token: agentToken, log }).refresh();
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/cannot list pods \(HTTP 403/);
+    expect(lines[1]).toMatch(/cannot list pods \(HTTP 401/);
+    expect(lines[2]).toMatch(/certificate/);
+    expect(denied.size).toBe(0);
   });
 
   test('outside a cluster there is no directory', () => {
-    expect(PodDirectory.fromEnv({}, undefined, dir)).toBeUndefined();
-    expect(PodDirectory.fromEnv({ KUBERNETES_SERVICE_HOST: '127.0.0.1' }, undefined, path.join(dir, 'missing'))).toBeUndefined();
+    expect(PodDirectory.fromEnv({}, undefined, saDir)).toBeUndefined();
+    expect(PodDirectory.fromEnv({ KUBERNETES_SERVICE_HOST: '127.0.0.1' }, undefined, path.join(saDir, 'missing'))).toBeUndefined();
   });
 
-  test('a failed refresh keeps the last good list and says why once', async () => {
-    const port = (server.address() as AddressInfo).port;
+  test('parsePodList rejects what is not a pod list (the API server\'s own Status answer)', async () => {
+    const status = await kube.request('GET', `/api/v1/namespaces/${NS}/pods/no-such-pod`);
+    expect(status.status).toBe(404);
+    expect(() => parsePodList(status.json)).toThrow(/ST_AGENT_PODS_INVALID/);
+  });
+
+  // Last: stops the API server.
+  test('when the API server goes away the last good list is kept, and the failure is said a few times only', async () => {
     const lines: string[] = [];
-    const pods = new PodDirectory({ apiUrl: `https://127.0.0.1:${port}`, token: 'sekret', ca: fs.readFileSync(path.join(dir, 'ca.crt')), minRefreshMs: 0, log: (l) => lines.push(l) });
+    const pods = new PodDirectory({ apiUrl: kube.url, token: agentToken, ca: kube.ca, nodeName: 'node-1', minRefreshMs: 0, log: (l) => lines.push(l) });
     await pods.refresh();
-    failing = true;
-    await pods.refresh();
-    failing = false;
-    expect(pods.lookup(UID)?.name).toBe('api-7d9f');
-    expect(lines).toEqual([expect.stringMatching(/cannot list pods \(HTTP 500/)]);
-    // Unknown UIDs trigger a refresh that picks up new pods.
-    podName = 'api-new';
-    expect(pods.lookup('not-yet')).toBeUndefined();
-    await pods.refresh();
-    expect(pods.lookup(UID)?.name).toBe('api-new');
-  });
-
-  test('a wrong token or an untrusted certificate fails closed', async () => {
-    const port = (server.address() as AddressInfo).port;
-    const lines: string[] = [];
-    await new PodDirectory({ apiUrl: `https://127.0.0.1:${port}`, token: 'wrong', ca: fs.readFileSync(path.join(dir, 'ca.crt')), log: (l) => lines.push(l) }).refresh();
-    await new PodDirectory({ apiUrl: `https://127.0.0.1:${port}`, token: 'sekret', log: (l) => lines.push(l) }).refresh();
-    expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/HTTP 401/);
-    expect(lines[1]).toMatch(/certificate/);
-  });
-
-  test('parsePodList rejects what is not a pod list', () => {
-    expect(() => parsePodList({ kind: 'Status' })).toThrow(/ST_AGENT_PODS_INVALID/);
-  });
+    await kube.stop();
+    for (let i = 0; i < 5; i++) await pods.refresh();
+    expect(pods.lookup(webUid)?.name).toBe('web-7d9f');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/cannot list pods \(.*ECONNREFUSED/);
+  }, 30_000);
 });
 
 describe('cgroup identity', () => {
