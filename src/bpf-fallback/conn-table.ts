@@ -335,6 +335,7 @@ export class ConnTable {
         for (const [dir, type] of order) {
           const buf = conn.bufs[dir];
           if (buf.length === 0) continue;
+          buf.pullAll();
           let at = 0;
           if (buf.resyncing) {
             at = protocol.findFrameBoundary(type, buf.buf, 0, protocol.createState({ midStream: true, maxBodyBytes: 0 }));
@@ -377,6 +378,7 @@ export class ConnTable {
     // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.
     for (let guard = 0; guard < 1_000_000; guard++) {
       if (buf.resyncing) {
+        buf.pullAll();
         const at = protocol.findFrameBoundary(type, buf.buf, from, conn.state);
         from = 0;
         if (at < 0) {
@@ -393,6 +395,8 @@ export class ConnTable {
         buf.consume(r.consumed);
       } else if (r.kind === 'ignored' && r.consumed > 0) {
         buf.consume(r.consumed);
+      } else if (r.kind === 'needs-more-data' && buf.pull()) {
+        continue;
       } else if (r.kind === 'needs-more-data' && buf.length <= this.o.maxBufferedBytes) {
         return;
       } else {

@@ -135,19 +135,31 @@ export class ByteStream {
   }
 }
 
-/** Unparsed bytes of one direction and the kernel time of each appended range. */
+/**
+ * Unparsed bytes of one direction and the kernel time of each appended range. Appended chunks wait
+ * in a queue and the parser sees the first one (`buf`) alone: a chunk holding whole messages (the
+ * usual case, one write per message) is parsed in place, and bytes are copied only when a frame
+ * straddles chunks (`pull`). Concatenating on every append made a batch's cost grow with the square
+ * of the events per connection.
+ */
 export class ParseBuffer {
+  /** The bytes the parser looks at: the first chunk, or several merged by `pull`. */
   buf: Buffer = EMPTY;
-  /** Start offsets in `buf` of appended ranges and their times (parallel arrays). */
+  /** Start offsets in `buf` of its appended ranges and their times (parallel arrays). */
   private offs: number[] = [];
   private times: number[] = [];
+  /** Chunks after `buf`, not yet looked at, and their times. */
+  private queue: Buffer[] = [];
+  private queueNs: number[] = [];
+  private queued = 0;
   /** Looking for a frame boundary (after a gap, an invalid frame or a mid-stream start). */
   resyncing = false;
   /** Time of the last byte appended: the time of an empty buffer's position. */
   private lastNs = 0;
 
+  /** All bytes held: `buf` and the queue. */
   get length(): number {
-    return this.buf.length;
+    return this.buf.length + this.queued;
   }
 
   append(data: Buffer, tsNs: number): void {
@@ -159,13 +171,39 @@ export class ParseBuffer {
       this.times = [tsNs];
       return;
     }
-    this.offs.push(this.buf.length);
-    this.times.push(tsNs);
-    // Only partial frames wait here (bodies stream out as they come), so this copy stays small.
-    this.buf = Buffer.concat([this.buf, data]);
+    this.queue.push(data);
+    this.queueNs.push(tsNs);
+    this.queued += data.length;
   }
 
-  /** Kernel time of the byte at `offset`. */
+  /** Merges the next queued chunk into `buf` (a frame straddles them); false when none is queued. */
+  pull(): boolean {
+    const next = this.queue.shift();
+    if (next === undefined) return false;
+    const ts = this.queueNs.shift()!;
+    this.queued -= next.length;
+    this.offs.push(this.buf.length);
+    this.times.push(ts);
+    this.buf = Buffer.concat([this.buf, next]);
+    return true;
+  }
+
+  /** Merges every queued chunk into `buf` (detection and resynchronisation scan all bytes held). */
+  pullAll(): void {
+    if (this.queue.length === 0) return;
+    let at = this.buf.length;
+    for (let i = 0; i < this.queue.length; i++) {
+      this.offs.push(at);
+      this.times.push(this.queueNs[i]);
+      at += this.queue[i].length;
+    }
+    this.buf = Buffer.concat([this.buf, ...this.queue], at);
+    this.queue = [];
+    this.queueNs = [];
+    this.queued = 0;
+  }
+
+  /** Kernel time of the byte at `offset` in `buf`. */
   timeAt(offset: number): number {
     if (this.buf.length === 0) return this.lastNs;
     const offs = this.offs;
@@ -174,30 +212,55 @@ export class ParseBuffer {
     return this.times[i] ?? 0;
   }
 
+  /** Drops `n` bytes from the start of `buf` (never more than it holds). */
   consume(n: number): void {
     if (n <= 0) return;
     if (n >= this.buf.length) {
-      this.clear();
+      this.next();
       return;
     }
     this.buf = this.buf.subarray(n);
+    const offs = this.offs;
+    if (offs.length === 1) return;
     let drop = 0;
-    while (drop + 1 < this.offs.length && this.offs[drop + 1] <= n) drop++;
+    while (drop + 1 < offs.length && offs[drop + 1] <= n) drop++;
     if (drop > 0) {
-      this.offs.splice(0, drop);
+      offs.splice(0, drop);
       this.times.splice(0, drop);
     }
-    for (let i = 0; i < this.offs.length; i++) this.offs[i] = Math.max(0, this.offs[i] - n);
+    for (let i = 0; i < offs.length; i++) offs[i] = Math.max(0, offs[i] - n);
   }
 
   /** Unparsed leftovers outlive their batch: copy them out of a much larger capture buffer. */
   detach(): void {
     if (this.buf.buffer.byteLength > 2 * this.buf.length + 4096) this.buf = Buffer.from(this.buf);
+    const q = this.queue;
+    for (let i = 0; i < q.length; i++) if (q[i].buffer.byteLength > 2 * q[i].length + 4096) q[i] = Buffer.from(q[i]);
   }
 
   clear(): void {
     this.buf = EMPTY;
     this.offs = [];
     this.times = [];
+    if (this.queue.length > 0) {
+      this.queue = [];
+      this.queueNs = [];
+      this.queued = 0;
+    }
+  }
+
+  /** `buf` is used up: the next queued chunk takes its place, without a copy. */
+  private next(): void {
+    const next = this.queue.shift();
+    if (next === undefined) {
+      this.buf = EMPTY;
+      this.offs = [];
+      this.times = [];
+      return;
+    }
+    this.queued -= next.length;
+    this.buf = next;
+    this.offs = [0];
+    this.times = [this.queueNs.shift()!];
   }
 }
