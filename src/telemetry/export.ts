@@ -1,17 +1,18 @@
-// Span export, wired from three parts (opentelemetry-js's shape): a serializer (SpanRecord →
-// ReadableSpan, then the official OTLP protobuf writer), a transport (the official OTLP/gRPC
-// exporter, or JSON lines for --console), and the bounded BatchQueue wrapped around them.
+// Span export, wired from three parts (opentelemetry-js's shape): a serializer (our SpanRecord →
+// OTLP protobuf writer), a transport (the official OTLP/gRPC export delegate, or JSON lines for
+// --console), and the bounded BatchQueue wrapped around them.
 
 import type { Writable } from 'node:stream';
 import grpc from '@grpc/grpc-js';
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
 import { BatchQueue, type BatchTransport, type ExportCounters } from './batch-queue.js';
 import type { ExportConfig } from './otel-env.js';
-import { otelResource, toReadableSpan } from './readable-span.js';
+import { OtlpTraceSerializer } from './otlp-serializer.js';
 import { spanToJson } from './span-json.js';
 import type { SpanRecord, SpanSink } from './span.js';
+import { VERSION } from './version.js';
 import type { ProxyMetrics } from '../proxy/proxy-metrics.js';
 
 export type { ExportCounters } from './batch-queue.js';
@@ -61,9 +62,15 @@ const NONE: SpanExporter = {
 
 const FAILURE_LOG_INTERVAL_MS = 30_000;
 
+// What OTLPTraceExporter passes to createOtlpGrpcExportDelegate (exporter-trace-otlp-grpc 0.223),
+// so the transport, its self-observability metrics and the wire call are the official ones.
+const COMPONENT_TYPE = 'otlp_grpc_span_exporter';
+const SPAN_METRICS_HELPER = { name: 'span' as const, countItems: (spans: SpanRecord[]) => spans.length };
+const GRPC_NAME = 'TraceExportService';
+const GRPC_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+
 class OtlpGrpcTransport implements BatchTransport {
-  private readonly exporter: OTLPTraceExporter;
-  private readonly resource;
+  private readonly exporter: IOtlpExportDelegate<SpanRecord[]>;
   private lastFailureLog = -Infinity;
 
   constructor(
@@ -71,27 +78,33 @@ class OtlpGrpcTransport implements BatchTransport {
     resource: Record<string, string>,
     private readonly log?: (line: string) => void,
   ) {
-    this.resource = otelResource(resource);
     const metadata = new grpc.Metadata();
     for (const [k, v] of Object.entries(config.headers)) metadata.set(k, v);
-    this.exporter = new OTLPTraceExporter({
+    const options: OTLPGRPCExporterConfigNode = {
       url: config.endpoint,
       metadata,
       // No credentials: the endpoint's scheme (http/https, normalized by otel-env) decides TLS,
       // and the exporter then honours OTEL_EXPORTER_OTLP_CERTIFICATE / CLIENT_KEY / CLIENT_CERTIFICATE.
-      compression: config.compression as NonNullable<ConstructorParameters<typeof OTLPTraceExporter>[0]>['compression'],
+      compression: config.compression as OTLPGRPCExporterConfigNode['compression'],
       // The queue's watchdog is only a backstop: the gRPC deadline should end a call first.
       timeoutMillis: Math.min(config.timeoutMs, config.batch.exportTimeoutMs),
       // One spare slot so a call outliving the queue's watchdog does not make the next one fail.
       concurrencyLimit: config.batch.maxConcurrentExports + 1,
-    });
+    };
+    this.exporter = createOtlpGrpcExportDelegate(
+      convertLegacyOtlpGrpcOptions(options, 'TRACES'),
+      new OtlpTraceSerializer(resource, { name: 'sidetrace', version: VERSION }),
+      COMPONENT_TYPE,
+      SPAN_METRICS_HELPER,
+      undefined,
+      GRPC_NAME,
+      GRPC_PATH,
+    );
   }
 
   send(batch: SpanRecord[]): Promise<boolean> {
-    const spans: ReadableSpan[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) spans[i] = toReadableSpan(batch[i], this.resource);
     return new Promise((resolve) => {
-      this.exporter.export(spans, (result) => {
+      this.exporter.export(batch, (result) => {
         const ok = result.code === ExportResultCode.SUCCESS;
         if (!ok) this.reportFailure(result.error);
         resolve(ok);

@@ -1,0 +1,244 @@
+// The hand-written serializer against the official one: for random SpanRecords, both requests
+// decode (with the official generated OTLP code) to the same thing, and the bytes agree too.
+// The reference path is what export.ts shipped before: SpanRecord → SDK ReadableSpan →
+// otlp-transformer's ProtobufTraceSerializer.
+
+import { createRequire } from 'node:module';
+import type { Attributes as OtelAttributes, HrTime, SpanStatus } from '@opentelemetry/api';
+import { TraceState } from '@opentelemetry/core';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
+import fc from 'fast-check';
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { OtlpTraceSerializer } from './otlp-serializer.js';
+import { SpanKind, StatusCode, type AttrValue, type SpanRecord } from './span.js';
+
+const require = createRequire(import.meta.url);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const root = require('otlp-proto/build/src/generated/root.js') as any;
+const ExportTraceServiceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+const ExportTraceServiceResponse = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse;
+
+const SCOPE = { name: 'sidetrace', version: '9.8.7' };
+
+/** The former production conversion, kept here as the oracle's input. */
+function toReadableSpan(rec: SpanRecord, resource: Resource): ReadableSpan {
+  const traceFlags = rec.sampled ? 1 : 0;
+  const ms = (m: number): HrTime => {
+    const us = Math.round(m * 1000);
+    const s = Math.floor(us / 1e6);
+    return [s, (us - s * 1e6) * 1000];
+  };
+  const events: TimedEvent[] = rec.events.map((e) => ({ name: e.name, time: ms(e.timeMs), attributes: e.attributes as unknown as OtelAttributes, droppedAttributesCount: 0 }));
+  return {
+    name: rec.name,
+    kind: rec.kind - 1,
+    spanContext: () => ({ traceId: rec.traceId, spanId: rec.spanId, traceFlags, traceState: rec.traceState ? new TraceState(rec.traceState) : undefined }),
+    parentSpanContext: rec.parentSpanId ? { traceId: rec.traceId, spanId: rec.parentSpanId, traceFlags, isRemote: true } : undefined,
+    startTime: ms(rec.startMs),
+    endTime: ms(rec.endMs),
+    status: rec.status as unknown as SpanStatus,
+    attributes: rec.attributes as unknown as OtelAttributes,
+    links: [],
+    events,
+    duration: ms(Math.max(0, rec.endMs - rec.startMs)),
+    ended: true,
+    resource,
+    instrumentationScope: SCOPE,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}
+
+function official(spans: SpanRecord[], resourceAttrs: Record<string, string>): Uint8Array {
+  const resource = resourceFromAttributes(resourceAttrs);
+  return ProtobufTraceSerializer.serializeRequest(spans.map((s) => toReadableSpan(s, resource)))!;
+}
+
+function decode(bytes: Uint8Array): unknown {
+  return ExportTraceServiceRequest.toObject(ExportTraceServiceRequest.decode(bytes), { longs: String, bytes: String, defaults: true, arrays: true });
+}
+
+/** Span.flags (field 16) of every span, read by hand: otlp-proto's generated code predates it. */
+function spanFlags(bytes: Uint8Array): number[] {
+  const out: number[] = [];
+  const fields = (b: Uint8Array, visit: (field: number, r: protobuf.Reader, wire: number) => void): void => {
+    const r = protobuf.Reader.create(b);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      visit(tag >>> 3, r, tag & 7);
+    }
+  };
+  const sub = (field: number, want: number, r: protobuf.Reader, wire: number, then: (b: Uint8Array) => void): void => {
+    if (field === want && wire === 2) then(r.bytes());
+    else r.skipType(wire);
+  };
+  fields(bytes, (f, r, w) =>
+    sub(f, 1, r, w, (rs) =>
+      fields(rs, (f, r, w) =>
+        sub(f, 2, r, w, (ss) =>
+          fields(ss, (f, r, w) =>
+            sub(f, 2, r, w, (span) =>
+              fields(span, (f, r, w) => {
+                if (f === 16 && w === 5) out.push(r.fixed32());
+                else r.skipType(w);
+              }),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  return out;
+}
+
+const hex = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b).toString('hex'));
+// Lone surrogates included: both writers must replace them with U+FFFD the same way.
+const anyString = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
+  fc.string({ minLength: 100, maxLength: 3000 }),
+);
+const edgeNumbers = fc.constantFrom(0, -0, -1, 127, 128, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35, 2 ** 53, 2 ** 62, -(2 ** 63), 2 ** 63, -(2 ** 31), 1.5, NaN, Infinity, -Infinity, 1e300);
+const attrValue: fc.Arbitrary<AttrValue> = fc.oneof(
+  anyString,
+  fc.integer(),
+  fc.double(),
+  edgeNumbers,
+  fc.boolean(),
+  fc.uint8Array({ maxLength: 300 }),
+  fc.uint8Array({ minLength: 1000, maxLength: 20_000 }),
+  fc.array(anyString, { maxLength: 4 }),
+);
+const attributes = fc.dictionary(anyString, attrValue, { maxKeys: 6 });
+const timeMs = fc.double({ min: 0, max: 4e12, noNaN: true });
+const traceState = fc
+  .uniqueArray(fc.tuple(fc.stringMatching(/^[a-z][a-z0-9_*/-]{0,8}$/), fc.stringMatching(/^[a-zA-Z0-9!-+.-<>-~]{1,12}$/)), { selector: (t) => t[0], minLength: 1, maxLength: 4 })
+  .map((members) => members.map(([k, v]) => `${k}=${v}`).join(','));
+
+const spanRecord: fc.Arbitrary<SpanRecord> = fc.record(
+  {
+    traceId: hex(16),
+    spanId: hex(8),
+    parentSpanId: hex(8),
+    traceState,
+    sampled: fc.boolean(),
+    name: anyString,
+    kind: fc.constantFrom(SpanKind.INTERNAL, SpanKind.SERVER, SpanKind.CLIENT),
+    startMs: timeMs,
+    endMs: timeMs,
+    attributes,
+    events: fc.array(fc.record({ name: anyString, timeMs, attributes }), { maxLength: 3 }),
+    status: fc.record({ code: fc.constantFrom(StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR), message: anyString }, { requiredKeys: ['code'] }),
+  },
+  { requiredKeys: ['traceId', 'spanId', 'sampled', 'name', 'kind', 'startMs', 'endMs', 'attributes', 'events', 'status'] },
+);
+
+// resourceFromAttributes fills its attributes with `??=` on a plain object, so it drops keys that
+// name an Object.prototype member ("toString", "__proto__"); ours keeps them. Not a real resource key.
+const resourceAttributes = fc.dictionary(
+  anyString.filter((k) => !(k in Object.prototype)),
+  anyString,
+  { maxKeys: 5 },
+);
+
+describe('OtlpTraceSerializer', () => {
+  it('encodes random span batches exactly as the official serializer does', () => {
+    fc.assert(
+      fc.property(fc.array(spanRecord, { minLength: 1, maxLength: 4 }), resourceAttributes, (spans, resource) => {
+        const ours = new OtlpTraceSerializer(resource, SCOPE).serializeRequest(spans);
+        const theirs = official(spans, resource);
+        expect(decode(ours)).toEqual(decode(theirs));
+        expect(spanFlags(ours)).toEqual(spanFlags(theirs));
+        expect(Buffer.from(ours).equals(Buffer.from(theirs))).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('writes the fields a backend reads, with their OTLP values', () => {
+    const span: SpanRecord = {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      parentSpanId: '00f067aa0ba902b7',
+      traceState: 'congo=t61rcWkgMzE',
+      sampled: true,
+      name: 'GET /pets',
+      kind: SpanKind.SERVER,
+      startMs: 1_700_000_000_123.456,
+      endMs: 1_700_000_000_125.5,
+      attributes: { 'http.response.status_code': 200, 'http.request.body': new Uint8Array([1, 2, 3]), ratio: 0.5, ok: true, tags: ['a', 'é'] },
+      events: [{ name: 'retry', timeMs: 1_700_000_000_124, attributes: { n: -1 } }],
+      status: { code: StatusCode.ERROR, message: 'boom' },
+    };
+    const bytes = new OtlpTraceSerializer({ 'service.name': 'pets' }, SCOPE).serializeRequest([span, { ...span, parentSpanId: undefined, sampled: false }]);
+    const req = ExportTraceServiceRequest.decode(bytes);
+    expect(req.resourceSpans).toHaveLength(1);
+    const rs = req.resourceSpans[0];
+    expect(rs.resource.attributes).toEqual([expect.objectContaining({ key: 'service.name', value: expect.objectContaining({ stringValue: 'pets' }) })]);
+    expect(rs.scopeSpans[0].scope).toEqual(expect.objectContaining({ name: 'sidetrace', version: '9.8.7' }));
+    const s = rs.scopeSpans[0].spans[0];
+    expect(Buffer.from(s.traceId).toString('hex')).toBe(span.traceId);
+    expect(Buffer.from(s.spanId).toString('hex')).toBe(span.spanId);
+    expect(Buffer.from(s.parentSpanId).toString('hex')).toBe(span.parentSpanId);
+    expect(s.traceState).toBe('congo=t61rcWkgMzE');
+    expect(s.kind).toBe(2);
+    expect(String(s.startTimeUnixNano)).toBe('1700000000123456000');
+    expect(String(s.endTimeUnixNano)).toBe('1700000000125500000');
+    const attr = (k: string) => s.attributes.find((a: { key: string }) => a.key === k).value;
+    expect(Number(attr('http.response.status_code').intValue)).toBe(200);
+    expect([...attr('http.request.body').bytesValue]).toEqual([1, 2, 3]);
+    expect(attr('ratio').doubleValue).toBe(0.5);
+    expect(attr('ok').boolValue).toBe(true);
+    expect(attr('tags').arrayValue.values.map((v: { stringValue: string }) => v.stringValue)).toEqual(['a', 'é']);
+    expect(s.events[0].name).toBe('retry');
+    expect(Number(s.events[0].attributes[0].value.intValue)).toBe(-1);
+    expect(s.status).toEqual(expect.objectContaining({ code: 2, message: 'boom' }));
+    // sampled | has-is-remote | is-remote; a root span's context is local.
+    expect(spanFlags(bytes)).toEqual([0x301, 0x100]);
+  });
+
+  it('moves a span whose length needs three varint bytes (> 16 KiB) intact', () => {
+    const big = 'x'.repeat(70_000);
+    const span: SpanRecord = {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      sampled: true,
+      name: 'n',
+      kind: SpanKind.CLIENT,
+      startMs: 1,
+      endMs: 2,
+      attributes: { body: big },
+      events: [{ name: 'e', timeMs: 1.5, attributes: { big } }],
+      status: { code: StatusCode.UNSET },
+    };
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    // Twice: the second call reuses the grown scratch buffer.
+    for (let i = 0; i < 2; i++) expect(Buffer.from(ser.serializeRequest([span, span])).equals(Buffer.from(official([span, span], {})))).toBe(true);
+  });
+
+  it('returns a copy: a later batch does not change bytes already handed to the transport', () => {
+    const ser = new OtlpTraceSerializer({ a: 'b' }, SCOPE);
+    const mk = (name: string): SpanRecord => ({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name, kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes: {}, events: [], status: { code: StatusCode.OK } });
+    const first = ser.serializeRequest([mk('first')]);
+    const snapshot = Buffer.from(first);
+    ser.serializeRequest([mk('second')]);
+    expect(Buffer.from(first).equals(snapshot)).toBe(true);
+  });
+
+  it('an empty batch is an empty request, as with the official serializer', () => {
+    expect(new OtlpTraceSerializer({}, SCOPE).serializeRequest([])).toHaveLength(0);
+    expect(official([], {})).toHaveLength(0);
+  });
+
+  it('deserializes the collector response (partial success included)', () => {
+    const bytes = ExportTraceServiceResponse.encode({ partialSuccess: { rejectedSpans: 3, errorMessage: 'too big' } }).finish();
+    const res = new OtlpTraceSerializer({}, SCOPE).deserializeResponse(bytes);
+    expect(Number(res.partialSuccess?.rejectedSpans)).toBe(3);
+    expect(res.partialSuccess?.errorMessage).toBe('too big');
+  });
+});
