@@ -24,8 +24,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, maxPayloadBytes: config.captureBytes, tls: config.tls });
   } catch (err) {
-    // The addon names what is missing (capability, BTF, tracefs) in its message.
-    process.stderr.write(`sidetrace agent: cannot start kernel capture: ${(err as Error).message}\n`);
+    // The addon names what is missing (capability, BTF, tracefs) in its message; its "open with
+    // tls: false" is this command's --no-tls.
+    const message = (err as Error).message.replace('open with tls: false', 'run with --no-tls (TLS plaintext is then not captured)');
+    process.stderr.write(`sidetrace agent: cannot start kernel capture: ${message}\n`);
     return 1;
   }
   let agent;
