@@ -1,5 +1,5 @@
 // The bounded export queue: the wrapper between the request path and a transport.
-// submit() is O(1) in the queue's size and never blocks; batching, conversion and sending happen
+// submit() is O(1) in the queue's size and never blocks; batching, serialization and sending happen
 // on a timer or setImmediate tick, with at most `maxConcurrentExports` in flight, so a dead, slow
 // or black-holed backend costs the proxy dropped spans (counted), never latency or memory.
 
@@ -123,7 +123,7 @@ export class BatchQueue implements SpanSink {
   }
 
   // A full batch is sent on the next tick, not inside submit(), so the request that filled it
-  // does not pay for conversion and serialization.
+  // does not pay for serialization.
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
@@ -209,8 +209,11 @@ function withDeadline(p: Promise<void>, ms: number): Promise<void> {
 }
 
 /**
- * Roughly what a span costs in memory and on the wire: bodies and strings by length, a fixed
- * amount per field. Reads a span's own attributes only, so submit() stays independent of queue size.
+ * Roughly what a span costs in memory and on the wire: bodies and string values by length, a
+ * fixed amount per attribute (keys are short). It runs in submit(), on the request path, so it
+ * does one typeof per attribute: a Uint8Array body counts its bytes, a string[] its element count
+ * (they are rare and short). Reads a span's own attributes only, so submit() stays independent of
+ * queue size.
  */
 export function estimateSpanBytes(span: SpanRecord): number {
   let n = 96 + span.name.length + (span.traceState === undefined ? 0 : span.traceState.length) + attributesBytes(span.attributes);
@@ -218,15 +221,15 @@ export function estimateSpanBytes(span: SpanRecord): number {
   return n;
 }
 
+const PER_ATTRIBUTE = 40;
+
 function attributesBytes(attrs: SpanRecord['attributes']): number {
   let n = 0;
   for (const k in attrs) {
     const v = attrs[k];
-    n += k.length + 6;
+    n += PER_ATTRIBUTE;
     if (typeof v === 'string') n += v.length;
-    else if (v instanceof Uint8Array) n += v.byteLength;
-    else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) n += (typeof v[i] === 'string' ? v[i].length : 8) + 4;
-    else n += 9;
+    else if (typeof v === 'object') n += v.length;
   }
   return n;
 }
