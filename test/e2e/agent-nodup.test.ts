@@ -6,7 +6,8 @@
 // spans, so its SERVER span is the only one for the inbound hop; the ends it cannot see (the
 // caller's client socket, the app's accepted socket, the app's own outgoing calls and their
 // server) are traced by the agent. A control agent without --skip-uid, on the same traffic,
-// shows the duplicate the flag prevents. Needs root, the addon and dist/ (scripts/setup.sh).
+// shows the duplicate the flag prevents; one with --skip-port instead shows why the chart keys on
+// the uid. Needs root, the addon and dist/ (scripts/setup.sh).
 
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -67,6 +68,7 @@ let proxy: ChildProcess;
 let proxyErr = '';
 let chart: Agent;
 let control: Agent;
+let byPort: Agent;
 const traces: string[] = [];
 const children: ChildProcess[] = [];
 
@@ -154,6 +156,8 @@ beforeAll(async () => {
   await agentReady(chart);
   control = startAgent([]);
   await agentReady(control);
+  byPort = startAgent(['--skip-port', String(PROXY_PORT)]);
+  await agentReady(byPort);
 
   app = netns.spawn(process.execPath, ['-e', APP, netns.hostIP, String(backendPort)]);
   children.push(app);
@@ -225,5 +229,16 @@ describe('a pod with the sidecar, traced by the node agent', () => {
     const fromSidecar = control.spans.filter((s) => s.kind === 3 && s.attributes['network.peer.port'] === appPort);
     expect(fromSidecar).toHaveLength(N);
     expect(new Set(fromSidecar.map((s) => s.attributes['process.pid'])).size).toBe(1);
+  });
+
+  test('--skip-port of the sidecar listener (not what the chart uses): no duplicate, but it also hides the caller\'s end and still traces the sidecar\'s upstream', async () => {
+    await waitFor('the --skip-port agent spans', () => byPort.spans.length >= 4 * N);
+    await new Promise((r) => setTimeout(r, 500));
+    const counts = countByHop([...proxySpans(), ...byPort.spans]);
+    expect([...counts].filter(([, n]) => n !== 1)).toEqual([]);
+    // Both ends of any socket on the port are skipped: the caller's client end is traced by nobody.
+    expect(byPort.spans.filter((s) => hop(s).endsWith(`${netns.podIP}:${PROXY_PORT}`))).toEqual([]);
+    // The sidecar's connection to the app has no port in the list, so it is traced from the sidecar.
+    expect(byPort.spans.filter((s) => s.kind === 3 && s.attributes['network.peer.port'] === appPort)).toHaveLength(N);
   });
 });
