@@ -15,7 +15,9 @@ const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD'
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) ([^ \x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
 const RESPONSE_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9110 tchar, as a table: header names are checked once per header on every message.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const HTTP1_PREFIX = 'HTTP/1.';
 
@@ -146,7 +148,7 @@ export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State, tsN
         dir.lost = lost;
         return buf.length > MAX_HEAD_BYTES ? invalid('trailers too large') : NEEDS_MORE_DATA;
       }
-      const trailers = parseHeaderLines(buf.toString('latin1', 0, end).split('\r\n'), 0);
+      const trailers = parseHeaderText(buf.toString('latin1', 0, end), 0);
       if (typeof trailers === 'string') return invalid(trailers);
       dir.mode = 'head';
       return { kind: 'success', frame: { kind: 'end', trailers, lost }, consumed: end + 4 };
@@ -160,8 +162,11 @@ function invalid(reason: string): ParseResult<never> {
   return { kind: 'invalid', reason };
 }
 
-/** Returns [head text, consumed] or a ParseResult to hand back as is. */
-function readHead(buf: Buffer, type: MessageType): { lines: string[]; consumed: number } | ParseResult<never> {
+/**
+ * Returns the head's text (without its final CRLFCRLF), where its first line ends, and the bytes
+ * it takes; or a ParseResult to hand back as is. Lines are walked in place, never split into an array.
+ */
+function readHead(buf: Buffer, type: MessageType): { text: string; lineEnd: number; consumed: number } | ParseResult<never> {
   if (buf.length === 0) return NEEDS_MORE_DATA;
   // Stray CRLFs between messages are allowed before a request line (RFC 9112 §2.2).
   if (buf[0] === 13 || buf[0] === 10) {
@@ -169,19 +174,28 @@ function readHead(buf: Buffer, type: MessageType): { lines: string[]; consumed: 
     while (i < buf.length && (buf[i] === 13 || buf[i] === 10)) i++;
     return { kind: 'ignored', consumed: i };
   }
-  const plausible = type === 'request' ? looksLikeRequest(buf, 0) : looksLikeResponse(buf, 0);
-  if (plausible === false) return invalid(`not an HTTP/1 ${type} line: "${printable(buf.subarray(0, 32))}"`);
   const end = buf.indexOf(CRLFCRLF);
+  // A whole request head is checked by its line's pattern (parseRequestHead); the plausibility
+  // check is for heads still arriving, so garbage is refused without waiting for 64 KiB.
+  const plausible = type === 'response' ? looksLikeResponse(buf, 0) : end < 0 ? looksLikeRequest(buf, 0) : true;
+  if (plausible === false) return notALine(type, buf);
   if (end < 0) return buf.length > MAX_HEAD_BYTES ? invalid(`${type} head exceeds ${MAX_HEAD_BYTES} bytes`) : NEEDS_MORE_DATA;
-  return { lines: buf.toString('latin1', 0, end).split('\r\n'), consumed: end + 4 };
+  const text = buf.toString('latin1', 0, end);
+  const lineEnd = text.indexOf('\r\n');
+  return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: end + 4 };
+}
+
+function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
+  return invalid(`not an HTTP/1 ${type} line: "${printable(buf.subarray(0, 32))}"`);
 }
 
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
-  const m = REQUEST_LINE.exec(head.lines[0]);
-  if (m === null) return invalid(`bad request line "${head.lines[0].slice(0, 64)}"`);
-  const headers = parseHeaderLines(head.lines, 1);
+  const line = head.text.slice(0, head.lineEnd);
+  const m = REQUEST_LINE.exec(line);
+  if (m === null || !KNOWN_METHODS.includes(m[1])) return m === null && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
+  const headers = parseHeaderText(head.text, head.lineEnd + 2);
   if (typeof headers === 'string') return invalid(headers);
   const method = m[1];
   const framing = bodyFraming(headers);
@@ -209,9 +223,10 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
 function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'response');
   if ('kind' in head) return head;
-  const m = RESPONSE_LINE.exec(head.lines[0]);
-  if (m === null) return invalid(`bad status line "${head.lines[0].slice(0, 64)}"`);
-  const headers = parseHeaderLines(head.lines, 1);
+  const line = head.text.slice(0, head.lineEnd);
+  const m = RESPONSE_LINE.exec(line);
+  if (m === null) return invalid(`bad status line "${line.slice(0, 64)}"`);
+  const headers = parseHeaderText(head.text, head.lineEnd + 2);
   if (typeof headers === 'string') return invalid(headers);
   const status = Number(m[2]);
   const version = m[1] === '0' ? '1.0' : '1.1';
@@ -251,22 +266,28 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   return { kind: 'success', frame, consumed: head.consumed };
 }
 
-/** Header lines from `from` on, folding obs-fold continuations; a string is the error. */
-function parseHeaderLines(lines: string[], from: number): RawHeaders | string {
+/** Header lines of `text` from offset `from` on, folding obs-fold continuations; a string is the error. */
+function parseHeaderText(text: string, from: number): RawHeaders | string {
   const headers: RawHeaders = [];
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i];
-    if (line.length === 0) continue;
-    const c = line.charCodeAt(0);
+  let at = from;
+  while (at < text.length) {
+    let eol = text.indexOf('\r\n', at);
+    if (eol < 0) eol = text.length;
+    const start = at;
+    at = eol + 2;
+    if (eol === start) continue;
+    const c = text.charCodeAt(start);
     if ((c === 32 || c === 9) && headers.length > 0) {
-      headers[headers.length - 1] += ' ' + line.trim();
+      headers[headers.length - 1] += ' ' + text.slice(start, eol).trim();
       continue;
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) return `header line without name: "${line.slice(0, 64)}"`;
-    const name = line.slice(0, colon);
-    if (!HEADER_NAME.test(name)) return `bad header name "${name.slice(0, 64)}"`;
-    headers.push(name, line.slice(colon + 1).trim());
+    const colon = text.indexOf(':', start);
+    if (colon <= start || colon >= eol) return `header line without name: "${text.slice(start, eol).slice(0, 64)}"`;
+    for (let i = start; i < colon; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch >= 128 || TCHAR[ch] === 0) return `bad header name "${text.slice(start, colon).slice(0, 64)}"`;
+    }
+    headers.push(text.slice(start, colon), text.slice(colon + 1, eol).trim());
   }
   return headers;
 }
@@ -276,6 +297,9 @@ function bodyFraming(headers: RawHeaders): 'chunked' | 'none' | 'invalid' | numb
   let length: number | undefined;
   let chunked = false;
   for (let i = 0; i < headers.length; i += 2) {
+    // Lower-cased only when the length matches one of the two names.
+    const len = headers[i].length;
+    if (len !== 17 && len !== 14) continue;
     const name = headers[i].toLowerCase();
     if (name === 'transfer-encoding') {
       const codings = headers[i + 1].toLowerCase().split(',');

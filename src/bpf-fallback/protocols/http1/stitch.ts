@@ -19,6 +19,7 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
   }
   const records: HttpRecord[] = [];
   pair(state, records);
+  if (!eof) detachHeld(state);
   if (eof) {
     // Requests the connection closed on, without a response.
     for (const req of state.requests) records.push(toRecord(req, undefined, 'connection_closed'));
@@ -61,11 +62,30 @@ function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): voi
   msg.size += data.length;
   const room = limit - msg.kept;
   if (room <= 0 || data.length === 0) return;
-  let part = data.length <= room ? data : data.subarray(0, room);
-  // A small piece of a large capture buffer would pin all of it: copy what is kept instead.
-  if (part.buffer.byteLength > 2 * part.length + 4096) part = Buffer.from(part);
+  // A reference into the batch: copied only if the message outlives the stitch (detachHeld).
+  const part = data.length <= room ? data : data.subarray(0, room);
   msg.body.push({ data: part, tsNs });
   msg.kept += part.length;
+}
+
+/**
+ * Body pieces of messages still waiting (open, or unpaired) would pin the whole capture batch
+ * they point into: copy those out. Records handed on now are replayed before the batch is let go,
+ * so the usual exchange, finished within its batch, is never copied.
+ */
+function detachHeld(state: H1State): void {
+  if (state.currentRequest !== undefined) detachBody(state.currentRequest);
+  if (state.currentResponse !== undefined) detachBody(state.currentResponse);
+  for (const m of state.requests) detachBody(m);
+  for (const m of state.responses) detachBody(m);
+}
+
+function detachBody(msg: H1Message): void {
+  const body = msg.body;
+  for (let i = 0; i < body.length; i++) {
+    const data = body[i].data;
+    if (data.buffer.byteLength > 2 * data.length + 4096) body[i] = { data: Buffer.from(data), tsNs: body[i].tsNs };
+  }
 }
 
 function finish(type: MessageType, state: H1State): void {
