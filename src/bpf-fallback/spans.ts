@@ -18,8 +18,18 @@ export interface SpanReplayerDeps extends ExchangeDeps {
   pods?: PodLookup;
 }
 
+/** A connection's identity attributes, rebuilt when what they were made from changes. */
+interface IdentityEntry {
+  info: ProcessInfo;
+  pod: unknown;
+  source: ConnView['source'];
+  attributes: Attributes;
+}
+
 export class SpanReplayer {
   private readonly exchanges: ExchangeFactory;
+  /** Per connection: the exchange only reads `attributes`, so one object serves all its records. */
+  private readonly identities = new WeakMap<ConnView, IdentityEntry>();
   /** The record being replayed: replay is synchronous, so a span built now is this record's. */
   private current: HttpRecord | undefined;
 
@@ -43,14 +53,12 @@ export class SpanReplayer {
   replay(conn: ConnView, rec: HttpRecord): void {
     const { clock } = this.deps;
     const server = conn.requestDir === 'ingress';
-    const attributes: Attributes = processAttributes(conn.pid, conn.comm, this.deps.process(conn.pid, conn.comm), this.deps.pods);
-    attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
-    if (conn.local.address !== '') {
-      attributes['network.local.address'] = conn.local.address;
-      attributes['network.local.port'] = conn.local.port;
+    let attributes = this.identity(conn);
+    if (rec.partial || rec.streamId !== undefined) {
+      attributes = { ...attributes };
+      if (rec.partial) attributes['sidetrace.capture.partial'] = true;
+      if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
     }
-    if (rec.partial) attributes['sidetrace.capture.partial'] = true;
-    if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
     this.current = rec;
     try {
       const ex = this.exchanges.start({
@@ -81,6 +89,23 @@ export class SpanReplayer {
     } finally {
       this.current = undefined;
     }
+  }
+
+  private identity(conn: ConnView): Attributes {
+    const info = this.deps.process(conn.pid, conn.comm);
+    const podUid = info.cgroup?.podUid;
+    // Pod names can arrive after a connection's first span (the pod list is fetched async).
+    const pod = podUid === undefined ? undefined : this.deps.pods?.(podUid);
+    const cached = this.identities.get(conn);
+    if (cached !== undefined && cached.info === info && cached.pod === pod && cached.source === conn.source) return cached.attributes;
+    const attributes = processAttributes(conn.pid, conn.comm, info, this.deps.pods);
+    attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
+    if (conn.local.address !== '') {
+      attributes['network.local.address'] = conn.local.address;
+      attributes['network.local.port'] = conn.local.port;
+    }
+    this.identities.set(conn, { info, pod, source: conn.source, attributes });
+    return attributes;
   }
 
   private sizes(span: SpanRecord): SpanRecord {
