@@ -1,0 +1,360 @@
+// The node agent's benchmark: nginx (1 worker, 1 KiB answer, plain HTTP and TLS) under wrk with
+// the agent off and on, interleaved in one run, plus a fixed 10k rps point (fortio, plain HTTP).
+// Reports throughput on/off, the agent's CPU per 1k rps and peak RSS, and event loss.
+//   node bench/agent.js              full run (~4 min), as root; results under bench/out/agent-<run>/
+//   node bench/agent.js --quick      harness check: 1 round of 3 s
+// Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
+// --cpu-prof during the fixed-rate point; its top self-time functions are printed).
+// The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
+// this checkout, not of whatever dist/ holds.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { build } from 'esbuild';
+import { findFortio } from './fortio.js';
+import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
+import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
+import { topSelfTime } from './profile-top.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SERVER_CORE = 0;
+const LOAD_CORE = 1;
+const CONNECTIONS = 16;
+const FIXED_QPS = 10000;
+
+const quick = process.argv.includes('--quick');
+const envNum = (name, dflt) => (process.env[name] ? Number(process.env[name]) : dflt);
+const cfg = {
+  rounds: envNum('AGENT_BENCH_ROUNDS', quick ? 1 : 3),
+  seconds: envNum('AGENT_BENCH_SECONDS', quick ? 3 : 10),
+  profile: process.env.AGENT_BENCH_PROFILE === '1',
+};
+
+const runId = new Date().toISOString().replace(/[:.]/g, '-');
+const outDir = path.join(ROOT, 'bench/out', `agent-${runId}`);
+mkdirSync(outDir, { recursive: true });
+const log = (msg) => console.log(`agent-bench: ${msg}`);
+const children = [];
+
+async function main() {
+  if (process.getuid?.() !== 0) throw new Error('run as root: the agent loads BPF programs and uprobes');
+  if (os.cpus().length < 2) throw new Error('needs 2 cores: nginx and wrk are pinned apart');
+  const fortio = findFortio();
+  const runner = await buildAgent();
+  const loadBefore = os.loadavg()[0];
+  log(`run ${runId}: ${cfg.rounds} rounds × ${cfg.seconds} s; out ${path.relative(ROOT, outDir)}`);
+
+  const receiver = await startReceiver();
+  const nginx = await startNginx();
+  const urls = { plain: `http://127.0.0.1:${nginx.plainPort}/`, tls: `https://127.0.0.1:${nginx.tlsPort}/` };
+  // Warm nginx and the TLS session path once, untimed.
+  for (const proto of ['plain', 'tls']) await wrk(urls[proto], 1, 'warmup');
+
+  const rows = [];
+  for (const proto of ['plain', 'tls']) {
+    for (let round = 1; round <= cfg.rounds; round++) {
+      // ABBA across rounds, so a drift in the machine's load does not favour one side.
+      const order = round % 2 === 1 ? ['off', 'on'] : ['on', 'off'];
+      for (const mode of order) {
+        const row = { proto, round, mode, ...(mode === 'on' ? await measuredOn(runner, receiver, nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}`)) : await wrk(urls[proto], cfg.seconds, `${proto}-${round}-off`)) };
+        rows.push(row);
+        log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s` + (mode === 'on' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${2 * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
+      }
+    }
+  }
+  const fixed = await measuredOn(runner, receiver, nginx, () => fortioLoad(fortio, urls.plain), cfg.profile);
+  log(`fixed ${FIXED_QPS} rps plain: ${fixed.rps.toFixed(0)} req/s, agent ${fixed.agentCores.toFixed(3)} core, ${fixed.rssMiB.toFixed(0)} MiB, spans ${fixed.spans}/${fixed.requests}`);
+
+  const summary = summarize(rows, fixed);
+  const result = {
+    runId,
+    commit: git('rev-parse', '--short', 'HEAD'),
+    dirty: git('status', '--porcelain', '--', 'src', 'native').length > 0,
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    loadBefore,
+    loadAfter: os.loadavg()[0],
+    config: { ...cfg, connections: CONNECTIONS, fixedQps: FIXED_QPS, responseBytes: RESPONSE_BYTES },
+    rows,
+    fixed,
+    summary,
+  };
+  writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(result, null, 2));
+  process.stdout.write(renderSummary(result));
+  if (fixed.profileTop) process.stdout.write(fixed.profileTop);
+}
+
+/** Transpiles src/ (no bundling: the addon is found relative to the module) into the run's dir. */
+async function buildAgent() {
+  const buildDir = path.join(outDir, 'build');
+  const entryPoints = listTs(path.join(ROOT, 'src'));
+  await build({ entryPoints, outdir: path.join(buildDir, 'src'), outbase: path.join(ROOT, 'src'), format: 'esm', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' });
+  // The same relative layout as dist/: the addon and package.json one level above src/.
+  symlinkSync(path.join(ROOT, 'native'), path.join(buildDir, 'native'));
+  symlinkSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
+  const runner = path.join(buildDir, 'agent-main.js');
+  writeFileSync(runner, `import { run } from './src/commands/agent.js';\nprocess.exitCode = await run(process.argv.slice(2));\n`);
+  return runner;
+}
+
+function listTs(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...listTs(p));
+    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+async function startReceiver() {
+  const child = spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/agent-receiver.js')], { logFile: path.join(outDir, 'receiver.log'), ipc: true });
+  children.push(child);
+  const { port } = await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`otlp receiver exited ${code}`)));
+  });
+  const count = () =>
+    new Promise((resolve) => {
+      child.once('message', resolve);
+      child.send('count');
+    });
+  return { port, count, child };
+}
+
+async function startNginx() {
+  const dir = path.join(outDir, 'nginx');
+  mkdirSync(dir, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const plainPort = await freePort();
+  const tlsPort = await freePort();
+  const conf = `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:${plainPort};
+    listen 127.0.0.1:${tlsPort} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / { return 200 "${'x'.repeat(RESPONSE_BYTES)}"; }
+  }
+}
+`;
+  const argv = nginxArgs(dir, conf);
+  const child = spawnPinned(SERVER_CORE, 'nginx', argv, { logFile: path.join(outDir, 'nginx.log') });
+  children.push(child);
+  await waitForPort(plainPort, 10_000, child);
+  await waitForPort(tlsPort, 10_000, child);
+  return { plainPort, tlsPort, child };
+}
+
+async function wrk(url, seconds, label) {
+  const logFile = path.join(outDir, `wrk-${label}.log`);
+  const child = spawnPinned(LOAD_CORE, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, url], { logFile });
+  const { code } = await child.exited;
+  const text = readFileSync(logFile, 'utf8');
+  if (code !== 0) throw new Error(`wrk exited ${code} (see ${logFile})`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
+  const errors = /Non-2xx|Socket errors/.test(text);
+  if (!Number.isFinite(rps) || errors) throw new Error(`wrk failed for ${url} (see ${logFile})`);
+  return { rps, requests };
+}
+
+async function fortioLoad(fortio, url) {
+  const jsonPath = path.join(outDir, 'fortio-fixed.json');
+  const child = spawnPinned(LOAD_CORE, fortio, ['load', '-quiet', '-qps', String(FIXED_QPS), '-c', String(CONNECTIONS), '-t', `${cfg.seconds}s`, '-json', jsonPath, url], { logFile: path.join(outDir, 'fortio.log') });
+  const { code } = await child.exited;
+  if (code !== 0) throw new Error(`fortio exited ${code}`);
+  const r = JSON.parse(readFileSync(jsonPath, 'utf8'));
+  return { rps: r.ActualQPS, requests: r.DurationHistogram.Count };
+}
+
+/**
+ * Starts the agent (unpinned, as on a node), runs `load`, waits for the agent to drain, and reads
+ * its CPU, peak RSS, kernel counters and span count. Its own admin and export ports are skipped so
+ * the bench's scraping and the receiver's side of the export are not traced.
+ */
+async function measuredOn(runner, receiver, nginx, load, profile = false) {
+  const adminPort = await freePort();
+  const profDir = path.join(outDir, 'profile');
+  const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
+    '--skip-port', String(adminPort), '--skip-port', String(receiver.port)];
+  const env = { ...process.env, OTEL_BSP_MAX_QUEUE_SIZE: process.env.OTEL_BSP_MAX_QUEUE_SIZE ?? '65536' };
+  const child = spawnPinned('0-1', process.execPath, args, { logFile: path.join(outDir, 'agent.log'), env });
+  children.push(child);
+  await waitForPort(adminPort, 60_000, child);
+  await waitReady(adminPort, child);
+  const before = await scrape(adminPort);
+  const spansBefore = (await receiver.count()).spans;
+  const cpu0 = cpuSeconds(child.pid);
+  const t0 = process.hrtime.bigint();
+  const r = await load();
+  // The agent may still be working through the last batches: its CPU counts until it is idle.
+  let after = await scrape(adminPort);
+  for (let i = 0; i < 50; i++) {
+    await sleep(200);
+    const next = await scrape(adminPort);
+    if (next.sidetrace_agent_events_total === after.sidetrace_agent_events_total && next.sidetrace_spans_submitted_total === after.sidetrace_spans_submitted_total) break;
+    after = next;
+  }
+  const cpu = cpuSeconds(child.pid) - cpu0;
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rssMiB = peakRssMiB(child.pid);
+  await sleep(1500); // export batches every second or so
+  const spans = (await receiver.count()).spans - spansBefore;
+  const d = (k) => (after[k] ?? 0) - (before[k] ?? 0);
+  await stop(child, 'SIGINT', 10_000);
+  children.splice(children.indexOf(child), 1);
+  const out = {
+    ...r,
+    // CPU over the load's own duration: the load generator's rate times its seconds.
+    agentCpuSeconds: cpu,
+    agentCores: cpu / (r.requests / r.rps),
+    wallSeconds: wall,
+    rssMiB,
+    spans,
+    records: d('sidetrace_agent_records_total'),
+    spansDropped: d('sidetrace_spans_dropped_total'),
+    kernel: { sent: d('sidetrace_agent_kernel_events_sent'), dropped: d('sidetrace_agent_kernel_events_dropped') },
+    userEvents: d('sidetrace_agent_events_total'),
+    gaps: d('sidetrace_agent_gaps_total'),
+    parseErrors: d('sidetrace_agent_parse_errors_total'),
+  };
+  out.cpuMsPer1kRequests = (1000 * cpu) / (r.requests / 1000) / 1000;
+  if (profile) out.profileTop = topSelfTime(profDir, 30);
+  return out;
+}
+
+async function waitReady(port, child) {
+  // The probes are attached once the agent serves /metrics with kernel counters; then a short
+  // settle for the initial TLS attach scan.
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode} (see ${outDir}/agent.log)`);
+    const m = await scrape(port).catch(() => undefined);
+    if (m && m.sidetrace_agent_kernel_events_sent !== undefined) break;
+    await sleep(100);
+  }
+  await sleep(1000);
+}
+
+function scrape(port) {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          const m = {};
+          for (const line of text.split('\n')) {
+            const hit = /^([a-z_]+)(?:\{[^}]*\})? ([\d.e+-]+)$/.exec(line);
+            if (hit) m[hit[1]] = (m[hit[1]] ?? 0) + Number(hit[2]);
+          }
+          resolve(m);
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function summarize(rows, fixed) {
+  const out = {};
+  for (const proto of ['plain', 'tls']) {
+    const ratios = [];
+    for (let round = 1; round <= cfg.rounds; round++) {
+      const on = rows.find((r) => r.proto === proto && r.round === round && r.mode === 'on');
+      const off = rows.find((r) => r.proto === proto && r.round === round && r.mode === 'off');
+      if (on && off) ratios.push(on.rps / off.rps);
+    }
+    const on = rows.filter((r) => r.proto === proto && r.mode === 'on');
+    const off = rows.filter((r) => r.proto === proto && r.mode === 'off');
+    out[proto] = {
+      offRps: median(off.map((r) => r.rps)),
+      onRps: median(on.map((r) => r.rps)),
+      ratio: median(ratios),
+      ratios,
+      agentCoresPer1kRps: median(on.map((r) => r.agentCores / (r.rps / 1000))),
+      agentCores: median(on.map((r) => r.agentCores)),
+      cpuUsPerRequest: median(on.map((r) => (1e6 * r.agentCpuSeconds) / r.requests)),
+      rssMiB: Math.max(...on.map((r) => r.rssMiB)),
+      kernelDropped: on.reduce((a, r) => a + r.kernel.dropped, 0),
+      kernelSent: on.reduce((a, r) => a + r.kernel.sent, 0),
+      spans: on.reduce((a, r) => a + r.spans, 0),
+      expectedSpans: on.reduce((a, r) => a + 2 * r.requests, 0),
+      records: on.reduce((a, r) => a + r.records, 0),
+      spansDropped: on.reduce((a, r) => a + r.spansDropped, 0),
+    };
+  }
+  out.fixed = {
+    rps: fixed.rps,
+    agentCores: fixed.agentCores,
+    cpuUsPerRequest: (1e6 * fixed.agentCpuSeconds) / fixed.requests,
+    rssMiB: fixed.rssMiB,
+    kernelDropped: fixed.kernel.dropped,
+    kernelSent: fixed.kernel.sent,
+    spans: fixed.spans,
+    requests: fixed.requests,
+    records: fixed.records,
+    spansDropped: fixed.spansDropped,
+  };
+  return out;
+}
+
+function renderSummary(r) {
+  const s = r.summary;
+  const pct = (x) => `${(100 * x).toFixed(1)}%`;
+  const lines = [
+    `commit ${r.commit}${r.dirty ? ' (+ uncommitted src/native changes)' : ''}, kernel ${r.kernel}, ${r.cpus} × ${r.cpuModel}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`,
+    '| load | agent off req/s | agent on req/s | on/off (median of rounds) | agent core per 1k req/s | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/(2×requests) | spans received/(2×requests) | spans dropped by the export queue |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const proto of ['plain', 'tls']) {
+    const p = s[proto];
+    lines.push(`| ${proto === 'plain' ? 'HTTP' : 'HTTPS'} saturation | ${p.offRps.toFixed(0)} | ${p.onRps.toFixed(0)} | ${p.ratio.toFixed(3)} (${p.ratios.map((x) => x.toFixed(3)).join(', ')}) | ${p.agentCoresPer1kRps.toFixed(4)} | ${p.cpuUsPerRequest.toFixed(1)} | ${p.rssMiB.toFixed(0)} MiB | ${p.kernelDropped}/${p.kernelSent} | ${p.records}/${p.expectedSpans} | ${p.spans}/${p.expectedSpans} (${pct(p.spans / p.expectedSpans)}) | ${p.spansDropped} |`);
+  }
+  const f = s.fixed;
+  lines.push(`| HTTP fixed ${FIXED_QPS} req/s (fortio) | – | ${f.rps.toFixed(0)} | – | ${(f.agentCores / (f.rps / 1000)).toFixed(4)} (${f.agentCores.toFixed(3)} core) | ${f.cpuUsPerRequest.toFixed(1)} | ${f.rssMiB.toFixed(0)} MiB | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${2 * f.requests} | ${f.spans}/${2 * f.requests} (${pct(f.spans / (2 * f.requests))}) | ${f.spansDropped} |`);
+  return lines.join('\n') + '\n';
+}
+
+function git(...args) {
+  try {
+    return execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+}
+
+main()
+  .catch((err) => {
+    console.error(`agent-bench: ${err.stack ?? err}`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const child of children.reverse()) await stop(child, 'SIGTERM', 5000).catch(() => {});
+  });
