@@ -114,15 +114,43 @@ function putHexField(tag: number, hex: string): void {
   for (let i = 0; i < n; i++) buf[pos++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
 }
 
-/** Writes a string of known UTF-8 length `n` (no length prefix); ASCII takes the latin1 copy path. */
+// Below this many UTF-16 units a JS loop beats a call into C++ (Buffer.byteLength, Buffer#write);
+// most attribute keys and values are this short, bodies are not.
+const SHORT_STRING = 48;
+
+/** UTF-8 length of `s`, lone surrogates counted as the U+FFFD they are written as. */
+function utf8Length(s: string): number {
+  const len = s.length;
+  if (len > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
+  let n = len;
+  for (let i = 0; i < len; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < len && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: 2 units, 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** Writes a string of known UTF-8 length `n` (no length prefix); the caller has ensured room. */
 function putStringBytes(s: string, n: number): void {
-  buf.write(s, pos, n, n === s.length ? 'latin1' : 'utf8');
+  const len = s.length;
+  if (n === len) {
+    if (len <= SHORT_STRING) {
+      for (let i = 0; i < len; i++) buf[pos++] = s.charCodeAt(i);
+      return;
+    }
+    buf.write(s, pos, n, 'latin1');
+  } else buf.write(s, pos, n, 'utf8');
   pos += n;
 }
 
 /** tag, length, UTF-8 bytes. `tag` must be a one-byte tag (field < 16). */
 function putStringField(tag: number, s: string): void {
-  const n = Buffer.byteLength(s, 'utf8');
+  const n = utf8Length(s);
   ensure(1 + MAX_VARINT32 + n);
   buf[pos++] = tag;
   putVarint32(n);
@@ -133,7 +161,7 @@ function putStringField(tag: number, s: string): void {
 function anyValueSize(v: unknown): number {
   switch (typeof v) {
     case 'string': {
-      const n = Buffer.byteLength(v, 'utf8');
+      const n = utf8Length(v);
       return 1 + varintSize(n) + n;
     }
     case 'boolean':
@@ -172,7 +200,7 @@ function arrayContentSize(arr: unknown[]): number {
 function putAnyValue(v: unknown): void {
   switch (typeof v) {
     case 'string': {
-      const n = Buffer.byteLength(v, 'utf8');
+      const n = utf8Length(v);
       buf[pos++] = 0x0a; // string_value = 1
       putVarint32(n);
       putStringBytes(v, n);
@@ -213,11 +241,15 @@ function putAnyValue(v: unknown): void {
 
 /** Repeated KeyValue under a one-byte `tag`; each pair's sizes are exact, so nothing shifts. */
 function putAttributes(tag: number, attrs: Attributes): void {
-  for (const key in attrs) {
-    if (!Object.prototype.hasOwnProperty.call(attrs, key)) continue;
+  // Own enumerable keys, in insertion order: what the official writer's for-in + hasOwnProperty visits.
+  const keys = Object.keys(attrs);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
     const v: AttrValue = attrs[key];
-    const kn = Buffer.byteLength(key, 'utf8');
-    const vn = anyValueSize(v);
+    const kn = utf8Length(key);
+    // Strings (most values) are sized once here rather than in anyValueSize and putAnyValue.
+    const sn = typeof v === 'string' ? utf8Length(v) : 0;
+    const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
     const kvLen = 1 + varintSize(kn) + kn + 1 + varintSize(vn) + vn;
     ensure(1 + MAX_VARINT32 + kvLen);
     buf[pos++] = tag;
@@ -227,7 +259,11 @@ function putAttributes(tag: number, attrs: Attributes): void {
     putStringBytes(key, kn);
     buf[pos++] = 0x12; // KeyValue.value = 2
     putVarint32(vn);
-    putAnyValue(v);
+    if (typeof v === 'string') {
+      buf[pos++] = 0x0a; // AnyValue.string_value = 1
+      putVarint32(sn);
+      putStringBytes(v, sn);
+    } else putAnyValue(v);
   }
 }
 
@@ -291,7 +327,7 @@ function putSpan(s: SpanRecord): void {
     endLength(es, EVENT_LEN_GUESS);
   }
   const message = s.status.message;
-  const mn = message ? Buffer.byteLength(message, 'utf8') : 0;
+  const mn = message ? utf8Length(message) : 0;
   const statusLen = (mn ? 1 + varintSize(mn) + mn : 0) + 2;
   // dropped_events_count = 12, dropped_links_count = 14 (two bytes each), status, flags.
   ensure(4 + 2 + MAX_VARINT32 + statusLen + 7);
