@@ -196,8 +196,15 @@ function arrayContentSize(arr: unknown[]): number {
   return n;
 }
 
-/** AnyValue content whose size (from anyValueSize) is already reserved by the caller. */
-function putAnyValue(v: unknown): void {
+/** Content length of a length-delimited field whose whole size (tag, length, content) is `size`. */
+function contentLength(size: number): number {
+  let n = size - 2;
+  while (1 + varintSize(n) + n !== size) n--;
+  return n;
+}
+
+/** AnyValue content of `size` bytes (from anyValueSize), room already ensured by the caller. */
+function putAnyValue(v: unknown, size: number): void {
   switch (typeof v) {
     case 'string': {
       const n = utf8Length(v);
@@ -228,12 +235,13 @@ function putAnyValue(v: unknown): void {
         pos += v.byteLength;
       } else if (Array.isArray(v)) {
         buf[pos++] = 0x2a; // array_value = 5
-        putVarint32(arrayContentSize(v));
+        putVarint32(contentLength(size));
         for (let i = 0; i < v.length; i++) {
           const item = v[i] as unknown;
+          const itemSize = anyValueSize(item);
           buf[pos++] = 0x0a; // ArrayValue.values = 1
-          putVarint32(anyValueSize(item));
-          putAnyValue(item);
+          putVarint32(itemSize);
+          putAnyValue(item, itemSize);
         }
       }
   }
@@ -263,7 +271,7 @@ function putAttributes(tag: number, attrs: Attributes): void {
       buf[pos++] = 0x0a; // AnyValue.string_value = 1
       putVarint32(sn);
       putStringBytes(v, sn);
-    } else putAnyValue(v);
+    } else putAnyValue(v, vn);
   }
 }
 
