@@ -1,0 +1,149 @@
+// The agent's user-space pipeline without the kernel: synthetic nginx-like keep-alive traffic
+// (16 connections, GET → 200 with 1 KiB, both the client's and the server's side) replayed through
+// the connection table, the HTTP/1 parser and stitcher, and span building into a counting sink
+// (no export). Deterministic and CPU-only, so two revisions can be compared on a noisy machine:
+//   node bench/agent-replay.js [REV ...]     default: the working tree; REV: a git revision
+// Each revision's src/ is transpiled with esbuild into bench/out/replay-<rev>/ and run in its own
+// child process, alternating revisions over 5 rounds; prints the median µs per request.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CONNS = 16;
+const REQUESTS_PER_CONN = 2000;
+const BATCH_EVENTS = 256;
+const ROUNDS = 5;
+
+if (process.argv[2] === '--child') {
+  await child(process.argv[3], process.argv[4] === 'spans');
+} else {
+  await parent(process.argv.slice(2));
+}
+
+async function parent(revs) {
+  if (revs.length === 0) revs = ['WORKTREE'];
+  const dirs = {};
+  for (const rev of revs) dirs[rev] = await prepare(rev);
+  const results = {};
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const rev of revs) {
+      for (const mode of ['parse', 'spans']) {
+        const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], mode], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`${rev} ${mode}: ${r.stderr}`);
+        (results[`${rev} ${mode}`] ??= []).push(Number(r.stdout.trim()));
+      }
+    }
+  }
+  for (const [k, v] of Object.entries(results)) {
+    const s = [...v].sort((a, b) => a - b);
+    console.log(`${k.padEnd(24)} median ${s[(s.length - 1) >> 1].toFixed(1)} µs per request (both sides) [${v.map((x) => x.toFixed(1)).join(' ')}]`);
+  }
+}
+
+async function prepare(rev) {
+  const label = rev === 'WORKTREE' ? 'worktree' : execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', rev], { encoding: 'utf8' }).trim();
+  const dir = path.join(ROOT, 'bench/out', `replay-${label}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let srcRoot = ROOT;
+  if (rev !== 'WORKTREE') {
+    srcRoot = path.join(dir, 'tree');
+    mkdirSync(srcRoot);
+    execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${rev} src | tar -x -C "${srcRoot}"`]);
+  }
+  const entryPoints = listTs(path.join(srcRoot, 'src'));
+  await build({ entryPoints, outdir: path.join(dir, 'src'), outbase: path.join(srcRoot, 'src'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
+  symlinkSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  return dir;
+}
+
+function listTs(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...listTs(p));
+    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** Events of both sides of CONNS connections, interleaved by request like a busy node's ring. */
+function traffic() {
+  const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', 'latin1');
+  const response = Buffer.from(
+    'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 17:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n' + 'x'.repeat(1024),
+    'latin1',
+  );
+  const events = [];
+  let ts = 1e12;
+  const sides = [];
+  for (let c = 0; c < CONNS; c++) {
+    for (const role of ['client', 'server']) {
+      const connId = 1 + 2 * c + (role === 'server' ? 1 : 0);
+      const pid = role === 'client' ? 100 : 200;
+      const local = { address: '127.0.0.1', port: role === 'client' ? 40000 + c : 8080 };
+      const remote = { address: '127.0.0.1', port: role === 'client' ? 8080 : 40000 + c };
+      events.push({ kind: 'open', connId, pid, tid: pid, fd: 5, tsNs: (ts += 1000), role, local, remote, comm: role === 'client' ? 'wrk' : 'nginx' });
+      sides.push({ connId, pid, role, pos: { egress: 0, ingress: 0 } });
+    }
+  }
+  const data = (s, direction, bytes) => {
+    events.push({ kind: 'data', connId: s.connId, pid: s.pid, tid: s.pid, fd: 5, tsNs: (ts += 1000), direction, source: 'syscall', pos: s.pos[direction], size: bytes.length, data: bytes });
+    s.pos[direction] += bytes.length;
+  };
+  for (let i = 0; i < REQUESTS_PER_CONN; i++) {
+    for (let c = 0; c < CONNS; c++) {
+      const client = sides[2 * c];
+      const server = sides[2 * c + 1];
+      data(client, 'egress', request);
+      data(server, 'ingress', request);
+      data(server, 'egress', response);
+      data(client, 'ingress', response);
+    }
+  }
+  return events;
+}
+
+async function child(dir, spans) {
+  const imp = (p) => import(path.join(dir, 'src', p));
+  const { ConnTable } = await imp('bpf-fallback/conn-table.js');
+  const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
+  const { Metrics } = await imp('telemetry/metrics.js');
+  let onRecord = () => {};
+  let built = 0;
+  if (spans) {
+    const { SpanReplayer } = await imp('bpf-fallback/spans.js');
+    const { fixedClock } = await imp('bpf-fallback/clock.js');
+    const { compilePolicy } = await imp('policy/parse.js');
+    const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
+    const policy = compilePolicy({});
+    const info = { executableName: 'nginx' };
+    const replayer = new SpanReplayer({
+      serviceName: 'agent',
+      policy: () => policy,
+      sink: { submit: () => built++ },
+      metrics: createProxyMetrics(new Metrics()),
+      clock: fixedClock(1_700_000_000_000),
+      process: () => info,
+    });
+    onRecord = (conn, rec) => replayer.replay(conn, rec);
+  }
+  let records = 0;
+  const events = traffic();
+  const run = () => {
+    const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (conn, rec) => (records++, onRecord(conn, rec)) });
+    for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
+  };
+  run(); // warm-up: JIT and caches
+  records = 0;
+  built = 0;
+  const t0 = process.hrtime.bigint();
+  run();
+  const us = Number(process.hrtime.bigint() - t0) / 1e3;
+  const requests = CONNS * REQUESTS_PER_CONN;
+  if (records !== 2 * requests || (spans && built !== 2 * requests)) throw new Error(`expected ${2 * requests} records/spans, got ${records}/${built}`);
+  process.stdout.write(`${us / requests}\n`);
+}
