@@ -96,7 +96,7 @@ class OtlpGrpcTransport implements BatchTransport {
       new OtlpTraceSerializer(resource, { name: 'sidetrace', version: VERSION }),
       COMPONENT_TYPE,
       SPAN_METRICS_HELPER,
-      undefined,
+      undefined, // the global meter provider, as OTLPTraceExporter without selfObsMeterProvider
       GRPC_NAME,
       GRPC_PATH,
     );
