@@ -2,10 +2,10 @@
 // Hand-written rather than otlp-transformer's ProtobufTraceSerializer because that one needs SDK
 // ReadableSpans (an object graph per span built just to be read once), sizes every message twice
 // (estimator pass + writer pass) and copies strings char by char; at saturation it was ~40% of
-// the proxy's busy time. This writes each batch in one pass into a reused buffer, strings with
-// Buffer#write (native), resource and scope pre-encoded once, ids straight from hex.
-// The output decodes to exactly what the official serializer emits for the same spans
-// (otlp-serializer.test.ts checks that field by field).
+// the proxy's busy time. This writes each batch in one pass into a reused buffer (long strings
+// such as bodies with Buffer#write, short ones in JS), resource and scope pre-encoded once, ids
+// straight from hex. The output is byte for byte what the official serializer emits for the same
+// spans (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { AttrValue, Attributes, SpanRecord } from './span.js';
