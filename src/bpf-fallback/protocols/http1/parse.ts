@@ -14,7 +14,6 @@ const MAX_PENDING_METHODS = 256;
 const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) ([^ \x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
-const RESPONSE_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\x00-\x08\x0a-\x1f\x7f]*)?$/;
 // RFC 9110 tchar, as a table: header names are checked once per header on every message.
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
@@ -224,12 +223,12 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   const head = readHead(buf, 'response');
   if ('kind' in head) return head;
   const line = head.text.slice(0, head.lineEnd);
-  const m = RESPONSE_LINE.exec(line);
-  if (m === null) return invalid(`bad status line "${line.slice(0, 64)}"`);
+  const m = statusLine(line);
+  if (m === undefined) return invalid(`bad status line "${line.slice(0, 64)}"`);
   const headers = parseHeaderText(head.text, head.lineEnd + 2);
   if (typeof headers === 'string') return invalid(headers);
-  const status = Number(m[2]);
-  const version = m[1] === '0' ? '1.0' : '1.1';
+  const status = m.status;
+  const version = m.minor === 48 ? '1.0' : '1.1';
   const dir = state.response;
   const frame = { kind: 'response-head' as const, status, version: version as '1.0' | '1.1', headers, interim: false, complete: true };
   if (status < 200 && status !== 101) {
@@ -266,6 +265,29 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   return { kind: 'success', frame, consumed: head.consumed };
 }
 
+/**
+ * `HTTP/1.x NNN[ reason]` checked by char codes (a regex exec per response was a visible cost):
+ * the minor version's char code and the status, or undefined.
+ */
+function statusLine(line: string): { minor: number; status: number } | undefined {
+  if (line.length < 12 || !line.startsWith(HTTP1_PREFIX)) return undefined;
+  const minor = line.charCodeAt(7);
+  const d0 = line.charCodeAt(9) - 48;
+  const d1 = line.charCodeAt(10) - 48;
+  const d2 = line.charCodeAt(11) - 48;
+  if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return undefined;
+  if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return undefined;
+  if (line.length > 12) {
+    if (line.charCodeAt(12) !== 32) return undefined;
+    // Reason phrase: tab, SP, VCHAR, obs-text (RFC 9112 §4).
+    for (let i = 13; i < line.length; i++) {
+      const c = line.charCodeAt(i);
+      if ((c < 32 && c !== 9) || c === 127) return undefined;
+    }
+  }
+  return { minor, status: d0 * 100 + d1 * 10 + d2 };
+}
+
 /** Header lines of `text` from offset `from` on, folding obs-fold continuations; a string is the error. */
 function parseHeaderText(text: string, from: number): RawHeaders | string {
   const headers: RawHeaders = [];
@@ -287,9 +309,24 @@ function parseHeaderText(text: string, from: number): RawHeaders | string {
       const ch = text.charCodeAt(i);
       if (ch >= 128 || TCHAR[ch] === 0) return `bad header name "${text.slice(start, colon).slice(0, 64)}"`;
     }
-    headers.push(text.slice(start, colon), text.slice(colon + 1, eol).trim());
+    let v = colon + 1;
+    let e = eol;
+    while (v < e && isOws(text.charCodeAt(v))) v++;
+    while (e > v && isOws(text.charCodeAt(e - 1))) e--;
+    headers.push(text.slice(start, colon), text.slice(v, e));
   }
   return headers;
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
+/** Case-insensitive equality with a lower-case ASCII name, without allocating a lowered copy. */
+function isName(s: string, lower: string): boolean {
+  if (s.length !== lower.length) return false;
+  for (let i = 0; i < s.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
 }
 
 /** 'chunked', a Content-Length, 'none' (no framing header) or 'invalid'. */
@@ -297,21 +334,29 @@ function bodyFraming(headers: RawHeaders): 'chunked' | 'none' | 'invalid' | numb
   let length: number | undefined;
   let chunked = false;
   for (let i = 0; i < headers.length; i += 2) {
-    // Lower-cased only when the length matches one of the two names.
-    const len = headers[i].length;
-    if (len !== 17 && len !== 14) continue;
-    const name = headers[i].toLowerCase();
-    if (name === 'transfer-encoding') {
+    const name = headers[i];
+    if (isName(name, 'transfer-encoding')) {
       const codings = headers[i + 1].toLowerCase().split(',');
       chunked = codings[codings.length - 1].trim() === 'chunked';
-    } else if (name === 'content-length') {
-      const v = headers[i + 1].split(',')[0].trim();
-      if (!/^\d{1,15}$/.test(v)) return 'invalid';
+    } else if (isName(name, 'content-length')) {
+      const raw = headers[i + 1];
+      const v = isDigits(raw) ? raw : raw.split(',')[0].trim();
+      if (!isDigits(v)) return 'invalid';
       length = Number(v);
     }
   }
   if (chunked) return 'chunked';
   return length ?? 'none';
+}
+
+/** 1 to 15 ASCII digits. */
+function isDigits(v: string): boolean {
+  if (v.length === 0 || v.length > 15) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** Takes the method of the request a response starting at `tsNs` answers, if it was captured. */
