@@ -179,8 +179,11 @@ async function main() {
     commands, sent, spans, nospansSpans, results,
   };
   writeFileSync(path.join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
-  const md = renderResults(summary, profile);
   const resultsPath = quick ? path.join(outDir, 'RESULTS.md') : path.join(ROOT, 'bench/RESULTS.md');
+  // RESULTS.md also holds the node agent's section (bench/agent.js): keep it, replace only ours.
+  const previous = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '';
+  const agentAt = previous.indexOf('\n## Node agent');
+  const md = renderResults(summary, profile) + (agentAt < 0 ? '' : previous.slice(agentAt));
   writeFileSync(resultsPath, md);
   log(`wrote ${path.relative(ROOT, resultsPath)}`);
   console.log(md.slice(md.indexOf('## Results')));
