@@ -5,29 +5,12 @@
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
 import type { BodyChunk, HttpRecord, MessageType, TimedFrame } from '../protocol.js';
+import { rstCodeName } from '../../../proxy/h2/rst-codes.js';
 import { HpackError } from './hpack.js';
 import { Flag, FrameType, type H2Frame, type H2State, type H2Stream } from './types.js';
 
 const MAX_STREAMS = 1024;
 const MAX_BLOCK_BYTES = 256 * 1024;
-
-/** RFC 9113 §7 error code names, as the proxy reports resets. */
-const ERROR_CODES = [
-  'NO_ERROR',
-  'PROTOCOL_ERROR',
-  'INTERNAL_ERROR',
-  'FLOW_CONTROL_ERROR',
-  'SETTINGS_TIMEOUT',
-  'STREAM_CLOSED',
-  'FRAME_SIZE_ERROR',
-  'REFUSED_STREAM',
-  'CANCEL',
-  'COMPRESSION_ERROR',
-  'CONNECT_ERROR',
-  'ENHANCE_YOUR_CALM',
-  'INADEQUATE_SECURITY',
-  'HTTP_1_1_REQUIRED',
-];
 
 export function stitchH2(requests: TimedFrame<H2Frame>[], responses: TimedFrame<H2Frame>[], state: H2State, eof: boolean): HttpRecord[] {
   const out: HttpRecord[] = [];
@@ -99,7 +82,7 @@ function onFrame(type: MessageType, tf: TimedFrame<H2Frame>, state: H2State, out
       if (s === undefined) return;
       s.endNs = tf.endNs;
       const code = f.payload.length >= 4 ? f.payload.readUInt32BE(0) : 0;
-      complete(s, state, out, `RST_STREAM:${ERROR_CODES[code] ?? code}`);
+      complete(s, state, out, `RST_STREAM:${rstCodeName(code)}`);
       return;
     }
   }
