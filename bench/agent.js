@@ -113,7 +113,7 @@ function listTs(dir) {
 }
 
 async function startReceiver() {
-  const child = spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/agent-receiver.js')], { logFile: path.join(outDir, 'receiver.log'), ipc: true });
+  const child = spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/otlp-receiver.js')], { logFile: path.join(outDir, 'receiver.log'), ipc: true });
   children.push(child);
   const { port } = await new Promise((resolve, reject) => {
     child.once('message', resolve);
