@@ -5,6 +5,10 @@
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
 // --cpu-prof during the fixed-rate point; its top self-time functions are printed).
+// Modes per round: off, on (the agent unlimited), and "limited": the agent in a CPU cgroup with
+// the chart's agent.resources.limits.cpu as its quota, as a DaemonSet runs it (skipped when the
+// chart sets no CPU limit). Every row also has nginx's own CPU per request, the cost the probes
+// add inside the traced app whichever core the agent runs on.
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
 import { execFileSync } from 'node:child_process';
@@ -15,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
+import YAML from 'yaml';
 import { findFortio } from './fortio.js';
 import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
 import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
@@ -54,19 +59,24 @@ async function main() {
   // Warm nginx and the TLS session path once, untimed.
   for (const proto of ['plain', 'tls']) await wrk(urls[proto], 1, 'warmup');
 
+  const cpuLimit = chartCpuLimit();
+  const cgroup = cpuLimit === undefined ? undefined : makeCpuCgroup(cpuLimit);
+  log(cgroup ? `limited mode: agent CPU quota ${cpuLimit} core (chart agent.resources.limits.cpu)` : 'limited mode skipped: the chart sets no agent CPU limit');
+  const modes = cgroup ? ['off', 'on', 'limited'] : ['off', 'on'];
   const rows = [];
   for (const proto of ['plain', 'tls']) {
     for (let round = 1; round <= cfg.rounds; round++) {
-      // ABBA across rounds, so a drift in the machine's load does not favour one side.
-      const order = round % 2 === 1 ? ['off', 'on'] : ['on', 'off'];
+      // Reversed every other round, so a drift in the machine's load does not favour one mode.
+      const order = round % 2 === 1 ? modes : [...modes].reverse();
       for (const mode of order) {
-        const row = { proto, round, mode, ...(mode === 'on' ? await measuredOn(runner, receiver, nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}`)) : await wrk(urls[proto], cfg.seconds, `${proto}-${round}-off`)) };
+        const load = () => withServerCpu(nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}-${mode}`));
+        const row = { proto, round, mode, ...(mode === 'off' ? await load() : await measuredOn(runner, receiver, load, { cgroup: mode === 'limited' ? cgroup : undefined })) };
         rows.push(row);
-        log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s` + (mode === 'on' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${2 * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
+        log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s, nginx ${row.serverUsPerRequest.toFixed(2)} µs/request` + (mode !== 'off' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${2 * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
       }
     }
   }
-  const fixed = await measuredOn(runner, receiver, nginx, () => fortioLoad(fortio, urls.plain), cfg.profile);
+  const fixed = await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile });
   log(`fixed ${FIXED_QPS} rps plain: ${fixed.rps.toFixed(0)} req/s, agent ${fixed.agentCores.toFixed(3)} core, ${fixed.rssMiB.toFixed(0)} MiB, spans ${fixed.spans}/${fixed.requests}`);
 
   const summary = summarize(rows, fixed);
@@ -79,7 +89,7 @@ async function main() {
     cpuModel: os.cpus()[0]?.model,
     loadBefore,
     loadAfter: os.loadavg()[0],
-    config: { ...cfg, connections: CONNECTIONS, fixedQps: FIXED_QPS, responseBytes: RESPONSE_BYTES },
+    config: { ...cfg, connections: CONNECTIONS, fixedQps: FIXED_QPS, responseBytes: RESPONSE_BYTES, cpuLimit },
     rows,
     fixed,
     summary,
@@ -166,6 +176,43 @@ http {
   return { plainPort, tlsPort, child };
 }
 
+/** Runs `load` and adds nginx's CPU per request (master + worker, utime + stime) to its result. */
+async function withServerCpu(nginx, load) {
+  const c0 = cpuSeconds(nginx.child.pid);
+  const r = await load();
+  return { ...r, serverUsPerRequest: (1e6 * (cpuSeconds(nginx.child.pid) - c0)) / r.requests };
+}
+
+/** The chart's agent CPU limit in cores (AGENT_BENCH_CPU_LIMIT overrides), or undefined when it sets none. */
+function chartCpuLimit() {
+  if (process.env.AGENT_BENCH_CPU_LIMIT) return Number(process.env.AGENT_BENCH_CPU_LIMIT);
+  const values = YAML.parse(readFileSync(path.join(ROOT, 'charts/sidetrace/values.yaml'), 'utf8'));
+  const cpu = values?.agent?.resources?.limits?.cpu;
+  if (cpu === undefined || cpu === null) return undefined;
+  const s = String(cpu);
+  return s.endsWith('m') ? Number(s.slice(0, -1)) / 1000 : Number(s);
+}
+
+/** A cgroup (v2 if mounted, else v1's cpu controller) whose CPU quota is `cores`; returns its procs file. */
+function makeCpuCgroup(cores) {
+  const period = 100_000;
+  const quota = Math.round(cores * period);
+  const v2 = '/sys/fs/cgroup/cgroup.controllers';
+  let dir;
+  try {
+    readFileSync(v2);
+    dir = '/sys/fs/cgroup/sidetrace-agent-bench';
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'cpu.max'), `${quota} ${period}`);
+  } catch {
+    dir = '/sys/fs/cgroup/cpu/sidetrace-agent-bench';
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(period));
+    writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(quota));
+  }
+  return path.join(dir, 'cgroup.procs');
+}
+
 async function wrk(url, seconds, label) {
   const logFile = path.join(outDir, `wrk-${label}.log`);
   const child = spawnPinned(LOAD_CORE, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, url], { logFile });
@@ -193,7 +240,7 @@ async function fortioLoad(fortio, url) {
  * its CPU, peak RSS, kernel counters and span count. Its own admin and export ports are skipped so
  * the bench's scraping and the receiver's side of the export are not traced.
  */
-async function measuredOn(runner, receiver, nginx, load, profile = false) {
+async function measuredOn(runner, receiver, load, { profile = false, cgroup } = {}) {
   const adminPort = await freePort();
   const profDir = path.join(outDir, 'profile');
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
@@ -201,7 +248,10 @@ async function measuredOn(runner, receiver, nginx, load, profile = false) {
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port)];
   // The agent's own export defaults (queue 2048 spans / 32 MiB), as a user runs it; OTEL_* in the
   // bench's environment pass through.
-  const child = spawnPinned('0-1', process.execPath, args, { logFile: path.join(outDir, 'agent.log') });
+  // In limited mode a shell joins the cgroup, then execs the agent (its threads inherit it).
+  const child = cgroup
+    ? spawnPinned('0-1', 'sh', ['-c', `echo $$ > ${cgroup} && exec "$0" "$@"`, process.execPath, ...args], { logFile: path.join(outDir, 'agent.log') })
+    : spawnPinned('0-1', process.execPath, args, { logFile: path.join(outDir, 'agent.log') });
   children.push(child);
   await waitForPort(adminPort, 60_000, child);
   await waitReady(adminPort, child);
@@ -286,35 +336,42 @@ const median = (xs) => {
 function summarize(rows, fixed) {
   const out = {};
   for (const proto of ['plain', 'tls']) {
-    const ratios = [];
-    for (let round = 1; round <= cfg.rounds; round++) {
-      const on = rows.find((r) => r.proto === proto && r.round === round && r.mode === 'on');
-      const off = rows.find((r) => r.proto === proto && r.round === round && r.mode === 'off');
-      if (on && off) ratios.push(on.rps / off.rps);
-    }
-    const on = rows.filter((r) => r.proto === proto && r.mode === 'on');
     const off = rows.filter((r) => r.proto === proto && r.mode === 'off');
-    out[proto] = {
-      offRps: median(off.map((r) => r.rps)),
-      onRps: median(on.map((r) => r.rps)),
-      ratio: median(ratios),
-      ratios,
-      agentCoresPer1kRps: median(on.map((r) => r.agentCores / (r.rps / 1000))),
-      agentCores: median(on.map((r) => r.agentCores)),
-      cpuUsPerRequest: median(on.map((r) => (1e6 * r.agentCpuSeconds) / r.requests)),
-      rssMiB: Math.max(...on.map((r) => r.rssMiB)),
-      kernelDropped: on.reduce((a, r) => a + r.kernel.dropped, 0),
-      kernelSent: on.reduce((a, r) => a + r.kernel.sent, 0),
-      spans: on.reduce((a, r) => a + r.spans, 0),
-      expectedSpans: on.reduce((a, r) => a + 2 * r.requests, 0),
-      records: on.reduce((a, r) => a + r.records, 0),
-      spansDropped: on.reduce((a, r) => a + r.spansDropped, 0),
-    };
+    for (const mode of ['on', 'limited']) {
+      const on = rows.filter((r) => r.proto === proto && r.mode === mode);
+      if (on.length === 0) continue;
+      const ratios = [];
+      for (let round = 1; round <= cfg.rounds; round++) {
+        const a = on.find((r) => r.round === round);
+        const b = off.find((r) => r.round === round);
+        if (a && b) ratios.push(a.rps / b.rps);
+      }
+      out[`${proto}-${mode}`] = {
+        proto,
+        mode,
+        offRps: median(off.map((r) => r.rps)),
+        onRps: median(on.map((r) => r.rps)),
+        ratio: median(ratios),
+        ratios,
+        serverUsOff: median(off.map((r) => r.serverUsPerRequest)),
+        serverUsOn: median(on.map((r) => r.serverUsPerRequest)),
+        agentCores: median(on.map((r) => r.agentCores)),
+        cpuUsPerRequest: median(on.map((r) => (1e6 * r.agentCpuSeconds) / r.requests)),
+        rssMiB: Math.max(...on.map((r) => r.rssMiB)),
+        kernelDropped: on.reduce((a, r) => a + r.kernel.dropped, 0),
+        kernelSent: on.reduce((a, r) => a + r.kernel.sent, 0),
+        spans: on.reduce((a, r) => a + r.spans, 0),
+        expectedSpans: on.reduce((a, r) => a + 2 * r.requests, 0),
+        records: on.reduce((a, r) => a + r.records, 0),
+        spansDropped: on.reduce((a, r) => a + r.spansDropped, 0),
+      };
+    }
   }
   out.fixed = {
     rps: fixed.rps,
     agentCores: fixed.agentCores,
     cpuUsPerRequest: (1e6 * fixed.agentCpuSeconds) / fixed.requests,
+    serverUsOn: fixed.serverUsPerRequest,
     rssMiB: fixed.rssMiB,
     kernelDropped: fixed.kernel.dropped,
     kernelSent: fixed.kernel.sent,
@@ -331,15 +388,17 @@ function renderSummary(r) {
   const pct = (x) => `${(100 * x).toFixed(1)}%`;
   const lines = [
     `commit ${r.commit}${r.dirty ? ' (+ uncommitted src/native changes)' : ''}, kernel ${r.kernel}, ${r.cpus} × ${r.cpuModel}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`,
-    '| load | agent off req/s | agent on req/s | on/off (median of rounds) | agent core per 1k req/s | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/(2×requests) | spans received/(2×requests) | spans dropped by the export queue |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| load | agent | off req/s | on req/s | on/off (median; per round) | nginx CPU µs/request off → on | agent cores | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/(2×requests) | spans received/(2×requests) | dropped by the export queue |',
+    '|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const proto of ['plain', 'tls']) {
-    const p = s[proto];
-    lines.push(`| ${proto === 'plain' ? 'HTTP' : 'HTTPS'} saturation | ${p.offRps.toFixed(0)} | ${p.onRps.toFixed(0)} | ${p.ratio.toFixed(3)} (${p.ratios.map((x) => x.toFixed(3)).join(', ')}) | ${p.agentCoresPer1kRps.toFixed(4)} | ${p.cpuUsPerRequest.toFixed(1)} | ${p.rssMiB.toFixed(0)} MiB | ${p.kernelDropped}/${p.kernelSent} | ${p.records}/${p.expectedSpans} | ${p.spans}/${p.expectedSpans} (${pct(p.spans / p.expectedSpans)}) | ${p.spansDropped} |`);
+  for (const key of ['plain-on', 'plain-limited', 'tls-on', 'tls-limited']) {
+    const p = s[key];
+    if (!p) continue;
+    const agent = p.mode === 'on' ? 'unlimited' : `CPU limit ${r.config.cpuLimit} core`;
+    lines.push(`| ${p.proto === 'plain' ? 'HTTP' : 'HTTPS'}, wrk saturation | ${agent} | ${p.offRps.toFixed(0)} | ${p.onRps.toFixed(0)} | ${p.ratio.toFixed(3)} (${p.ratios.map((x) => x.toFixed(3)).join(', ')}) | ${p.serverUsOff.toFixed(2)} → ${p.serverUsOn.toFixed(2)} | ${p.agentCores.toFixed(3)} | ${p.cpuUsPerRequest.toFixed(1)} | ${p.rssMiB.toFixed(0)} MiB | ${p.kernelDropped}/${p.kernelSent} | ${p.records}/${p.expectedSpans} | ${p.spans}/${p.expectedSpans} (${pct(p.spans / p.expectedSpans)}) | ${p.spansDropped} |`);
   }
   const f = s.fixed;
-  lines.push(`| HTTP fixed ${FIXED_QPS} req/s (fortio) | – | ${f.rps.toFixed(0)} | – | ${(f.agentCores / (f.rps / 1000)).toFixed(4)} (${f.agentCores.toFixed(3)} core) | ${f.cpuUsPerRequest.toFixed(1)} | ${f.rssMiB.toFixed(0)} MiB | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${2 * f.requests} | ${f.spans}/${2 * f.requests} (${pct(f.spans / (2 * f.requests))}) | ${f.spansDropped} |`);
+  lines.push(`| HTTP, fortio ${FIXED_QPS} req/s | unlimited | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${2 * f.requests} | ${f.spans}/${2 * f.requests} (${pct(f.spans / (2 * f.requests))}) | ${f.spansDropped} |`);
   return lines.join('\n') + '\n';
 }
 
