@@ -228,9 +228,12 @@ describe('h2 proxy: resets and failures', () => {
       expect(grpc.headersEnded).toBe(true);
       expect(grpc.headers?.['grpc-status']).toBe('14');
       expect(grpc.headers?.['content-type']).toBe('application/grpc');
-      const recs = await dead.ended(2);
-      expect(recs.map((r) => r.errorType)).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
-      expect(p.metrics.upstreamErrors.value).toBeGreaterThanOrEqual(2);
+      // Media types are case-insensitive: a client spelling it in capitals is still gRPC.
+      const caps = await h2call(c, { ':method': 'POST', ':path': '/pkg.Svc/M', 'content-type': 'Application/GRPC+proto', te: 'trailers' }, { body: Buffer.alloc(5) });
+      expect(caps.headers?.['grpc-status']).toBe('14');
+      const recs = await dead.ended(3);
+      expect(recs.map((r) => r.errorType)).toEqual(['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED']);
+      expect(p.metrics.upstreamErrors.value).toBeGreaterThanOrEqual(3);
     } finally {
       await p.close();
     }

@@ -168,7 +168,8 @@ class ProxiedStream {
     const down = this.down;
     const head = requestHead(raw);
     const contentType = headers['content-type'];
-    this.grpc = typeof contentType === 'string' && contentType.startsWith('application/grpc');
+    // Media types are case-insensitive (RFC 9110 §8.3.1); the exchange decides gRPC the same way.
+    this.grpc = typeof contentType === 'string' && contentType.length >= 16 && contentType.slice(0, 16).toLowerCase() === 'application/grpc';
     this.connect = head.method === 'CONNECT';
     try {
       this.exchange = exchanges.start({
