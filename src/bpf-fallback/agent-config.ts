@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import type { Endpoint } from '../proxy/exchange.js';
+import { ConfigError, parseEndpoint } from '../proxy/config.js';
 
 export interface AgentConfig {
   otlpEndpoint?: string;
@@ -121,9 +122,12 @@ function parseIntIn(flag: string, text: string, min: number, max: number): numbe
   return n;
 }
 
+/** The proxy's listen-address rules (a bare port binds loopback), with the agent's error code. */
 function parseHostPort(flag: string, text: string): Endpoint {
-  const colon = text.lastIndexOf(':');
-  if (colon <= 0) throw new AgentConfigError(flag, `"${text}" is not HOST:PORT`);
-  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  return { address: host, port: parseIntIn(flag, text.slice(colon + 1), 0, 65535) };
+  try {
+    return parseEndpoint(flag, text);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new AgentConfigError(flag, err.message.slice(flag.length + 2));
+    throw err;
+  }
 }

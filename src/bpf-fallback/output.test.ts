@@ -113,6 +113,9 @@ describe('agent flags', () => {
       skipPorts: [15001, 15006],
       admin: { address: '::1', port: 9 },
     });
+    // The same listen-address rules as the proxy's: a bare port binds loopback only.
+    expect(parseAgentArgs(['--admin', '15090']).admin).toEqual({ address: '127.0.0.1', port: 15090 });
+    expect(parseAgentArgs(['--admin', '0.0.0.0:15090']).admin).toEqual({ address: '0.0.0.0', port: 15090 });
     expect(parseDuration('x', '800us')).toBe(0.8);
     expect(parseBytes('x', '1m')).toBe(1048576);
   });
@@ -124,6 +127,7 @@ describe('agent flags', () => {
     [['--max-body-size', 'big'], /--max-body-size: "big" is not a byte size/],
     [['--skip-port', '70000'], /--skip-port: "70000"/],
     [['--admin', 'nohost'], /--admin: "nohost" is not HOST:PORT/],
+    [['--admin', 'h:99999'], /--admin: port 99999 is above 65535/],
     [['--bogus'], /invalid flags/],
   ];
   for (const [args, msg] of bad) {
