@@ -114,8 +114,8 @@ describe('agent flags', () => {
       admin: { address: '::1', port: 9 },
     });
     // The same listen-address rules as the proxy's: a bare port binds loopback only.
-    expect(parseAgentArgs(['--admin', '15090']).admin).toEqual({ address: '127.0.0.1', port: 15090 });
-    expect(parseAgentArgs(['--admin', '0.0.0.0:15090']).admin).toEqual({ address: '0.0.0.0', port: 15090 });
+    expect(parseAgentArgs(['--admin', '15090'])).toMatchObject({ admin: { address: '127.0.0.1', port: 15090 } });
+    expect(parseAgentArgs(['--admin', '0.0.0.0:15090'])).toMatchObject({ admin: { address: '0.0.0.0', port: 15090 } });
     expect(parseDuration('x', '800us')).toBe(0.8);
     expect(parseBytes('x', '1m')).toBe(1048576);
   });
