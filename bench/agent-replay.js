@@ -3,8 +3,12 @@
 // the connection table, the HTTP/1 parser and stitcher, and span building into a counting sink
 // (no export). Deterministic and CPU-only, so two revisions can be compared on a noisy machine:
 //   node bench/agent-replay.js [REV ...]     default: the working tree; REV: a git revision
+//   node bench/agent-replay.js --child DIR spans     one measured run (for `node --cpu-prof`)
 // Each revision's src/ is transpiled with esbuild into bench/out/replay-<rev>/ and run in its own
-// child process, alternating revisions over 5 rounds; prints the median µs per request.
+// child process, alternating revisions over 5 rounds. Times are the process's CPU time (user +
+// system, all threads: GC included) during the measured run, not wall time, so other load on the
+// machine inflates them less. Prints per revision the median µs per request (both sides) for
+// parse + stitch, for parse + stitch + span built, and their difference (span building alone).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -37,9 +41,16 @@ async function parent(revs) {
       }
     }
   }
-  for (const [k, v] of Object.entries(results)) {
-    const s = [...v].sort((a, b) => a - b);
-    console.log(`${k.padEnd(24)} median ${s[(s.length - 1) >> 1].toFixed(1)} µs per request (both sides) [${v.map((x) => x.toFixed(1)).join(' ')}]`);
+  const median = (v) => [...v].sort((a, b) => a - b)[(v.length - 1) >> 1];
+  const fmt = (v) => `median ${median(v).toFixed(1).padStart(5)} [${v.map((x) => x.toFixed(1)).join(' ')}]`;
+  console.log('CPU µs per request (both sides = 2 records/spans)');
+  for (const rev of revs) {
+    const parse = results[`${rev} parse`];
+    const spans = results[`${rev} spans`];
+    console.log(`${rev.padEnd(10)} parse+stitch  ${fmt(parse)}`);
+    console.log(`${rev.padEnd(10)} + span built  ${fmt(spans)}`);
+    // Rounds pair up (same round, back to back), so the per-round difference is less noisy.
+    console.log(`${rev.padEnd(10)} span building ${fmt(spans.map((x, i) => x - parse[i]))}`);
   }
 }
 
@@ -108,7 +119,7 @@ function traffic() {
 }
 
 async function child(dir, spans) {
-  const imp = (p) => import(path.join(dir, 'src', p));
+  const imp = (p) => import(path.resolve(dir, 'src', p));
   const { ConnTable } = await imp('bpf-fallback/conn-table.js');
   const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
   const { Metrics } = await imp('telemetry/metrics.js');
@@ -140,9 +151,10 @@ async function child(dir, spans) {
   run(); // warm-up: JIT and caches
   records = 0;
   built = 0;
-  const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   run();
-  const us = Number(process.hrtime.bigint() - t0) / 1e3;
+  const cpu = process.cpuUsage(cpu0);
+  const us = cpu.user + cpu.system;
   const requests = CONNS * REQUESTS_PER_CONN;
   if (records !== 2 * requests || (spans && built !== 2 * requests)) throw new Error(`expected ${2 * requests} records/spans, got ${records}/${built}`);
   process.stdout.write(`${us / requests}\n`);
