@@ -2,6 +2,7 @@
 // Used by `sidetrace collect` on its own and by `sidetrace demo` in-process.
 
 import type { AddressInfo } from 'node:net';
+import { ConfigError, parseEndpoint } from '../proxy/config.js';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-server.js';
 import { TraceStore } from './store.js';
 import { createViewerServer } from './http-api.js';
@@ -28,11 +29,11 @@ export interface Collector {
 }
 
 export async function startCollector(opts: CollectorOptions): Promise<Collector> {
-  splitHostPort('--otlp', opts.otlp);
+  const otlpAt = splitHostPort('--otlp', opts.otlp);
   const store = new TraceStore(opts.maxBytes === undefined ? { maxSpans: opts.maxSpans } : { maxSpans: opts.maxSpans, maxBytes: opts.maxBytes });
   const jsonl: JsonlWriter | undefined = opts.jsonl ? openJsonl(opts.jsonl) : undefined;
   const otlp = await startOtlpReceiver({
-    address: opts.otlp,
+    address: otlpAt.host.includes(':') ? `[${otlpAt.host}]:${otlpAt.port}` : `${otlpAt.host}:${otlpAt.port}`,
     maxBatchBytes: opts.maxBatchBytes,
     onSpans(spans) {
       store.add(spans);
@@ -70,14 +71,18 @@ export async function startCollector(opts: CollectorOptions): Promise<Collector>
 export class AddressError extends Error {
   readonly code = 'ST_ADDR_INVALID';
   constructor(readonly flag: string, addr: string) {
-    super(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port (e.g. 127.0.0.1:4317)`);
+    super(`ST_ADDR_INVALID: ${flag} "${addr}" must be host:port or a port (e.g. 127.0.0.1:4317)`);
     this.name = 'AddressError';
   }
 }
 
+/** The proxy's listen-address rules (`host:port`, `[v6]:port`, `:port`, a bare port on loopback). */
 function splitHostPort(flag: string, addr: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new AddressError(flag, addr);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+  try {
+    const { address, port } = parseEndpoint(flag, addr);
+    return { host: address, port };
+  } catch (err) {
+    if (err instanceof ConfigError) throw new AddressError(flag, addr);
+    throw err;
+  }
 }

@@ -45,8 +45,10 @@ async function until<T>(f: () => T | undefined, what: string): Promise<T> {
 describe('sidetrace collect (CLI)', () => {
   it('receives OTLP, serves the viewer API, writes JSON lines and stops on SIGINT', async () => {
     const jsonl = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'st-collect-cli-')), 'spans.jsonl');
-    const p = cli(['collect', '--otlp', '127.0.0.1:0', '--ui', '127.0.0.1:0', '--jsonl', jsonl, '--max-spans', '100']);
+    // A bare port (as the proxy and agent accept) binds loopback.
+    const p = cli(['collect', '--otlp', '0', '--ui', '127.0.0.1:0', '--jsonl', jsonl, '--max-spans', '100']);
     const otlp = await until(() => /OTLP gRPC on (\S+)/.exec(p.out())?.[1], 'the OTLP address');
+    expect(otlp).toMatch(/^127\.0\.0\.1:\d+$/);
     const ui = await until(() => /viewer at (\S+)/.exec(p.out())?.[1], 'the viewer URL');
 
     const span = { traceId: Buffer.alloc(16, 7), spanId: Buffer.alloc(8, 7), name: 'GET /cli', kind: 2, startTimeUnixNano: 1_700_000_000_000_000_000n.toString(), endTimeUnixNano: 1_700_000_000_250_000_000n.toString() };
