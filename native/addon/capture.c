@@ -18,6 +18,7 @@
 
 #include "abi.h"
 #include "sidetrace.skel.h"
+#include "ssl-entry.h"
 
 #define ST_MAX_TLS_SETS 1024
 /* The programs wake the reader only when 64 KiB are waiting (events-ringbuf.h); below that it
@@ -273,24 +274,46 @@ static void destroy_set(struct st_tls_set *set)
 	set->used = 0;
 }
 
+/* One SSL function to probe: at entry and at return, by symbol or by file offset. */
+struct st_tls_probe {
+	struct bpf_program *prog;
+	const char *func;
+	uint64_t offset; /* with func NULL */
+	int ret;
+	int required;
+};
+
+/* The probes for one direction: OpenSSL's internal function when the exported ones forward to
+ * it (ssl-entry.c: one cheap pair instead of a single-stepped one), else SSL_x and SSL_x_ex. */
+static int tls_probes(struct st_capture *cap, const char *path, int write,
+		      struct st_tls_probe *out)
+{
+	struct sidetrace_bpf *s = cap->skel;
+	const char *plain = write ? "SSL_write" : "SSL_read";
+	const char *ex = write ? "SSL_write_ex" : "SSL_read_ex";
+	struct bpf_program *enter = write ? s->progs.st_ssl_write_enter : s->progs.st_ssl_read_enter;
+	struct bpf_program *enter_ex =
+		write ? s->progs.st_ssl_write_ex_enter : s->progs.st_ssl_read_ex_enter;
+	uint64_t internal;
+	if (st_ssl_internal_offset(path, ex, plain, &internal) == 0) {
+		/* Same arguments and return value as the _ex form. */
+		out[0] = (struct st_tls_probe){ enter_ex, NULL, internal, 0, 1 };
+		out[1] = (struct st_tls_probe){ s->progs.st_ssl_exit, NULL, internal, 1, 1 };
+		return 2;
+	}
+	out[0] = (struct st_tls_probe){ enter, plain, 0, 0, 1 };
+	out[1] = (struct st_tls_probe){ s->progs.st_ssl_exit, plain, 0, 1, 1 };
+	/* OpenSSL 1.1.0 has no _ex forms. */
+	out[2] = (struct st_tls_probe){ enter_ex, ex, 0, 0, 0 };
+	out[3] = (struct st_tls_probe){ s->progs.st_ssl_exit, ex, 0, 1, 0 };
+	return 4;
+}
+
 int st_capture_attach_tls(struct st_capture *cap, const char *path, char *msg, size_t msg_len)
 {
-	struct {
-		struct bpf_program *prog;
-		const char *func;
-		int ret;
-		int required;
-	} probes[ST_TLS_PROBES] = {
-		{ cap->skel->progs.st_ssl_write_enter, "SSL_write", 0, 1 },
-		{ cap->skel->progs.st_ssl_exit, "SSL_write", 1, 1 },
-		{ cap->skel->progs.st_ssl_read_enter, "SSL_read", 0, 1 },
-		{ cap->skel->progs.st_ssl_exit, "SSL_read", 1, 1 },
-		/* OpenSSL 1.1.0 has no _ex forms. */
-		{ cap->skel->progs.st_ssl_write_ex_enter, "SSL_write_ex", 0, 0 },
-		{ cap->skel->progs.st_ssl_exit, "SSL_write_ex", 1, 0 },
-		{ cap->skel->progs.st_ssl_read_ex_enter, "SSL_read_ex", 0, 0 },
-		{ cap->skel->progs.st_ssl_exit, "SSL_read_ex", 1, 0 },
-	};
+	struct st_tls_probe probes[ST_TLS_PROBES];
+	int n = tls_probes(cap, path, 1, probes);
+	n += tls_probes(cap, path, 0, probes + n);
 	pthread_mutex_lock(&cap->tls_lock);
 	int id = -1;
 	for (int i = 0; i < ST_MAX_TLS_SETS; i++) {
@@ -307,13 +330,14 @@ int st_capture_attach_tls(struct st_capture *cap, const char *path, char *msg, s
 	}
 	struct st_tls_set *set = &cap->tls[id];
 	set->used = 1;
-	for (int i = 0; i < ST_TLS_PROBES; i++) {
+	for (int i = 0; i < n; i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = probes[i].func,
 			    .retprobe = probes[i].ret);
 		/* pid -1: the probe lives on the file, so every process mapping it is covered,
 		 * including ones that start later. libbpf resolves the symbol through libelf's
 		 * mmap of the file, so even a 100 MB node binary costs no heap. */
-		set->links[i] = bpf_program__attach_uprobe_opts(probes[i].prog, -1, path, 0, &uo);
+		set->links[i] = bpf_program__attach_uprobe_opts(probes[i].prog, -1, path,
+								probes[i].offset, &uo);
 		if (!set->links[i]) {
 			int e = errno;
 			if (!probes[i].required)
@@ -321,7 +345,8 @@ int st_capture_attach_tls(struct st_capture *cap, const char *path, char *msg, s
 			destroy_set(set);
 			pthread_mutex_unlock(&cap->tls_lock);
 			snprintf(msg, msg_len, "ST_AGENT_TLS_ATTACH: cannot probe %s in %s: %s",
-				 probes[i].func, path, strerror(e));
+				 probes[i].func ? probes[i].func : "the internal SSL function", path,
+				 strerror(e));
 			return -1;
 		}
 	}

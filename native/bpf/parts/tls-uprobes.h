@@ -1,6 +1,8 @@
-/* OpenSSL 1.1/3 plaintext: SSL_read, SSL_write and their _ex forms. Arguments are saved at entry
- * by thread, the plaintext is emitted at return with the real length, on the socket the call
- * used. Attached per library file by the addon, so every process mapping it is covered. */
+/* OpenSSL 1.1/3 plaintext: SSL_read, SSL_write and their _ex forms, or the internal function both
+ * forms call (ssl_read_internal/ssl_write_internal, with the _ex signature) where the addon finds
+ * it (addon/ssl-entry.c). Arguments are saved at entry by thread, the plaintext is emitted at
+ * return with the real length, on the socket the call used. Attached per library file by the
+ * addon, so every process mapping it is covered. */
 #ifndef SIDETRACE_PART_TLS_UPROBES_H
 #define SIDETRACE_PART_TLS_UPROBES_H
 #include "../common/emit.h"
@@ -45,7 +47,8 @@ static __always_inline int st_ssl_return(long ret)
 	__s64 len = (int)ret;
 	if (call.out_len_ptr) {
 		__u64 n = 0;
-		if ((int)ret != 1 || bpf_probe_read_user(&n, sizeof(n), (const void *)call.out_len_ptr))
+		/* _ex forms return 1 on success, the internal functions any positive value. */
+		if ((int)ret <= 0 || bpf_probe_read_user(&n, sizeof(n), (const void *)call.out_len_ptr))
 			n = 0;
 		len = n;
 	}
