@@ -3,8 +3,8 @@
 
 import { redactHeaderValue } from '../../policy/redact.js';
 import type { CaptureRule, HeaderSelector } from '../../policy/types.js';
-import type { Attributes } from '../../telemetry/span.js';
 import type { RawHeaders } from '../exchange.js';
+import type { AttributeBuilder } from './attributes.js';
 
 interface Names {
   lower: string;
@@ -29,24 +29,34 @@ class HeaderRecorder {
     if (n === undefined) {
       if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
       const lower = raw.toLowerCase();
-      n = { lower, key: this.prefix + lower };
+      n = { lower, key: internalize(this.prefix + lower) };
       this.names.set(raw, n);
     }
     return n;
   }
 
-  record(attrs: Attributes, headers: RawHeaders, selector: HeaderSelector, rule: CaptureRule): void {
+  record(attrs: AttributeBuilder, headers: RawHeaders, selector: HeaderSelector, rule: CaptureRule): void {
+    // Keys under this prefix come only from this call, so a repeated name is looked for among them.
+    const first = attrs.size;
     for (let i = 0; i < headers.length; i += 2) {
       const { lower, key } = this.namesFor(headers[i]);
       if (lower.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers are recorded as url.* / status
       // grpc-status/grpc-message define the call's outcome, so they are kept whatever the selector.
       if (selector !== 'all' && !selector.has(lower) && lower !== 'grpc-status' && lower !== 'grpc-message') continue;
       const value = redactHeaderValue(rule, lower, headers[i + 1]);
-      const prev = attrs[key] as string[] | undefined;
-      if (prev === undefined) attrs[key] = [value];
-      else prev.push(value);
+      const at = attrs.indexOf(key, first);
+      if (at < 0) attrs.add(key, [value]);
+      else (attrs.valueAt(at) as string[]).push(value);
     }
   }
+}
+
+/**
+ * The same string as a property name: V8 keeps one flat copy of each, so comparing two such keys
+ * (as span attributes are built) is a pointer comparison.
+ */
+function internalize(s: string): string {
+  return Object.keys({ [s]: 0 })[0];
 }
 
 export const requestHeaders = new HeaderRecorder('http.request.header.');

@@ -55,17 +55,39 @@ function isLatin1Charset(contentType: string): boolean {
   return /charset\s*=\s*"?(iso-8859-1|latin1|us-ascii|windows-1252)/i.test(contentType);
 }
 
+interface ContentTypeClass {
+  text: boolean | undefined;
+  latin1: boolean;
+}
+
+/** Bound on cached content types, so odd peers cannot grow memory. */
+const MAX_CACHED_TYPES = 256;
+/** A service sends the same few content types on every response: each is classified once. */
+const classes = new Map<string, ContentTypeClass>();
+
+function classify(contentType: string): ContentTypeClass {
+  let c = classes.get(contentType);
+  if (c === undefined) {
+    if (classes.size >= MAX_CACHED_TYPES) classes.clear();
+    const text = textContentType(contentType);
+    c = { text, latin1: text === true && isLatin1Charset(contentType) };
+    classes.set(contentType, c);
+  }
+  return c;
+}
+
 /**
  * The recorded value of a body: a string for text, the bytes otherwise. `truncated` lets a
  * sequence cut at the capture limit be dropped instead of making the body look binary.
  */
 export function bodyValue(buf: Buffer, contentType: string | undefined, truncated: boolean): string | Uint8Array {
-  const declared = textContentType(contentType);
+  const c = contentType === undefined ? undefined : classify(contentType);
+  const declared = c?.text;
   if (declared === false) return buf;
   const end = truncated ? completeUtf8Length(buf) : buf.length;
   const whole = end === buf.length ? buf : buf.subarray(0, end);
   if (declared === true) {
-    if (contentType !== undefined && isLatin1Charset(contentType)) return buf.toString('latin1');
+    if (c!.latin1) return buf.toString('latin1');
     return isUtf8(whole) ? whole.toString('utf8') : buf;
   }
   return isUtf8(whole) && !hasControlChars(whole, end) ? whole.toString('utf8') : buf;

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import type { Attributes } from '../../telemetry/span.js';
+import { AttributeBuilder } from './attributes.js';
+
+/** Builds the same pairs several times: the first objects come the plain way, later ones compiled. */
+function buildTimes(times: number, fill: (b: AttributeBuilder) => void): Attributes[] {
+  const b = new AttributeBuilder();
+  const out: Attributes[] = [];
+  for (let i = 0; i < times; i++) {
+    fill(b);
+    out.push(b.finish());
+  }
+  return out;
+}
+
+describe('AttributeBuilder', () => {
+  it('makes the same object, keys in insertion order, whether compiled or not', () => {
+    const made = buildTimes(3, (b) => {
+      b.add('http.request.method', 'GET');
+      b.add('url.path', '/a');
+      b.add('http.request.header.x-a', ['1']);
+      b.add('server.port', 8080);
+      b.add('sidetrace.capture.partial', true);
+      b.add('http.response.body.content', new Uint8Array([1, 2]));
+    });
+    for (const attrs of made) {
+      expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
+      expect(Object.keys(attrs)).toEqual(['http.request.method', 'url.path', 'http.request.header.x-a', 'server.port', 'sidetrace.capture.partial', 'http.response.body.content']);
+      expect(attrs).toEqual({
+        'http.request.method': 'GET',
+        'url.path': '/a',
+        'http.request.header.x-a': ['1'],
+        'server.port': 8080,
+        'sidetrace.capture.partial': true,
+        'http.response.body.content': new Uint8Array([1, 2]),
+      });
+    }
+    // Objects never share values through the builder's scratch arrays.
+    expect(made[1]['http.request.header.x-a']).not.toBe(made[2]['http.request.header.x-a']);
+  });
+
+  it('set replaces a value in its place, as property assignment does', () => {
+    for (const attrs of buildTimes(3, (b) => {
+      b.add('a.b', 1);
+      b.add('c.d', 2);
+      b.set('a.b', 3);
+      b.set('e.f', 4);
+    })) {
+      expect(Object.entries(attrs)).toEqual([['a.b', 3], ['c.d', 2], ['e.f', 4]]);
+    }
+  });
+
+  it('finds a key only at or after a position', () => {
+    const b = new AttributeBuilder();
+    b.add('x', 1);
+    b.add('y', 2);
+    expect(b.indexOf('x', 0)).toBe(0);
+    expect(b.indexOf('x', 1)).toBe(-1);
+    expect(b.indexOf('y', 1)).toBe(1);
+    expect(b.valueAt(1)).toBe(2);
+    expect(b.size).toBe(2);
+    b.finish();
+    expect(b.size).toBe(0);
+  });
+
+  it('keeps keys that a literal would misread as own properties', () => {
+    for (const attrs of buildTimes(3, (b) => {
+      b.add('quote"and\\slash', 1);
+      b.add('123', 2);
+      b.add('constructor', 3);
+    })) {
+      expect(attrs['quote"and\\slash']).toBe(1);
+      expect(attrs['123']).toBe(2);
+      expect(Object.prototype.hasOwnProperty.call(attrs, 'constructor')).toBe(true);
+      expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
+    }
+  });
+
+  it('treats __proto__ as assignment does, compiled or not', () => {
+    const made = buildTimes(3, (b) => {
+      b.add('a', 1);
+      b.add('__proto__', 'x');
+    });
+    const assigned: Attributes = {};
+    assigned['a'] = 1;
+    assigned['__proto__'] = 'x';
+    for (const attrs of made) {
+      expect(Object.keys(attrs)).toEqual(Object.keys(assigned));
+      expect(Object.getPrototypeOf(attrs)).toBe(Object.getPrototypeOf(assigned));
+    }
+  });
+
+  it('reset drops a half-built span', () => {
+    const b = new AttributeBuilder();
+    b.add('left', 'over');
+    b.reset();
+    b.add('k', 'v');
+    expect(b.finish()).toEqual({ k: 'v' });
+  });
+
+  it('stays correct when the shape tree fills up and starts afresh', () => {
+    const b = new AttributeBuilder();
+    for (let i = 0; i < 20_000; i++) {
+      b.add('fixed', i);
+      b.add(`one-off-${i}`, i);
+      const attrs = b.finish();
+      expect(Object.keys(attrs)).toEqual(['fixed', `one-off-${i}`]);
+    }
+    const again = buildTimes(3, (x) => x.add('fixed', 0));
+    expect(again[2]).toEqual({ fixed: 0 });
+  });
+});
