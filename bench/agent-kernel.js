@@ -21,7 +21,8 @@ import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
 import { freePort, processTree, spawnPinned, stop, waitForPort } from './procs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ADDON = path.join(ROOT, 'native/build/sidetrace_bpf.node');
+// SIDETRACE_NATIVE_ADDON (as native.ts reads it) measures another build, e.g. an older commit's.
+const ADDON = process.env.SIDETRACE_NATIVE_ADDON ?? path.join(ROOT, 'native/build/sidetrace_bpf.node');
 // Where Debian's nginx and wrk find OpenSSL (the agent pins the same file at start).
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const SERVER_CORE = 0;
@@ -115,6 +116,7 @@ async function main(cfg, runId, outDir, children) {
     runId,
     commit: git('rev-parse', '--short', 'HEAD'),
     dirty: git('status', '--porcelain', '--', 'native').length > 0,
+    addon: ADDON,
     kernel: os.release(),
     cpuModel: os.cpus()[0]?.model,
     config: { ...cfg, connections: CONNECTIONS, responseBytes: RESPONSE_BYTES },
@@ -262,7 +264,7 @@ function summarize(cfg, rows) {
 
 function render(r) {
   const lines = [
-    `commit ${r.commit}${r.dirty ? ' (+ uncommitted native changes)' : ''}, kernel ${r.kernel}, ${r.cpuModel}; medians of ${r.config.rounds} rounds × ${r.config.seconds} s`,
+    `commit ${r.commit}${r.dirty ? ' (+ uncommitted native changes)' : ''}, addon ${r.addon}, kernel ${r.kernel}, ${r.cpuModel}; medians of ${r.config.rounds} rounds × ${r.config.seconds} s`,
     '| load | mode | req/s | vs off | nginx µs/req | Δ nginx | wrk µs/req | Δ wrk | consumer µs/req | events/req | dropped |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];

@@ -2,8 +2,7 @@
 /* The node agent's kernel side: socket syscalls, connection lifecycle, OpenSSL plaintext and
  * process lifecycle, each in its part; records go to one ring buffer (layout in abi.h). */
 #include "common/defs.h"
-#include "parts/conn-lifecycle.h"
-#include "parts/data-syscalls.h"
+#include "parts/syscalls.h"
 #include "parts/tls-uprobes.h"
 #include "parts/sock-state.h"
 #include "parts/process.h"

@@ -1,10 +1,11 @@
 /* Payload syscalls: arguments saved at enter, bytes read at exit (after a read the buffer holds
- * them; after a write the return value says how many went). */
+ * them; after a write the return value says how many went). Called from the syscall dispatch
+ * (syscalls.h). */
 #ifndef SIDETRACE_PART_DATA_SYSCALLS_H
 #define SIDETRACE_PART_DATA_SYSCALLS_H
 #include "../common/emit.h"
-#include "../common/io-args-map.h"
 #include "../common/ssl-maps.h"
+#include "../common/task-map.h"
 
 #define ST_PENDING_WRITE_MAX_AGE_NS 1000000000ULL
 
@@ -21,7 +22,7 @@ static __always_inline void st_flush_pending_write(struct st_conn *c, __s32 fd, 
 		return;
 	}
 	struct st_ssl_key k = { .ssl = pw->pos, .tgid = pid_tgid >> 32 };
-	bpf_map_update_elem(&st_ssl_fds, &k, &fd, BPF_ANY);
+	st_ssl_fd_set(&k, fd);
 	__u64 size = pw->size;
 	__u64 copied = pw->len;
 	if (copied > size)
@@ -44,10 +45,8 @@ static __always_inline void st_flush_pending_write(struct st_conn *c, __s32 fd, 
 	bpf_map_delete_elem(&st_tls_pending_write, &pid_tgid);
 }
 
-static __always_inline int st_io_enter(__s32 fd, __u8 kind, __u8 dir, __u64 ptr, __u64 count)
+static __always_inline void st_io_enter(__s32 fd, __u8 kind, __u8 dir, __u64 ptr, __u64 count)
 {
-	if (!st_config())
-		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 key = st_conn_key(pid_tgid >> 32, fd);
 	struct st_conn *c = bpf_map_lookup_elem(&st_conn_map, &key);
@@ -55,49 +54,50 @@ static __always_inline int st_io_enter(__s32 fd, __u8 kind, __u8 dir, __u64 ptr,
 		/* A socket that existed before the agent started, or arrived by fd passing. */
 		struct sock *sk = st_tcp_sock_of_fd(fd);
 		if (!sk)
-			return 0;
+			return;
 		c = st_conn_open(fd, ST_ROLE_UNKNOWN, sk);
 		if (!c)
-			return 0;
+			return;
 	}
 	if (c->skip) {
 		ST_COUNT(skipped_calls, 1);
-		return 0;
+		return;
 	}
+	struct st_task *t = st_task(1);
+	if (!t)
+		return;
 	/* Inside SSL_read/SSL_write, the library's own socket call names the SSL object's fd. */
-	struct st_ssl_call *call = bpf_map_lookup_elem(&st_ssl_calls, &pid_tgid);
-	if (call && call->fd < 0)
-		call->fd = fd;
-	if (!call && dir == ST_DIR_EGRESS && c->proto == ST_PROTO_TLS)
+	if (t->ssl.ssl) {
+		if (t->ssl.fd < 0)
+			t->ssl.fd = fd;
+	} else if (dir == ST_DIR_EGRESS && c->proto == ST_PROTO_TLS) {
 		st_flush_pending_write(c, fd, pid_tgid);
-	struct st_io_args a = { .ptr = ptr, .count = count, .fd = fd, .kind = kind, .direction = dir };
-	bpf_map_update_elem(&st_io_args_map, &pid_tgid, &a, BPF_ANY);
-	return 0;
+	}
+	t->io.ptr = ptr;
+	t->io.count = count;
+	t->io.fd = fd;
+	t->io.kind = kind;
+	t->io.direction = dir;
 }
 
-static __always_inline int st_io_exit(long ret)
+static __always_inline void st_io_exit(struct st_task *t, struct st_io_args *a, long ret)
 {
+	if (ret <= 0)
+		return;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct st_io_args *ap = bpf_map_lookup_elem(&st_io_args_map, &pid_tgid);
-	if (!ap)
-		return 0;
-	struct st_io_args a = *ap;
-	bpf_map_delete_elem(&st_io_args_map, &pid_tgid);
-	if (ret <= 0 || a.kind < ST_IO_BUF || a.kind > ST_IO_MMSG)
-		return 0;
-	__u64 key = st_conn_key(pid_tgid >> 32, a.fd);
+	__u64 key = st_conn_key(pid_tgid >> 32, a->fd);
 	struct st_conn *c = bpf_map_lookup_elem(&st_conn_map, &key);
 	if (!c || c->skip)
-		return 0;
-	__u64 meta = st_meta(a.fd, a.direction, ST_SRC_SYSCALL);
+		return;
+	__u64 meta = st_meta(a->fd, a->direction, ST_SRC_SYSCALL);
 	__u64 moved = ret;
-	if (a.kind == ST_IO_BUF) {
-		st_data(c, a.fd, a.direction, ST_SRC_SYSCALL, a.ptr, moved);
-	} else if (a.kind == ST_IO_IOV) {
-		st_emit_iov(c, meta, a.ptr, a.count, moved);
-	} else if (a.kind == ST_IO_MSG) {
+	if (a->kind == ST_IO_BUF) {
+		st_data(c, a->fd, a->direction, ST_SRC_SYSCALL, a->ptr, moved);
+	} else if (a->kind == ST_IO_IOV) {
+		st_emit_iov(c, meta, a->ptr, a->count, moved);
+	} else if (a->kind == ST_IO_MSG) {
 		struct user_msghdr msg = {};
-		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)a.ptr) == 0)
+		if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)a->ptr) == 0)
 			st_emit_iov(c, meta, (__u64)msg.msg_iov, msg.msg_iovlen, moved);
 	} else {
 		/* ret counts messages; each mmsghdr says how many bytes it moved. */
@@ -107,46 +107,22 @@ static __always_inline int st_io_exit(long ret)
 				break;
 			struct mmsghdr m = {};
 			if (bpf_probe_read_user(&m, sizeof(m),
-						(const void *)(a.ptr + i * sizeof(m))) != 0)
+						(const void *)(a->ptr + i * sizeof(m))) != 0)
 				break;
 			st_emit_iov(c, meta, (__u64)m.msg_hdr.msg_iov, m.msg_hdr.msg_iovlen, m.msg_len);
 			moved += m.msg_len;
 		}
 	}
-	if (a.direction == ST_DIR_EGRESS) {
+	if (a->direction == ST_DIR_EGRESS) {
 		c->bytes_sent += moved;
 	} else {
 		c->bytes_received += moved;
 		/* Memory-BIO TLS (node): ciphertext read outside any SSL call is what the thread's next
 		 * SSL_read decrypts, which ties that SSL object to this fd. */
-		if (c->proto == ST_PROTO_TLS && !bpf_map_lookup_elem(&st_ssl_calls, &pid_tgid)) {
-			struct st_last_read lr = { .fd = a.fd, .ts_ns = bpf_ktime_get_ns() };
-			bpf_map_update_elem(&st_tls_last_read, &pid_tgid, &lr, BPF_ANY);
+		if (c->proto == ST_PROTO_TLS && !t->ssl.ssl) {
+			t->last_read.fd = a->fd;
+			t->last_read.ts_ns = bpf_ktime_get_ns();
 		}
 	}
-	return 0;
 }
-
-#define ST_IO_SYSCALL(name, kind, dir)                                            \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
-	int st_enter_##name(struct trace_event_raw_sys_enter *ctx)               \
-	{                                                                        \
-		return st_io_enter(ctx->args[0], kind, dir, ctx->args[1], ctx->args[2]); \
-	}                                                                        \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                               \
-	int st_exit_##name(struct trace_event_raw_sys_exit *ctx)                 \
-	{                                                                        \
-		return st_io_exit(ctx->ret);                                     \
-	}
-
-ST_IO_SYSCALL(read, ST_IO_BUF, ST_DIR_INGRESS)
-ST_IO_SYSCALL(write, ST_IO_BUF, ST_DIR_EGRESS)
-ST_IO_SYSCALL(recvfrom, ST_IO_BUF, ST_DIR_INGRESS)
-ST_IO_SYSCALL(sendto, ST_IO_BUF, ST_DIR_EGRESS)
-ST_IO_SYSCALL(readv, ST_IO_IOV, ST_DIR_INGRESS)
-ST_IO_SYSCALL(writev, ST_IO_IOV, ST_DIR_EGRESS)
-ST_IO_SYSCALL(recvmsg, ST_IO_MSG, ST_DIR_INGRESS)
-ST_IO_SYSCALL(sendmsg, ST_IO_MSG, ST_DIR_EGRESS)
-ST_IO_SYSCALL(recvmmsg, ST_IO_MMSG, ST_DIR_INGRESS)
-ST_IO_SYSCALL(sendmmsg, ST_IO_MMSG, ST_DIR_EGRESS)
 #endif

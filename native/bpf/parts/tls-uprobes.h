@@ -7,6 +7,7 @@
 #define SIDETRACE_PART_TLS_UPROBES_H
 #include "../common/emit.h"
 #include "../common/ssl-maps.h"
+#include "../common/task-map.h"
 
 /* A memory-BIO read must be this recent to name the SSL object's fd. */
 #define ST_LAST_READ_MAX_AGE_NS 1000000000ULL
@@ -15,33 +16,32 @@ static __always_inline int st_ssl_enter(__u64 ssl, __u64 buf, __u64 out_len_ptr,
 {
 	if (!st_config())
 		return 0;
+	struct st_task *t = st_task(1);
+	if (!t)
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (dir == ST_DIR_INGRESS) {
-		struct st_last_read *lr = bpf_map_lookup_elem(&st_tls_last_read, &pid_tgid);
-		if (lr) {
-			if (bpf_ktime_get_ns() - lr->ts_ns < ST_LAST_READ_MAX_AGE_NS) {
-				struct st_ssl_key k = { .ssl = ssl, .tgid = pid_tgid >> 32 };
-				__s32 fd = lr->fd;
-				bpf_map_update_elem(&st_ssl_fds, &k, &fd, BPF_ANY);
-			}
-			bpf_map_delete_elem(&st_tls_last_read, &pid_tgid);
+	if (dir == ST_DIR_INGRESS && t->last_read.ts_ns) {
+		if (bpf_ktime_get_ns() - t->last_read.ts_ns < ST_LAST_READ_MAX_AGE_NS) {
+			struct st_ssl_key k = { .ssl = ssl, .tgid = pid_tgid >> 32 };
+			st_ssl_fd_set(&k, t->last_read.fd);
 		}
+		t->last_read.ts_ns = 0;
 	}
-	struct st_ssl_call call = {
-		.ssl = ssl, .buf = buf, .out_len_ptr = out_len_ptr, .fd = -1, .direction = dir
-	};
-	bpf_map_update_elem(&st_ssl_calls, &pid_tgid, &call, BPF_ANY);
+	t->ssl.ssl = ssl;
+	t->ssl.buf = buf;
+	t->ssl.out_len_ptr = out_len_ptr;
+	t->ssl.fd = -1;
+	t->ssl.direction = dir;
 	return 0;
 }
 
 static __always_inline int st_ssl_return(long ret)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct st_ssl_call *cp = bpf_map_lookup_elem(&st_ssl_calls, &pid_tgid);
-	if (!cp)
+	struct st_task *t = st_task(0);
+	if (!t || !t->ssl.ssl)
 		return 0;
-	struct st_ssl_call call = *cp;
-	bpf_map_delete_elem(&st_ssl_calls, &pid_tgid);
+	struct st_ssl_call call = t->ssl;
+	t->ssl.ssl = 0;
 	if (!st_config())
 		return 0;
 	__s64 len = (int)ret;
@@ -52,11 +52,12 @@ static __always_inline int st_ssl_return(long ret)
 			n = 0;
 		len = n;
 	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct st_ssl_key k = { .ssl = call.ssl, .tgid = tgid };
 	__s32 fd = call.fd;
 	if (fd >= 0) {
-		bpf_map_update_elem(&st_ssl_fds, &k, &fd, BPF_ANY);
+		st_ssl_fd_set(&k, fd);
 	} else {
 		__s32 *known = bpf_map_lookup_elem(&st_ssl_fds, &k);
 		if (known)
