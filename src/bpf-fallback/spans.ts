@@ -111,8 +111,8 @@ export class SpanReplayer {
   private sizes(span: SpanRecord): SpanRecord {
     const rec = this.current;
     if (rec !== undefined) {
-      bodySize(span.attributes, 'http.request.body.', rec.requestBodySize);
-      bodySize(span.attributes, 'http.response.body.', rec.responseBodySize);
+      bodySize(span.attributes, REQUEST_BODY, rec.requestBodySize);
+      bodySize(span.attributes, RESPONSE_BODY, rec.responseBodySize);
     }
     return span;
   }
@@ -122,10 +122,20 @@ function isTunnel(rec: HttpRecord): boolean {
   return rec.status === 101 || (rec.method === 'CONNECT' && rec.status >= 200 && rec.status < 300);
 }
 
+// Literal keys: concatenated ones would be made and looked up afresh on every span.
+interface BodyKeys {
+  size: string;
+  content: string;
+  truncated: string;
+}
+const REQUEST_BODY: BodyKeys = { size: 'http.request.body.size', content: 'http.request.body.content', truncated: 'http.request.body.truncated' };
+const RESPONSE_BODY: BodyKeys = { size: 'http.response.body.size', content: 'http.response.body.content', truncated: 'http.response.body.truncated' };
+
 /** Full body size, and `truncated` when content was recorded but bytes were not captured. */
-function bodySize(attrs: Attributes, prefix: string, size: number): void {
-  const seen = attrs[prefix + 'size'];
-  if (size === 0 || (typeof seen === 'number' && seen >= size)) return;
-  attrs[prefix + 'size'] = size;
-  if (attrs[prefix + 'content'] !== undefined) attrs[prefix + 'truncated'] = true;
+function bodySize(attrs: Attributes, keys: BodyKeys, size: number): void {
+  if (size === 0) return;
+  const seen = attrs[keys.size];
+  if (typeof seen === 'number' && seen >= size) return;
+  attrs[keys.size] = size;
+  if (attrs[keys.content] !== undefined) attrs[keys.truncated] = true;
 }

@@ -15,7 +15,7 @@ import { bodyValue } from './capture/text.js';
 import { PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
 import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
 import { inflateGrpcPayload, readGrpcFrames } from './grpc/frame-reader.js';
-import { extractContext, forwardContext, type IncomingContext } from './propagation/context.js';
+import { extractContext, forwardContext, type ForwardContext, type IncomingContext } from './propagation/context.js';
 import { newSpanId, newTraceId } from './propagation/ids.js';
 
 export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
@@ -112,8 +112,8 @@ const ATTRS = new AttributeBuilder();
 const GRPC_SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
 
 class TracedExchange implements Exchange {
-  readonly forwardHeaders: ReadonlyArray<readonly [string, string]>;
-  readonly replacesHeaders: ReadonlySet<string>;
+  /** Worked out on first use: exchanges replayed by the agent forward nothing. */
+  private forward: ForwardContext | undefined;
   private readonly traceId: string;
   private readonly spanId: string;
   private readonly rule: CaptureRule;
@@ -151,15 +151,20 @@ class TracedExchange implements Exchange {
     this.spanId = newSpanId();
     this.headKept = keepByTraceId(this.traceId, rule.sample);
     this.sampled = incoming.debug || (incoming.sampled ?? this.headKept);
-    const fwd = forwardContext(incoming, this.traceId, this.spanId, this.sampled);
-    this.forwardHeaders = fwd.headers;
-    this.replacesHeaders = fwd.replaces;
     this.reqBody = new BodyCapture(rule.requestBody ? rule.maxBodyBytes : 0);
     this.resBody = new BodyCapture(rule.responseBody ? rule.maxBodyBytes : 0);
     if (grpc) {
       this.reqMessages = new GrpcMessageSizes();
       this.resMessages = new GrpcMessageSizes();
     }
+  }
+
+  get forwardHeaders(): ReadonlyArray<readonly [string, string]> {
+    return (this.forward ??= forwardContext(this.incoming, this.traceId, this.spanId, this.sampled)).headers;
+  }
+
+  get replacesHeaders(): ReadonlySet<string> {
+    return (this.forward ??= forwardContext(this.incoming, this.traceId, this.spanId, this.sampled)).replaces;
   }
 
   requestBody(chunk: Buffer, atMs?: number): void {
