@@ -273,7 +273,8 @@ export class ConnTable {
       }
       this.gap(conn, dir, seg);
     }
-    segs.length = 0;
+    // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
+    while (segs.length > 0) segs.pop();
   }
 
   private gap(conn: Connection, dir: Dir, seg: Segment & { kind: 'gap' }): void {

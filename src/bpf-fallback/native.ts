@@ -106,8 +106,19 @@ const DATA_HEADER = 56;
 const ROLES: Role[] = ['unknown', 'client', 'server'];
 const TWO_32 = 4294967296;
 
+// Fields are read byte by byte: Buffer's readUInt32LE validates its offset on every call and
+// was not inlined into the decode loop, the agent's hottest, which stays within the record bounds
+// it checks once per record.
+function u32(b: Buffer, off: number): number {
+  return b[off] + b[off + 1] * 256 + b[off + 2] * 65536 + b[off + 3] * 16777216;
+}
+
+function i32(b: Buffer, off: number): number {
+  return b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24);
+}
+
 function u64(b: Buffer, off: number): number {
-  return b.readUInt32LE(off) + b.readUInt32LE(off + 4) * TWO_32;
+  return u32(b, off) + u32(b, off + 4) * TWO_32;
 }
 
 function comm(b: Buffer, off: number): string {
@@ -154,20 +165,20 @@ function sockAddr(b: Buffer, family: number, addrOff: number, port: number): Soc
 export function decodeBatch(buf: Buffer, out: AgentEvent[] = []): AgentEvent[] {
   let off = 0;
   while (off + 4 <= buf.length) {
-    const len = buf.readUInt32LE(off);
+    const len = u32(buf, off);
     const r = off + 4;
     off = r + len;
     if (len < 32 || off > buf.length) break;
-    const type = buf.readUInt32LE(r);
-    const pid = buf.readUInt32LE(r + 4);
+    const type = u32(buf, r);
+    const pid = u32(buf, r + 4);
     const tsNs = u64(buf, r + 16);
-    if (type === EV_DATA) {
-      const captured = buf.readUInt32LE(r + 48);
+    if (type === EV_DATA && len >= DATA_HEADER) {
+      const captured = u32(buf, r + 48);
       out.push({
         kind: 'data',
         pid,
-        tid: buf.readUInt32LE(r + 8),
-        fd: buf.readInt32LE(r + 12),
+        tid: u32(buf, r + 8),
+        fd: i32(buf, r + 12),
         tsNs,
         connId: u64(buf, r + 24),
         pos: u64(buf, r + 32),
@@ -181,13 +192,13 @@ export function decodeBatch(buf: Buffer, out: AgentEvent[] = []): AgentEvent[] {
       const ev: ConnOpenEvent = {
         kind: 'open',
         pid,
-        tid: buf.readUInt32LE(r + 8),
-        fd: buf.readInt32LE(r + 12),
+        tid: u32(buf, r + 8),
+        fd: i32(buf, r + 12),
         tsNs,
         connId: u64(buf, r + 24),
         role: ROLES[buf[r + 32]] ?? 'unknown',
-        local: sockAddr(buf, family, r + 40, buf.readUInt16LE(r + 34)),
-        remote: sockAddr(buf, family, r + 56, buf.readUInt16LE(r + 36)),
+        local: sockAddr(buf, family, r + 40, buf[r + 34] | (buf[r + 35] << 8)),
+        remote: sockAddr(buf, family, r + 56, buf[r + 36] | (buf[r + 37] << 8)),
         comm: comm(buf, r + 72),
       };
       out.push(ev);
@@ -195,8 +206,8 @@ export function decodeBatch(buf: Buffer, out: AgentEvent[] = []): AgentEvent[] {
       out.push({
         kind: 'close',
         pid,
-        tid: buf.readUInt32LE(r + 8),
-        fd: buf.readInt32LE(r + 12),
+        tid: u32(buf, r + 8),
+        fd: i32(buf, r + 12),
         tsNs,
         connId: u64(buf, r + 24),
         bytesSent: u64(buf, r + 32),

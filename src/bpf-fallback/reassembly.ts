@@ -145,7 +145,8 @@ export class ByteStream {
 export class ParseBuffer {
   /** The bytes the parser looks at: the first chunk, or several merged by `pull`. */
   buf: Buffer = EMPTY;
-  /** Start offsets in `buf` of its appended ranges and their times (parallel arrays). */
+  /** Start offsets in `buf` of its appended ranges and their times (parallel arrays); they
+   * describe `buf` only while it holds bytes (an empty buffer keeps stale ones until restart). */
   private offs: number[] = [];
   private times: number[] = [];
   /** Chunks after `buf`, not yet looked at, and their times. */
@@ -167,8 +168,7 @@ export class ParseBuffer {
     this.lastNs = tsNs;
     if (this.buf.length === 0) {
       this.buf = data;
-      this.offs = [0];
-      this.times = [tsNs];
+      this.restart(tsNs);
       return;
     }
     this.queue.push(data);
@@ -240,8 +240,6 @@ export class ParseBuffer {
 
   clear(): void {
     this.buf = EMPTY;
-    this.offs = [];
-    this.times = [];
     if (this.queue.length > 0) {
       this.queue = [];
       this.queueNs = [];
@@ -254,13 +252,24 @@ export class ParseBuffer {
     const next = this.queue.shift();
     if (next === undefined) {
       this.buf = EMPTY;
-      this.offs = [];
-      this.times = [];
       return;
     }
     this.queued -= next.length;
     this.buf = next;
-    this.offs = [0];
-    this.times = [this.queueNs.shift()!];
+    this.restart(this.queueNs.shift()!);
+  }
+
+  /**
+   * `buf` is one fresh chunk received at tsNs. The usual one-range arrays are rewritten in place:
+   * a new pair per chunk was garbage, and truncating an array (length = 0) is a slow runtime call.
+   */
+  private restart(tsNs: number): void {
+    if (this.offs.length === 1) {
+      this.offs[0] = 0;
+      this.times[0] = tsNs;
+    } else {
+      this.offs = [0];
+      this.times = [tsNs];
+    }
   }
 }

@@ -49,6 +49,33 @@ describe('HTTP/1 parseFrame: well-formed', () => {
   });
 });
 
+describe('HTTP/1 heads: where the head ends', () => {
+  // The end is scanned in JS over a head's first KiB and by indexOf beyond: every position of the
+  // blank line around that limit, and every request line length, finds the same head.
+  test('the blank line at every position around the scan limit', () => {
+    for (let pad = 990; pad <= 1040; pad++) {
+      const head = `GET /x HTTP/1.1\r\nX-Pad: ${'p'.repeat(pad - 28)}\r\n\r\n`;
+      const r = parseAll('request', head + 'GET /y HTTP/1.1\r\n\r\n');
+      expect(r.error).toBeUndefined();
+      expect(r.frames.map((f) => (f.kind === 'request-head' ? f.target : f.kind))).toEqual(['/x', '/y']);
+      expect(r.frames[0]).toMatchObject({ headers: ['X-Pad', 'p'.repeat(pad - 28)] });
+    }
+  });
+  test('CR and LF inside header values do not end the head early', () => {
+    const r = parseAll('response', 'HTTP/1.1 200 OK\r\nA: x\ry\r\nB: \n\r\nC: z\r\n\r\n', ['GET']);
+    expect(r.frames[0]).toMatchObject({ kind: 'response-head', status: 200, headers: ['A', 'x\ry', 'B', '\n', 'C', 'z'] });
+  });
+  test('request lines checked as RFC 9112 states them', () => {
+    const line = (l: string) => parseAll('request', `${l}\r\n\r\n`);
+    expect(line('OPTIONS * HTTP/1.0').frames[0]).toMatchObject({ method: 'OPTIONS', target: '*', version: '1.0' });
+    expect(line('GET /\xe9 HTTP/1.1').frames[0]).toMatchObject({ target: '/\xe9' });
+    for (const bad of ['GET  / HTTP/1.1', 'GET / HTTP/1.1 ', 'GET /a b HTTP/1.1', 'GET / HTTP/1.2', 'GET / http/1.1', 'GET HTTP/1.1', 'GET /\x7f HTTP/1.1', `${'G'.repeat(33)} / HTTP/1.1`]) {
+      expect(line(bad).error, bad).toMatch(/./);
+    }
+    expect(line('BREW /pot HTTP/1.1').error).toMatch(/not an HTTP\/1 request line/);
+  });
+});
+
 describe('HTTP/1 parseFrame: incomplete', () => {
   const cases: Array<[string, 'request' | 'response', string]> = [
     ['partial request line', 'request', 'GET /x HT'],

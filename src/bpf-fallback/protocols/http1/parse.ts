@@ -105,7 +105,7 @@ export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State, tsN
       if (dir.remaining === 0 && dir.mode !== 'until-eof') dir.mode = dir.mode === 'fixed' ? 'head' : 'chunk-crlf';
       const lost = dir.lost;
       dir.lost = 0;
-      return { kind: 'success', frame: { kind: 'body', data: buf.subarray(0, n), last, lost }, consumed: n };
+      return { kind: 'success', frame: { kind: 'body', data: n === buf.length ? buf : buf.subarray(0, n), last, lost }, consumed: n };
     }
     case 'fixed-lost-end': {
       // The body's last bytes were lost: the message still ends here.
@@ -173,15 +173,42 @@ function readHead(buf: Buffer, type: MessageType): { text: string; lineEnd: numb
     while (i < buf.length && (buf[i] === 13 || buf[i] === 10)) i++;
     return { kind: 'ignored', consumed: i };
   }
-  const end = buf.indexOf(CRLFCRLF);
+  const end = headEnd(buf);
   // A whole request head is checked by its line's pattern (parseRequestHead); the plausibility
   // check is for heads still arriving, so garbage is refused without waiting for 64 KiB.
   const plausible = type === 'response' ? looksLikeResponse(buf, 0) : end < 0 ? looksLikeRequest(buf, 0) : true;
   if (plausible === false) return notALine(type, buf);
   if (end < 0) return buf.length > MAX_HEAD_BYTES ? invalid(`${type} head exceeds ${MAX_HEAD_BYTES} bytes`) : NEEDS_MORE_DATA;
-  const text = buf.toString('latin1', 0, end);
+  const text = latin1(buf, end);
   const lineEnd = text.indexOf('\r\n');
   return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: end + 4 };
+}
+
+// Heads are found by a byte loop over their first bytes: Buffer.indexOf is a call into C++ that
+// costs more than scanning a usual head (a few hundred bytes) in JS. Longer ones go to indexOf.
+const HEAD_SCAN_BYTES = 1024;
+
+/**
+ * Offset of the head's final CRLFCRLF, or -1. Horspool over the 4-byte pattern: the byte where a
+ * match would end decides the shift, so header text is stepped over 4 bytes at a time.
+ */
+function headEnd(buf: Buffer): number {
+  const n = buf.length < HEAD_SCAN_BYTES ? buf.length : HEAD_SCAN_BYTES;
+  let i = 3;
+  while (i < n) {
+    const c = buf[i];
+    if (c === 10) {
+      if (buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i - 3;
+      i += 2; // this LF can still be the pattern's first one
+    } else if (c === 13) i += 1;
+    else i += 4;
+  }
+  return n < buf.length ? buf.indexOf(CRLFCRLF, n - 3) : -1;
+}
+
+/** Buffer's own latin1 decoder, without toString's encoding lookup and argument checks. */
+function latin1(buf: Buffer, end: number): string {
+  return (buf as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, end);
 }
 
 function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
@@ -191,12 +218,14 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
-  const line = head.text.slice(0, head.lineEnd);
-  const m = REQUEST_LINE.exec(line);
-  if (m === null || !KNOWN_METHODS.includes(m[1])) return m === null && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
+  const m = requestLine(head.text, head.lineEnd);
+  if (m === undefined || m.method === undefined) {
+    const line = head.text.slice(0, head.lineEnd);
+    return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
+  }
   const headers = parseHeaderText(head.text, head.lineEnd + 2);
   if (typeof headers === 'string') return invalid(headers);
-  const method = m[1];
+  const method = m.method;
   const framing = bodyFraming(headers);
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
@@ -214,7 +243,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   state.pendingMethods.push({ method, startNs: tsNs });
   return {
     kind: 'success',
-    frame: { kind: 'request-head', method, target: m[2], version: m[3] === '0' ? '1.0' : '1.1', headers, complete },
+    frame: { kind: 'request-head', method, target: m.target, version: m.minor === 48 ? '1.0' : '1.1', headers, complete },
     consumed: head.consumed,
   };
 }
@@ -222,13 +251,11 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
 function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'response');
   if ('kind' in head) return head;
-  const line = head.text.slice(0, head.lineEnd);
-  const m = statusLine(line);
-  if (m === undefined) return invalid(`bad status line "${line.slice(0, 64)}"`);
+  const status = statusLine(head.text, head.lineEnd);
+  if (status === 0) return invalid(`bad status line "${head.text.slice(0, Math.min(head.lineEnd, 64))}"`);
   const headers = parseHeaderText(head.text, head.lineEnd + 2);
   if (typeof headers === 'string') return invalid(headers);
-  const status = m.status;
-  const version = m.minor === 48 ? '1.0' : '1.1';
+  const version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const dir = state.response;
   const frame = { kind: 'response-head' as const, status, version: version as '1.0' | '1.1', headers, interim: false, complete: true };
   if (status < 200 && status !== 101) {
@@ -266,35 +293,67 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
 }
 
 /**
- * `HTTP/1.x NNN[ reason]` checked by char codes (a regex exec per response was a visible cost):
- * the minor version's char code and the status, or undefined.
+ * `HTTP/1.x NNN[ reason]`, the first `lineEnd` chars of `text`, checked by char codes (a regex exec
+ * per response was a visible cost): the status, or 0. The minor version is char 7.
  */
-function statusLine(line: string): { minor: number; status: number } | undefined {
-  if (line.length < 12 || !line.startsWith(HTTP1_PREFIX)) return undefined;
-  const minor = line.charCodeAt(7);
-  const d0 = line.charCodeAt(9) - 48;
-  const d1 = line.charCodeAt(10) - 48;
-  const d2 = line.charCodeAt(11) - 48;
-  if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return undefined;
-  if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return undefined;
-  if (line.length > 12) {
-    if (line.charCodeAt(12) !== 32) return undefined;
+function statusLine(text: string, lineEnd: number): number {
+  if (lineEnd < 12 || !text.startsWith(HTTP1_PREFIX)) return 0;
+  const minor = text.charCodeAt(7);
+  const d0 = text.charCodeAt(9) - 48;
+  const d1 = text.charCodeAt(10) - 48;
+  const d2 = text.charCodeAt(11) - 48;
+  if ((minor !== 48 && minor !== 49) || text.charCodeAt(8) !== 32) return 0;
+  if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return 0;
+  if (lineEnd > 12) {
+    if (text.charCodeAt(12) !== 32) return 0;
     // Reason phrase: tab, SP, VCHAR, obs-text (RFC 9112 §4).
-    for (let i = 13; i < line.length; i++) {
-      const c = line.charCodeAt(i);
-      if ((c < 32 && c !== 9) || c === 127) return undefined;
+    for (let i = 13; i < lineEnd; i++) {
+      const c = text.charCodeAt(i);
+      if ((c < 32 && c !== 9) || c === 127) return 0;
     }
   }
-  return { minor, status: d0 * 100 + d1 * 10 + d2 };
+  return d0 * 100 + d1 * 10 + d2;
+}
+
+/**
+ * `METHOD SP target SP HTTP/1.x` checked by char codes, as REQUEST_LINE states it (the regex and
+ * its match array per request were a visible cost): the method as its KNOWN_METHODS constant
+ * (undefined for a well-formed unknown one), the target and the minor version's char code.
+ */
+function requestLine(text: string, lineEnd: number): { method: string | undefined; target: string; minor: number } | undefined {
+  let sp = 0;
+  while (sp < lineEnd && sp <= 32) {
+    const c = text.charCodeAt(sp);
+    if (c >= 128 || TCHAR[c] === 0) break;
+    sp++;
+  }
+  if (sp === 0 || sp > 32 || sp >= lineEnd || text.charCodeAt(sp) !== 32) return undefined;
+  // " HTTP/1.x" ends the line; the target between is at least one char, none SP or CTL.
+  const version = lineEnd - 9;
+  if (version <= sp + 1 || text.charCodeAt(version) !== 32 || !text.startsWith(HTTP1_PREFIX, version + 1)) return undefined;
+  const minor = text.charCodeAt(lineEnd - 1);
+  if (minor !== 48 && minor !== 49) return undefined;
+  for (let i = sp + 1; i < version; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 32 || c === 127) return undefined;
+  }
+  return { method: knownMethod(text, sp), target: text.slice(sp + 1, version), minor };
+}
+
+/** The KNOWN_METHODS entry equal to text[0, length), without slicing a new string per request. */
+function knownMethod(text: string, length: number): string | undefined {
+  for (const m of KNOWN_METHODS) if (m.length === length && text.startsWith(m)) return m;
+  return undefined;
 }
 
 /** Header lines of `text` from offset `from` on, folding obs-fold continuations; a string is the error. */
 function parseHeaderText(text: string, from: number): RawHeaders | string {
   const headers: RawHeaders = [];
+  const len = text.length;
   let at = from;
-  while (at < text.length) {
+  while (at < len) {
     let eol = text.indexOf('\r\n', at);
-    if (eol < 0) eol = text.length;
+    if (eol < 0) eol = len;
     const start = at;
     at = eol + 2;
     if (eol === start) continue;
@@ -303,12 +362,14 @@ function parseHeaderText(text: string, from: number): RawHeaders | string {
       headers[headers.length - 1] += ' ' + text.slice(start, eol).trim();
       continue;
     }
-    const colon = text.indexOf(':', start);
-    if (colon <= start || colon >= eol) return `header line without name: "${text.slice(start, eol).slice(0, 64)}"`;
-    for (let i = start; i < colon; i++) {
-      const ch = text.charCodeAt(i);
-      if (ch >= 128 || TCHAR[ch] === 0) return `bad header name "${text.slice(start, colon).slice(0, 64)}"`;
+    // The name is checked while the colon is looked for: one pass over it.
+    let colon = start;
+    while (colon < eol) {
+      const ch = text.charCodeAt(colon);
+      if (ch >= 128 || TCHAR[ch] === 0) break;
+      colon++;
     }
+    if (colon === eol || text.charCodeAt(colon) !== 58 || colon === start) return badHeaderLine(text, start, eol);
     let v = colon + 1;
     let e = eol;
     while (v < e && isOws(text.charCodeAt(v))) v++;
@@ -316,6 +377,13 @@ function parseHeaderText(text: string, from: number): RawHeaders | string {
     headers.push(text.slice(start, colon), text.slice(v, e));
   }
   return headers;
+}
+
+/** Why the header line text[start, eol) is refused. */
+function badHeaderLine(text: string, start: number, eol: number): string {
+  const colon = text.indexOf(':', start);
+  if (colon <= start || colon >= eol) return `header line without name: "${text.slice(start, eol).slice(0, 64)}"`;
+  return `bad header name "${text.slice(start, colon).slice(0, 64)}"`;
 }
 
 function isOws(c: number): boolean {
@@ -368,7 +436,8 @@ function answeredMethod(state: H1State, tsNs: number): string | undefined {
   if (state.methodsResynced) while (i + 1 < pending.length && pending[i + 1].startNs <= tsNs) i++;
   state.methodsResynced = false;
   const method = pending[i].method;
-  pending.splice(0, i + 1);
+  if (i === 0) pending.shift();
+  else pending.splice(0, i + 1);
   return method;
 }
 

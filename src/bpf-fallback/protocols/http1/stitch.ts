@@ -7,12 +7,15 @@ import type { H1Frame, H1Message, H1State } from './types.js';
 
 const MAX_QUEUED_MESSAGES = 256;
 const MAX_GAP_WINDOWS = 64;
+/** The body of every message without one; never pushed to (addBody swaps in an array of its own). */
+const NO_CHUNKS: BodyChunk[] = [];
 
 export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean): HttpRecord[] {
   for (const f of requests) assemble('request', f, state);
   for (const f of responses) assemble('response', f, state);
-  requests.length = 0;
-  responses.length = 0;
+  // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
+  while (requests.length > 0) requests.pop();
+  while (responses.length > 0) responses.pop();
   if (eof && state.currentResponse !== undefined && state.response.mode === 'until-eof') {
     // A close-delimited body ends with the connection.
     finish('response', state);
@@ -37,7 +40,7 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
   const current = type === 'request' ? state.currentRequest : state.currentResponse;
   if (f.kind === 'request-head' || f.kind === 'response-head') {
     if (f.kind === 'response-head' && f.interim) return;
-    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: [], kept: 0, size: 0, partial: false };
+    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
     if (type === 'request') state.currentRequest = msg;
     else state.currentResponse = msg;
     if (f.complete) finish(type, state);
@@ -64,6 +67,8 @@ function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): voi
   if (room <= 0 || data.length === 0) return;
   // A reference into the batch: copied only if the message outlives the stitch (detachHeld).
   const part = data.length <= room ? data : data.subarray(0, room);
+  // Most messages have no body: they share NO_CHUNKS until their first piece.
+  if (msg.body === NO_CHUNKS) msg.body = [];
   msg.body.push({ data: part, tsNs });
   msg.kept += part.length;
 }
@@ -171,11 +176,14 @@ function toRecord(req: H1Message, res: H1Message | undefined, error: string | un
   return record;
 }
 
-const NO_CHUNKS: BodyChunk[] = [];
-
 function findHost(headers: string[]): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i].length === 4 && headers[i].toLowerCase() === 'host') return headers[i + 1];
+  for (let i = 0; i < headers.length; i += 2) if (isHost(headers[i])) return headers[i + 1];
   return undefined;
+}
+
+/** Case-insensitive "host" by char codes: a lowered copy per header per record was garbage. */
+function isHost(name: string): boolean {
+  return name.length === 4 && (name.charCodeAt(0) | 0x20) === 104 && (name.charCodeAt(1) | 0x20) === 111 && (name.charCodeAt(2) | 0x20) === 115 && (name.charCodeAt(3) | 0x20) === 116;
 }
 
 export function resyncH1Stitch(type: MessageType, state: H1State, lost?: TimeWindow): void {

@@ -17,8 +17,9 @@ export function stitchH2(requests: TimedFrame<H2Frame>[], responses: TimedFrame<
   // Requests first: a response's stream must exist before its frames arrive.
   for (const f of requests) onFrame('request', f, state, out);
   for (const f of responses) onFrame('response', f, state, out);
-  requests.length = 0;
-  responses.length = 0;
+  // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
+  while (requests.length > 0) requests.pop();
+  while (responses.length > 0) responses.pop();
   if (eof) {
     for (const s of state.streams.values()) if (s.requestHeaders !== undefined) out.push(toRecord(s, 'connection_closed'));
     state.streams.clear();
