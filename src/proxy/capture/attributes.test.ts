@@ -39,12 +39,12 @@ describe('AttributeBuilder', () => {
     expect(made[1]['http.request.header.x-a']).not.toBe(made[2]['http.request.header.x-a']);
   });
 
-  it('set replaces a value in its place, as property assignment does', () => {
+  it('a key added again ends as property assignment leaves it: later value, earlier place', () => {
     for (const attrs of buildTimes(3, (b) => {
       b.add('a.b', 1);
       b.add('c.d', 2);
-      b.set('a.b', 3);
-      b.set('e.f', 4);
+      b.add('a.b', 3);
+      b.add('e.f', 4);
     })) {
       expect(Object.entries(attrs)).toEqual([['a.b', 3], ['c.d', 2], ['e.f', 4]]);
     }

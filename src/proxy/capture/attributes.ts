@@ -35,9 +35,10 @@ function newNode(): ShapeNode {
 }
 
 /**
- * One span's attributes in the order they are added. `add` is for keys not added before;
- * `set` replaces the value of a key already there, in its place, as assigning an object property
- * would. `finish` returns the object and empties the builder for the next span.
+ * One span's attributes in the order they are added. A key added again ends as assigning an
+ * object property would: the later value, in the earlier place (a literal's duplicate keys and
+ * the property-by-property path both do that). `finish` returns the object and empties the
+ * builder for the next span.
  */
 export class AttributeBuilder {
   private readonly keys: string[] = [];
@@ -52,12 +53,6 @@ export class AttributeBuilder {
     this.keys[this.n] = key;
     this.values[this.n] = value;
     this.n++;
-  }
-
-  set(key: string, value: AttrValue): void {
-    const at = this.indexOf(key, 0);
-    if (at < 0) this.add(key, value);
-    else this.values[at] = value;
   }
 
   /** Position of `key` at or after `from`, or -1. */

@@ -1,7 +1,7 @@
 // Header recording as semconv `http.{request,response}.{header,trailer}.<name>` string[]
 // attributes: all values kept in order, secrets redacted, only the names the rule selects.
 
-import { redactHeaderValue } from '../../policy/redact.js';
+import { isRedactedHeader, REDACTED } from '../../policy/redact.js';
 import type { CaptureRule, HeaderSelector } from '../../policy/types.js';
 import type { RawHeaders } from '../exchange.js';
 import type { AttributeBuilder } from './attributes.js';
@@ -10,6 +10,9 @@ interface Names {
   raw: string;
   lower: string;
   key: string;
+  /** Whether `redactedBy` redacts this name: the same rule serves request after request. */
+  redactedBy: CaptureRule | undefined;
+  redacted: boolean;
 }
 
 /** Direct-mapped slots in front of the map, indexed by length and end characters (a power of 2). */
@@ -42,7 +45,7 @@ class HeaderRecorder {
     if (n === undefined) {
       if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
       const lower = raw.toLowerCase();
-      n = { raw, lower, key: internalize(this.prefix + lower) };
+      n = { raw, lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
       this.names.set(raw, n);
     }
     this.slots[slot] = n;
@@ -53,11 +56,16 @@ class HeaderRecorder {
     // Keys under this prefix come only from this call, so a repeated name is looked for among them.
     const first = attrs.size;
     for (let i = 0; i < headers.length; i += 2) {
-      const { lower, key } = this.namesFor(headers[i]);
+      const names = this.namesFor(headers[i]);
+      const { lower, key } = names;
       if (lower.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers are recorded as url.* / status
       // grpc-status/grpc-message define the call's outcome, so they are kept whatever the selector.
       if (selector !== 'all' && !selector.has(lower) && lower !== 'grpc-status' && lower !== 'grpc-message') continue;
-      const value = redactHeaderValue(rule, lower, headers[i + 1]);
+      if (names.redactedBy !== rule) {
+        names.redacted = isRedactedHeader(rule, lower);
+        names.redactedBy = rule;
+      }
+      const value = names.redacted ? REDACTED : headers[i + 1];
       const at = attrs.indexOf(key, first);
       if (at < 0) attrs.add(key, [value]);
       else (attrs.valueAt(at) as string[]).push(value);
