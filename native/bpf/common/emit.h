@@ -185,11 +185,76 @@ static __always_inline void st_data(struct st_conn *c, __s32 fd, __u8 dir, __u8 
 		c->pos[(src * 2 + dir) & 3] += size;
 }
 
+/* Vectored calls up to this size are gathered into one event; a power of two, so an offset
+ * below it plus a length up to it stays inside the event's data for the verifier. */
+#define ST_GATHER_MAX 8192
+
+/* A small vectored call (an HTTP response's header and body iovecs) as one data event: one ring
+ * output instead of one per iovec. The event's first len bytes are copied; an iovec that cannot
+ * be read ends the copy there, and the rest is covered without bytes, as a truncation. */
+static __always_inline void st_gather_iov(struct st_conn *c, struct st_scratch *s, __u64 meta,
+					  __u64 iovp, __u64 iovcnt, __u64 total)
+{
+	__u8 dir = (meta >> 32) & 1;
+	__u8 src = (meta >> 40) & 1;
+	__u32 idx = (src * 2 + dir) & 3;
+	struct st_data_event *ev = &s->ev;
+	__u64 fill = 0;
+	int wants = -1;
+	for (int i = 0; i < ST_MAX_IOV; i++) {
+		if (fill >= total || i >= iovcnt)
+			break;
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (const void *)(iovp + i * sizeof(iov))) != 0)
+			break;
+		__u64 n = iov.iov_len < total - fill ? iov.iov_len : total - fill;
+		if (n == 0)
+			continue;
+		if (wants < 0)
+			wants = st_wants_payload(c, meta, (__u64)iov.iov_base, n);
+		if (!wants)
+			break;
+		__u64 off = fill & (ST_GATHER_MAX - 1);
+		asm volatile("if %[n] <= %[max] goto +1; %[n] = %[max];"
+			     : [n] "+r"(n)
+			     : [max] "i"(ST_GATHER_MAX));
+		if (bpf_probe_read_user(ev->data + off, n, iov.iov_base) != 0)
+			break;
+		fill += n;
+	}
+	if (wants <= 0) {
+		c->pos[idx] += total;
+		return;
+	}
+	st_fill_header(&ev->h, ST_EV_DATA, (__s32)(__u32)meta, c->conn_id);
+	ev->direction = dir;
+	ev->source = src;
+	ev->reserved = 0;
+	ev->pos = c->pos[idx];
+	ev->size = total;
+	__u64 len = fill;
+	asm volatile("if %[len] <= %[max] goto +1; %[len] = %[max];"
+		     : [len] "+r"(len)
+		     : [max] "i"(ST_GATHER_MAX));
+	ev->len = len;
+	c->pos[idx] += total;
+	st_output(ev, ST_DATA_HEADER_SIZE + len);
+	ST_COUNT(bytes_captured, len);
+	ST_COUNT(bytes_truncated, total - len);
+}
+
 /* The first `total` bytes spread over an iovec array. */
 __noinline int st_emit_iov(struct st_conn *c, __u64 meta, __u64 iovp, __u64 iovcnt, __u64 total)
 {
 	if (!c)
 		return 0;
+	struct st_config *cfg = st_config();
+	struct st_scratch *s = st_scratch();
+	if (cfg && s && total <= ST_GATHER_MAX && total <= cfg->chunk_bytes &&
+	    total <= cfg->max_bytes_per_call) {
+		st_gather_iov(c, s, meta, iovp, iovcnt, total);
+		return 0;
+	}
 	__u8 dir = (meta >> 32) & 1;
 	__u8 src = (meta >> 40) & 1;
 	__u64 remaining = total;
