@@ -125,6 +125,54 @@ describe('spans from captured exchanges', () => {
     expect(spans[0].name).toBe(proxied[0].name);
   });
 
+  test('an nginx-like GET → 200 with a 1 KiB body, both sides: the same span as the proxy\'s exchange makes, attribute order included', () => {
+    const { spans, run } = agentSpans();
+    const request = 'GET /index.html?a=1&token=x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nCookie: s=1\r\n\r\n';
+    const head = 'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n';
+    const body = Buffer.alloc(1024, 0x78);
+    const client = { address: '10.1.0.9', port: 51000 };
+    const server = { address: '10.1.0.5', port: 8080 };
+    // Spans are built twice for the same shape: the second time through the compiled path.
+    for (let i = 0; i < 2; i++) {
+      for (const role of ['client', 'server'] as const) {
+        const local = role === 'client' ? client : server;
+        const remote = role === 'client' ? server : client;
+        run.table.handle(
+          connEvents({ connId: 20 + 2 * i + (role === 'server' ? 1 : 0), role, local, remote }, [
+            { direction: role === 'client' ? 'egress' : 'ingress', data: request },
+            { direction: role === 'client' ? 'ingress' : 'egress', data: Buffer.concat([Buffer.from(head, 'latin1'), body]) },
+          ]),
+        );
+      }
+    }
+    expect(spans).toHaveLength(4);
+
+    const policy = compilePolicy({});
+    const proxied: SpanRecord[] = [];
+    const factory = createExchangeFactory({ serviceName: 'p', policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
+    const fields = (text: string) => text.split('\r\n').slice(1, -2).flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+    for (let i = 0; i < 2; i++) {
+      for (const direction of ['outbound', 'inbound'] as const) {
+        const e = factory.start({ direction, protocolVersion: '1.1', method: 'GET', target: '/index.html?a=1&token=x', headers: fields(request), authority: '127.0.0.1:8080', client, server });
+        e.requestEnd();
+        e.responseHead(200, fields(head));
+        e.responseBody(body);
+        e.responseEnd();
+      }
+    }
+    const agentOnly = ['process.pid', 'process.executable.name', 'container.id', 'k8s.pod.uid', 'sidetrace.cgroup', 'sidetrace.capture.source', 'network.local.address', 'network.local.port'];
+    const strip = (a: Record<string, unknown>) => Object.entries(a).filter(([k]) => !agentOnly.includes(k));
+    for (let i = 0; i < 4; i++) {
+      const [a, p] = [spans[i], proxied[i]];
+      expect(strip(a.attributes)).toEqual(strip(p.attributes));
+      expect([a.name, a.kind, a.status, a.events]).toEqual([p.name, p.kind, p.status, p.events]);
+    }
+    expect(spans[0].attributes).toMatchObject({ 'url.full': 'http://127.0.0.1:8080/index.html?a=1&token=REDACTED', 'http.request.header.cookie': ['REDACTED'], 'http.response.body.size': 1024 });
+    expect(Buffer.from(spans[3].attributes['http.response.body.content'] as Uint8Array).equals(body)).toBe(true);
+    // The agent's identity comes last, after everything the exchange records.
+    expect(Object.keys(spans[1].attributes).slice(-agentOnly.length)).toEqual(agentOnly);
+  });
+
   test('unanswered request at close: error span', () => {
     const { spans, run } = agentSpans();
     run.table.handle(connEvents({ connId: 2, role: 'client' }, [{ direction: 'egress', data: 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\n' }]));
