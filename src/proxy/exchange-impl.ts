@@ -113,7 +113,26 @@ function isGrpcContentType(ct: string): boolean {
   return ct.length >= 16 && ct.slice(0, 16).toLowerCase() === 'application/grpc';
 }
 
-const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+/**
+ * A switch, not a Set: methods arrive as fresh strings, and a Set must hash each one in a runtime
+ * call, where comparing with a few literals takes a few instructions.
+ */
+function isKnownMethod(method: string): boolean {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'POST':
+    case 'PUT':
+    case 'DELETE':
+    case 'CONNECT':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'PATCH':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /** Spans are built synchronously, one at a time, so one builder serves them all. */
 const ATTRS = new AttributeBuilder();
@@ -297,7 +316,7 @@ class TracedExchange implements Exchange {
     const attrs = ATTRS;
     attrs.reset();
     const method = start.method;
-    const known = KNOWN_METHODS.has(method);
+    const known = isKnownMethod(method);
     attrs.add('http.request.method', known ? method : '_OTHER');
     if (!known) attrs.add('http.request.method_original', method);
     if (target.path !== undefined) attrs.add('url.path', target.path);
@@ -482,8 +501,27 @@ function splitAuthority(authority: string): { address: string; port?: number } {
   }
   const colon = authority.lastIndexOf(':');
   if (colon < 0) return { address: authority };
-  const port = Number(authority.slice(colon + 1));
+  const port = portNumber(authority, colon + 1);
   return { address: authority.slice(0, colon), port: Number.isInteger(port) && colon + 1 < authority.length ? port : undefined };
+}
+
+/**
+ * `Number(s.slice(from))`, with plain digits (every real port) read in place: converting a fresh
+ * string is a runtime call. Anything else (signs, spaces, hex, exponents) goes to Number itself.
+ */
+function portNumber(s: string, from: number): number {
+  const n = s.length;
+  if (n > from && n - from <= 5) {
+    let v = 0;
+    let i = from;
+    for (; i < n; i++) {
+      const d = s.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    if (i === n) return v;
+  }
+  return Number(s.slice(from));
 }
 
 /**

@@ -5,6 +5,7 @@ import { isRedactedHeader, REDACTED } from '../../policy/redact.js';
 import type { CaptureRule, HeaderSelector } from '../../policy/types.js';
 import type { RawHeaders } from '../exchange.js';
 import type { AttributeBuilder } from './attributes.js';
+import { internalize } from './intern.js';
 
 interface Names {
   raw: string;
@@ -45,8 +46,9 @@ class HeaderRecorder {
     if (n === undefined) {
       if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
       const lower = raw.toLowerCase();
-      n = { raw, lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
-      this.names.set(raw, n);
+      const kept = internalize(raw);
+      n = { raw: kept, lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
+      this.names.set(kept, n);
     }
     this.slots[slot] = n;
     return n;
@@ -71,14 +73,6 @@ class HeaderRecorder {
       else (attrs.valueAt(at) as string[]).push(value);
     }
   }
-}
-
-/**
- * The same string as a property name: V8 keeps one flat copy of each, so comparing two such keys
- * (as span attributes are built) is a pointer comparison.
- */
-function internalize(s: string): string {
-  return Object.keys({ [s]: 0 })[0];
 }
 
 export const requestHeaders = new HeaderRecorder('http.request.header.');

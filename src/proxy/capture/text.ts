@@ -3,6 +3,7 @@
 // bytes are sniffed.
 
 import { isUtf8 } from 'node:buffer';
+import { internalize } from './intern.js';
 
 /** true: a text type; false: a known binary type; undefined: decide by sniffing. */
 export function textContentType(contentType: string | undefined): boolean | undefined {
@@ -60,19 +61,23 @@ interface ContentTypeClass {
   latin1: boolean;
 }
 
-/** Bound on cached content types, so odd peers cannot grow memory. */
-const MAX_CACHED_TYPES = 256;
-/** A service sends the same few content types on every response: each is classified once. */
-const classes = new Map<string, ContentTypeClass>();
+/**
+ * A service sends the same few content types on every response: each is classified once, and
+ * kept in direct-mapped slots (a map would hash every fresh header string in a runtime call).
+ * A collision only costs classifying again.
+ */
+const SLOTS = 64;
+const slotType: Array<string | undefined> = new Array<string | undefined>(SLOTS).fill(undefined);
+const slotClass: Array<ContentTypeClass | undefined> = new Array<ContentTypeClass | undefined>(SLOTS).fill(undefined);
 
 function classify(contentType: string): ContentTypeClass {
-  let c = classes.get(contentType);
-  if (c === undefined) {
-    if (classes.size >= MAX_CACHED_TYPES) classes.clear();
-    const text = textContentType(contentType);
-    c = { text, latin1: text === true && isLatin1Charset(contentType) };
-    classes.set(contentType, c);
-  }
+  const len = contentType.length;
+  const slot = (len * 31 + contentType.charCodeAt(len >> 1) * 7 + contentType.charCodeAt(len - 1)) & (SLOTS - 1);
+  if (slotType[slot] === contentType) return slotClass[slot]!;
+  const text = textContentType(contentType);
+  const c: ContentTypeClass = { text, latin1: text === true && isLatin1Charset(contentType) };
+  slotType[slot] = internalize(contentType);
+  slotClass[slot] = c;
   return c;
 }
 
