@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Attributes } from '../../telemetry/span.js';
 import { AttributeBuilder } from './attributes.js';
 
@@ -108,5 +108,25 @@ describe('AttributeBuilder', () => {
     }
     const again = buildTimes(3, (x) => x.add('fixed', 0));
     expect(again[2]).toEqual({ fixed: 0 });
+  });
+
+  // Last: once refused, the module builds every object property by property.
+  it('builds property by property where the runtime refuses to compile code', () => {
+    let refusals = 0;
+    vi.stubGlobal('Function', function refused() {
+      refusals++;
+      throw new EvalError('Code generation from strings disallowed for this context');
+    });
+    try {
+      for (const attrs of buildTimes(3, (b) => {
+        b.add('never.compiled', 1);
+        b.add('still.right', 'yes');
+      })) {
+        expect(attrs).toEqual({ 'never.compiled': 1, 'still.right': 'yes' });
+      }
+      expect(refusals).toBe(1);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });

@@ -118,15 +118,22 @@ function plainMake(keys: readonly string[], n: number, values: readonly AttrValu
   return attrs;
 }
 
+/** False once the runtime refused to compile (node --disallow-code-generation-from-strings). */
+let canCompile = true;
+
 function compile(keys: readonly string[], n: number): Make {
+  const fixed = keys.slice(0, n);
+  const plain: Make = (values) => plainMake(fixed, n, values);
   // A quoted `"__proto__"` in a literal would set the prototype, not a property: such sequences
   // (and very long ones) keep the property-by-property path, which behaves as assignment does.
-  if (n > MAX_COMPILED_KEYS || keys.slice(0, n).includes('__proto__')) {
-    const fixed = keys.slice(0, n);
-    return (values) => plainMake(fixed, n, values);
-  }
+  if (!canCompile || n > MAX_COMPILED_KEYS || fixed.includes('__proto__')) return plain;
   let body = 'return {';
   for (let i = 0; i < n; i++) body += `${JSON.stringify(keys[i])}: v[${i}],`;
-  // Keys enter the source only through JSON.stringify, so no key can be read as code.
-  return new Function('v', body + '};') as Make;
+  try {
+    // Keys enter the source only through JSON.stringify, so no key can be read as code.
+    return new Function('v', body + '};') as Make;
+  } catch {
+    canCompile = false;
+    return plain;
+  }
 }
