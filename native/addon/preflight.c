@@ -78,12 +78,13 @@ int st_preflight(int want_tls, const char **code, char *msg, size_t msg_len)
 		return -1;
 	}
 	char path[256];
-	snprintf(path, sizeof(path), "%s/syscalls/sys_enter_read", events);
+	/* The programs attach to the raw sys_enter/sys_exit tracepoints, not the per-syscall ones. */
+	snprintf(path, sizeof(path), "%s/raw_syscalls/sys_enter", events);
 	if (access(path, R_OK) != 0) {
 		*code = "ST_AGENT_NO_SYSCALL_TRACEPOINTS";
 		snprintf(msg, msg_len,
 			 "ST_AGENT_NO_SYSCALL_TRACEPOINTS: %s is missing; the kernel needs "
-			 "CONFIG_FTRACE_SYSCALLS=y",
+			 "CONFIG_HAVE_SYSCALL_TRACEPOINTS (and tracing)",
 			 path);
 		return -1;
 	}
