@@ -10,7 +10,9 @@
 // on/off ratios of throughput, plus the kernel's events per request.
 //   node bench/agent-kernel.js        as root, under the kernel lock (flock /tmp/st-kernel.lock ...)
 // Environment: AGENT_KERNEL_ROUNDS (3), AGENT_KERNEL_SECONDS (4), AGENT_KERNEL_MODES (off,paused,on),
-// AGENT_KERNEL_PROTOS (plain,tls). Results under bench/out/agent-kernel-<run>/.
+// AGENT_KERNEL_PROTOS (plain,tls); AGENT_KERNEL_BASE_ADDON=<another build's sidetrace_bpf.node> adds
+// the modes paused-base and on-base, so a change is compared with its base in the same run.
+// Results under bench/out/agent-kernel-<run>/.
 import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,13 +32,14 @@ const LOAD_CORE = 1;
 const CONNECTIONS = 16;
 
 if (process.argv[2] === '--consumer') {
-  runConsumer();
+  runConsumer(process.argv[3]);
 } else {
   const envList = (name, dflt) => (process.env[name] ? process.env[name].split(',') : dflt);
   const cfg = {
     rounds: Number(process.env.AGENT_KERNEL_ROUNDS ?? 3),
     seconds: Number(process.env.AGENT_KERNEL_SECONDS ?? 4),
-    modes: envList('AGENT_KERNEL_MODES', ['off', 'paused', 'on']),
+    modes: envList('AGENT_KERNEL_MODES', ['off', 'paused', 'on', ...(process.env.AGENT_KERNEL_BASE_ADDON ? ['paused-base', 'on-base'] : [])]),
+    baseAddon: process.env.AGENT_KERNEL_BASE_ADDON,
     protos: envList('AGENT_KERNEL_PROTOS', ['plain', 'tls']),
   };
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
@@ -55,8 +58,8 @@ if (process.argv[2] === '--consumer') {
 
 /** The consumer: opens the capture (skipping itself), attaches the system OpenSSL, then obeys
  * its parent: {enabled} sets the config flag, 'counters' reports the kernel's counters. */
-function runConsumer() {
-  const addon = createRequire(import.meta.url)(ADDON);
+function runConsumer(addonPath) {
+  const addon = createRequire(import.meta.url)(addonPath);
   let batches = 0;
   const h = addon.open({ skipPids: [process.pid] }, () => batches++);
   addon.attachTls(h, LIBSSL);
@@ -89,7 +92,7 @@ async function main(cfg, runId, outDir, children) {
       // ABC CBA across rounds, so a drift in the machine's load favours no mode.
       const order = round % 2 === 1 ? cfg.modes : [...cfg.modes].reverse();
       for (const mode of order) {
-        const consumer = mode === 'off' ? undefined : await startConsumer(outDir, children, mode === 'on');
+        const consumer = mode === 'off' ? undefined : await startConsumer(children, mode.startsWith('on'), mode.endsWith('-base') ? cfg.baseAddon : ADDON);
         const label = `${proto}-${round}-${mode}`;
         const nginx0 = schedSeconds(nginx.child.pid);
         const consumer0 = consumer ? schedSeconds(consumer.child.pid) : 0;
@@ -146,8 +149,8 @@ function schedSeconds(pid) {
   return ns / 1e9;
 }
 
-async function startConsumer(outDir, children, enabled) {
-  const child = fork(fileURLToPath(import.meta.url), ['--consumer'], {
+async function startConsumer(children, enabled, addonPath) {
+  const child = fork(fileURLToPath(import.meta.url), ['--consumer', addonPath], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execPath: 'taskset',
     execArgv: ['-c', String(LOAD_CORE), process.execPath],
