@@ -21,9 +21,15 @@ function span(i: number, bodyBytes = 0): SpanRecord {
   };
 }
 
-class ManualTransport implements BatchTransport {
+class ManualTransport implements BatchTransport<SpanRecord> {
   readonly batches: { spans: SpanRecord[]; answer: (ok: boolean) => void }[] = [];
   shutdowns = 0;
+  prepare(span: SpanRecord): SpanRecord {
+    return span;
+  }
+  size(span: SpanRecord): number {
+    return estimateSpanBytes(span);
+  }
   send(batch: SpanRecord[]): Promise<boolean> {
     return new Promise((resolve) => this.batches.push({ spans: batch, answer: resolve }));
   }
@@ -114,7 +120,7 @@ describe('BatchQueue', () => {
     const metrics = new Metrics();
     const counters = { exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
     const q = new BatchQueue(
-      { send: () => { throw new Error('boom'); }, shutdown: async () => {} },
+      { prepare: (s: SpanRecord) => s, size: () => 1, send: () => { throw new Error('boom'); }, shutdown: async () => {} },
       { maxQueueSize: 8, maxExportBatchSize: 2, scheduleDelayMs: 10, exportTimeoutMs: 100, maxConcurrentExports: 1, maxQueueBytes: 1 << 30, maxExportBatchBytes: 1 << 30 },
       counters,
     );

@@ -1,15 +1,22 @@
 // The bounded export queue: the wrapper between the request path and a transport.
-// submit() is O(1) in the queue's size and never blocks; batching, serialization and sending happen
-// on a timer or setImmediate tick, with at most `maxConcurrentExports` in flight, so a dead, slow
-// or black-holed backend costs the proxy dropped spans (counted), never latency or memory.
+// submit() is O(1) in the queue's size and never blocks: it hands the span to the transport's
+// prepare() (the OTLP transport encodes it there, once, so the queue holds compact bytes and the
+// span object dies young) and queues what comes back. Batching and sending happen on a timer or
+// setImmediate tick, with at most `maxConcurrentExports` in flight, so a dead, slow or black-holed
+// backend costs the proxy dropped spans (counted), never latency or memory.
 
 import type { Counter } from './metrics.js';
 import type { BatchConfig } from './otel-env.js';
 import type { SpanRecord, SpanSink } from './span.js';
 
-/** Sends one batch. Resolves true when the backend accepted it; should not reject. */
-export interface BatchTransport {
-  send(batch: SpanRecord[]): Promise<boolean>;
+/** Where batches go, and what the queue keeps of a span until then (an Item). */
+export interface BatchTransport<Item> {
+  /** What the queue keeps for `span`; called in submit(). May throw on a malformed span (it is dropped). */
+  prepare(span: SpanRecord): Item;
+  /** The bytes an item stands for: what maxQueueBytes and maxExportBatchBytes bound. */
+  size(item: Item): number;
+  /** Sends one batch. Resolves true when the backend accepted it; should not reject. */
+  send(batch: Item[]): Promise<boolean>;
   shutdown(): Promise<void>;
 }
 
@@ -21,9 +28,9 @@ export interface ExportCounters {
   dropped: Counter;
 }
 
-export class BatchQueue implements SpanSink {
+export class BatchQueue<Item> implements SpanSink {
   // A ring buffer: no shift() copying and no growth past maxQueueSize.
-  private readonly buf: (SpanRecord | undefined)[];
+  private readonly buf: (Item | undefined)[];
   private readonly sizes: Int32Array;
   private head = 0;
   private count = 0;
@@ -31,13 +38,18 @@ export class BatchQueue implements SpanSink {
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private drainScheduled = false;
+  /**
+   * A span was dropped for the byte bound and no batch has left since: later spans are dropped
+   * before prepare(), so an overloaded queue does not encode spans only to throw them away.
+   */
+  private bytesFull = false;
   private closed = false;
   /** Shutdown finished: nothing more is sent. */
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly transport: BatchTransport,
+    private readonly transport: BatchTransport<Item>,
     private readonly cfg: BatchConfig,
     private readonly counters: ExportCounters,
   ) {
@@ -50,7 +62,7 @@ export class BatchQueue implements SpanSink {
     return this.count;
   }
 
-  /** Estimated bytes of the queued spans. */
+  /** Bytes of the queued spans (as the transport sizes them). */
   get queuedBytes(): number {
     return this.bytes;
   }
@@ -60,19 +72,22 @@ export class BatchQueue implements SpanSink {
   }
 
   submit(span: SpanRecord): void {
-    if (this.closed || this.count === this.buf.length) {
+    if (this.closed || this.count === this.buf.length || this.bytesFull) {
       this.counters.dropped.inc();
       return;
     }
+    let item: Item;
     let size: number;
     try {
-      size = estimateSpanBytes(span);
+      item = this.transport.prepare(span);
+      size = this.transport.size(item);
     } catch {
       // A malformed record (a producer bug) costs that span, never the request that ended it.
       this.counters.dropped.inc();
       return;
     }
     if (this.bytes + size > this.cfg.maxQueueBytes && this.count > 0) {
+      this.bytesFull = true;
       this.counters.dropped.inc();
       this.scheduleDrain();
       return;
@@ -80,7 +95,7 @@ export class BatchQueue implements SpanSink {
     this.counters.submitted?.inc();
     let tail = this.head + this.count;
     if (tail >= this.buf.length) tail -= this.buf.length;
-    this.buf[tail] = span;
+    this.buf[tail] = item;
     this.sizes[tail] = size;
     this.count++;
     this.bytes += size;
@@ -123,7 +138,7 @@ export class BatchQueue implements SpanSink {
   }
 
   // A full batch is sent on the next tick, not inside submit(), so the request that filled it
-  // does not pay for serialization.
+  // does not pay for assembling and sending it.
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
@@ -141,8 +156,8 @@ export class BatchQueue implements SpanSink {
     }
     if (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) {
       this.exportBatch(this.take());
-      // Serializing a batch holds the event loop for milliseconds; the next one waits a tick
-      // so requests get served in between.
+      // Assembling and sending a batch holds the event loop for a while; the next one waits a
+      // tick so requests get served in between.
       if (this.count > 0 && this.inFlight < this.cfg.maxConcurrentExports) this.scheduleDrain();
       return;
     }
@@ -151,8 +166,8 @@ export class BatchQueue implements SpanSink {
   }
 
   /** Up to maxExportBatchSize spans and maxExportBatchBytes, but always at least one span. */
-  private take(): SpanRecord[] {
-    const batch: SpanRecord[] = [];
+  private take(): Item[] {
+    const batch: Item[] = [];
     let bytes = 0;
     while (this.count > 0 && batch.length < this.cfg.maxExportBatchSize) {
       const size = this.sizes[this.head];
@@ -164,10 +179,11 @@ export class BatchQueue implements SpanSink {
       this.count--;
     }
     this.bytes -= bytes;
+    this.bytesFull = false;
     return batch;
   }
 
-  private exportBatch(batch: SpanRecord[]): void {
+  private exportBatch(batch: Item[]): void {
     this.inFlight++;
     let settled = false;
     const finish = (ok: boolean): void => {
@@ -209,9 +225,9 @@ function withDeadline(p: Promise<void>, ms: number): Promise<void> {
 }
 
 /**
- * Roughly what a span costs in memory and on the wire: bodies and string values by length, a
- * fixed amount per attribute (keys are short). It runs in submit(), on the request path, so it
- * does one typeof per attribute: a Uint8Array body counts its bytes, a string[] its element count
+ * Roughly what a span costs in memory and on the wire, for transports that keep span records:
+ * bodies and string values by length, a fixed amount per attribute (keys are short). It runs in
+ * submit(), on the request path, so it does one typeof per attribute: a Uint8Array body counts its bytes, a string[] its element count
  * (they are rare and short). Reads a span's own attributes only, so submit() stays independent of
  * queue size.
  */

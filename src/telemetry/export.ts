@@ -1,15 +1,16 @@
 // Span export, wired from three parts (opentelemetry-js's shape): a serializer (our SpanRecord →
 // OTLP protobuf writer), a transport (the official OTLP/gRPC export delegate, or JSON lines for
-// --console), and the bounded BatchQueue wrapped around them.
+// --console), and the bounded BatchQueue wrapped around them. The OTLP transport encodes each span
+// as it is queued, and a batch is those bytes behind one header.
 
 import type { Writable } from 'node:stream';
 import grpc from '@grpc/grpc-js';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { IOtlpExportDelegate } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import { BatchQueue, type BatchTransport, type ExportCounters } from './batch-queue.js';
+import { BatchQueue, estimateSpanBytes, type BatchTransport, type ExportCounters } from './batch-queue.js';
 import type { ExportConfig } from './otel-env.js';
-import { OtlpTraceSerializer } from './otlp-serializer.js';
+import { encodedLength, OtlpTraceSerializer, type EncodedSpan, type EncodedSpansSerializer } from './otlp-serializer.js';
 import { spanToJson } from './span-json.js';
 import type { SpanRecord, SpanSink } from './span.js';
 import { VERSION } from './version.js';
@@ -47,9 +48,8 @@ export function exportCounters(metrics: ProxyMetrics): ExportCounters {
 export function createSpanExporter(opts: SpanExporterOptions): SpanExporter {
   const { config } = opts;
   if (config.exporter === 'none') return NONE;
-  const transport =
-    config.exporter === 'console' ? new ConsoleTransport(opts.out ?? process.stdout) : new OtlpGrpcTransport(config, opts.resource, opts.log);
-  return new BatchQueue(transport, config.batch, opts.counters);
+  if (config.exporter === 'console') return new BatchQueue(new ConsoleTransport(opts.out ?? process.stdout), config.batch, opts.counters);
+  return new BatchQueue(new OtlpGrpcTransport(config, opts.resource, opts.log), config.batch, opts.counters);
 }
 
 const NONE: SpanExporter = {
@@ -65,12 +65,13 @@ const FAILURE_LOG_INTERVAL_MS = 30_000;
 // What OTLPTraceExporter passes to createOtlpGrpcExportDelegate (exporter-trace-otlp-grpc 0.223),
 // so the transport, its self-observability metrics and the wire call are the official ones.
 const COMPONENT_TYPE = 'otlp_grpc_span_exporter';
-const SPAN_METRICS_HELPER = { name: 'span' as const, countItems: (spans: SpanRecord[]) => spans.length };
+const SPAN_METRICS_HELPER = { name: 'span' as const, countItems: (spans: EncodedSpan[]) => spans.length };
 const GRPC_NAME = 'TraceExportService';
 const GRPC_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
-class OtlpGrpcTransport implements BatchTransport {
-  private readonly exporter: IOtlpExportDelegate<SpanRecord[]>;
+class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
+  private readonly serializer: OtlpTraceSerializer;
+  private readonly exporter: IOtlpExportDelegate<EncodedSpan[]>;
   private lastFailureLog = -Infinity;
 
   constructor(
@@ -91,9 +92,11 @@ class OtlpGrpcTransport implements BatchTransport {
       // One spare slot so a call outliving the queue's watchdog does not make the next one fail.
       concurrencyLimit: config.batch.maxConcurrentExports + 1,
     };
+    this.serializer = new OtlpTraceSerializer(resource, { name: 'sidetrace', version: VERSION });
+    const encoded: EncodedSpansSerializer = this.serializer.encodedSpans;
     this.exporter = createOtlpGrpcExportDelegate(
       convertLegacyOtlpGrpcOptions(options, 'TRACES'),
-      new OtlpTraceSerializer(resource, { name: 'sidetrace', version: VERSION }),
+      encoded,
       COMPONENT_TYPE,
       SPAN_METRICS_HELPER,
       undefined, // the global meter provider, as OTLPTraceExporter without selfObsMeterProvider
@@ -102,7 +105,15 @@ class OtlpGrpcTransport implements BatchTransport {
     );
   }
 
-  send(batch: SpanRecord[]): Promise<boolean> {
+  prepare(span: SpanRecord): EncodedSpan {
+    return this.serializer.encodeSpan(span);
+  }
+
+  size(encoded: EncodedSpan): number {
+    return encodedLength(encoded);
+  }
+
+  send(batch: EncodedSpan[]): Promise<boolean> {
     return new Promise((resolve) => {
       this.exporter.export(batch, (result) => {
         const ok = result.code === ExportResultCode.SUCCESS;
@@ -131,8 +142,16 @@ class OtlpGrpcTransport implements BatchTransport {
 // Past this much unwritten output (a stalled terminal or pipe), batches are dropped, not buffered.
 const CONSOLE_MAX_BUFFERED = 8 * 1024 * 1024;
 
-class ConsoleTransport implements BatchTransport {
+class ConsoleTransport implements BatchTransport<SpanRecord> {
   constructor(private readonly out: Writable) {}
+
+  prepare(span: SpanRecord): SpanRecord {
+    return span;
+  }
+
+  size(span: SpanRecord): number {
+    return estimateSpanBytes(span);
+  }
 
   send(batch: SpanRecord[]): Promise<boolean> {
     if (this.out.writableLength > CONSOLE_MAX_BUFFERED) return Promise.resolve(false);

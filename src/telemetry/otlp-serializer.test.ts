@@ -162,6 +162,50 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('spans encoded one by one as they are queued make the same request as the batch', () => {
+    fc.assert(
+      fc.property(fc.array(spanRecord, { minLength: 1, maxLength: 4 }), resourceAttributes, (spans, resource) => {
+        const ser = new OtlpTraceSerializer(resource, SCOPE);
+        const encoded = spans.map((s) => ser.encodeSpan(s));
+        expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, resource)))).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('encoded spans stay intact across slabs, spans bigger than a slab, and later batches', () => {
+    const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
+    const mk = (i: number, bytes: number): SpanRecord => ({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: i.toString(16).padStart(16, '0'),
+      sampled: true,
+      name: `span ${i}`,
+      kind: SpanKind.SERVER,
+      startMs: 1_700_000_000_000 + i,
+      endMs: 1_700_000_000_001 + i,
+      attributes: { i, body: 'é'.repeat(bytes >> 1), raw: new Uint8Array(bytes).fill(i) },
+      events: [],
+      status: { code: StatusCode.OK },
+    });
+    // ~1 MiB in spans of 1 KiB to 300 KiB: several slabs, some spans grow one.
+    const spans = Array.from({ length: 200 }, (_, i) => mk(i, i % 50 === 7 ? 300_000 : 1000 + 37 * i));
+    const encoded = spans.map((s) => ser.encodeSpan(s));
+    for (let i = 0; i < 3; i++) ser.encodeSpan(mk(1000 + i, 20_000));
+    expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, { 'service.name': 's' })))).toBe(true);
+  });
+
+  it('encodes keys right past the key cache bound (clients choose header names)', () => {
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < 12; i++) {
+      const attributes: Record<string, string> = {};
+      for (let k = 0; k < 500; k++) attributes[`http.request.header.x-${(i * 300 + k).toString(36)}`] = `v${k}`;
+      attributes['http.request.method'] = 'GET';
+      spans.push({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes, events: [], status: { code: StatusCode.UNSET } });
+    }
+    expect(Buffer.from(ser.serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
+  });
+
   it('writes the fields a backend reads, with their OTLP values', () => {
     const span: SpanRecord = {
       traceId: '0af7651916cd43dd8448eb211c80319c',

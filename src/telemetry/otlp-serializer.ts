@@ -36,6 +36,36 @@ const MAX_VARINT32 = 5;
 let buf = Buffer.allocUnsafe(64 * 1024);
 let pos = 0;
 
+// encodeSpan writes spans one after another into a slab. A new slab is started when the room left
+// is less than twice the last span (spans of a process are alike in size), so a span rarely
+// outgrows its slab (ensure() then moves the slab to a bigger copy). A slab lives as long as any
+// span in it waits for export.
+const SLAB_SIZE = 256 * 1024;
+const SLAB_MIN_ROOM = 4 * 1024;
+
+// Bytes values this big (binary bodies: already a copy of their own, made when the span was
+// built) are not copied by encodeSpan: the encoded span is the slab's bytes around them and the
+// values themselves, joined when the batch is serialized. Positions in `buf` where each goes:
+const REFERENCE_MIN_BYTES = 2048;
+let referencing = false;
+const refAt: number[] = [];
+const refBytes: Uint8Array[] = [];
+let refTotal = 0;
+
+function isReferenced(v: Uint8Array): boolean {
+  return referencing && v.byteLength >= REFERENCE_MIN_BYTES;
+}
+
+/** A span from encodeSpan: its bytes, or the pieces they are made of (see REFERENCE_MIN_BYTES). */
+export type EncodedSpan = Uint8Array | Uint8Array[];
+
+export function encodedLength(span: EncodedSpan): number {
+  if (!Array.isArray(span)) return span.length;
+  let n = 0;
+  for (let i = 0; i < span.length; i++) n += span[i].length;
+  return n;
+}
+
 function ensure(n: number): void {
   if (pos + n <= buf.length) return;
   let size = buf.length * 2;
@@ -231,8 +261,14 @@ function putAnyValue(v: unknown, size: number): void {
       if (v instanceof Uint8Array) {
         buf[pos++] = 0x3a; // bytes_value = 7
         putVarint32(v.byteLength);
-        buf.set(v, pos);
-        pos += v.byteLength;
+        if (isReferenced(v)) {
+          refAt.push(pos);
+          refBytes.push(v);
+          refTotal += v.byteLength;
+        } else {
+          buf.set(v, pos);
+          pos += v.byteLength;
+        }
       } else if (Array.isArray(v)) {
         buf[pos++] = 0x2a; // array_value = 5
         putVarint32(contentLength(size));
@@ -247,6 +283,124 @@ function putAnyValue(v: unknown, size: number): void {
   }
 }
 
+// Attribute keys repeat span after span (a few dozen semantic-convention and header names), so
+// each key's encoded KeyValue.key field (tag, length, UTF-8) is kept and copied with one memcpy
+// instead of being sized and copied char by char per span. Keys come from Object.keys, so they
+// are internalized strings with a cached hash: a lookup is cheap. Header names are chosen by
+// clients, so the cache is bounded: it starts over when full, and overlong keys are not kept.
+const KEY_CACHE_MAX = 2048;
+const KEY_CACHE_MAX_LENGTH = 256;
+const keyFields = new Map<string, Buffer>();
+
+function keyField(key: string): Buffer {
+  let field = keyFields.get(key);
+  if (field !== undefined) return field;
+  const n = Buffer.byteLength(key, 'utf8');
+  field = Buffer.allocUnsafe(1 + varintSize(n) + n);
+  field[0] = 0x0a; // KeyValue.key = 1
+  let at = 1;
+  for (let v = n; ; v >>>= 7) {
+    if (v < 0x80) {
+      field[at++] = v;
+      break;
+    }
+    field[at++] = (v & 0x7f) | 0x80;
+  }
+  field.write(key, at, n, 'utf8');
+  if (key.length <= KEY_CACHE_MAX_LENGTH) {
+    if (keyFields.size >= KEY_CACHE_MAX) keyFields.clear();
+    keyFields.set(key, field);
+  }
+  return field;
+}
+
+// Up to this many UTF-16 units, a string assumed ASCII is copied by a JS loop that also checks
+// the assumption; longer ones by one Buffer#write (a C++ call costs about as much as copying
+// this many chars in JS).
+const ASCII_LOOP_MAX = 24;
+
+/**
+ * Copies `s` (length `len`) to pos as ASCII; false if it is not ASCII (the bytes written are then
+ * garbage for the caller to rewind). Room for 3 bytes per unit is ensured by the caller.
+ */
+function putAscii(s: string, len: number): boolean {
+  if (len <= ASCII_LOOP_MAX) {
+    let all = 0;
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      all |= c;
+      buf[pos++] = c;
+    }
+    return all < 0x80;
+  }
+  // Every UTF-16 unit takes one UTF-8 byte if ASCII and at least two otherwise, so the byte count
+  // equals the length exactly when the string is ASCII.
+  const written = buf.write(s, pos, 3 * len, 'utf8');
+  pos += written;
+  return written === len;
+}
+
+/**
+ * One KeyValue whose string value is assumed ASCII (most are: methods, addresses, paths,
+ * header values), written in one pass; false, with pos back at the start, if it was not.
+ */
+function putAsciiStringKeyValue(tag: number, key: Buffer, v: string): boolean {
+  const start = pos;
+  const len = v.length;
+  const vn = 1 + varintSize(len) + len;
+  const kvLen = key.length + 1 + varintSize(vn) + vn;
+  ensure(1 + MAX_VARINT32 + kvLen + 2 * len);
+  buf[pos++] = tag;
+  putVarint32(kvLen);
+  buf.set(key, pos);
+  pos += key.length;
+  buf[pos++] = 0x12; // KeyValue.value = 2
+  putVarint32(vn);
+  buf[pos++] = 0x0a; // AnyValue.string_value = 1
+  putVarint32(len);
+  if (putAscii(v, len)) return true;
+  pos = start;
+  return false;
+}
+
+/** As putAsciiStringKeyValue for an array of strings (header values); false if one is not ASCII. */
+function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolean {
+  let content = 0;
+  let room = 0;
+  for (let i = 0; i < arr.length; i++) {
+    const item = arr[i];
+    if (typeof item !== 'string') return false;
+    const itemSize = 1 + varintSize(item.length) + item.length;
+    content += 1 + varintSize(itemSize) + itemSize;
+    room += 2 * item.length;
+  }
+  const start = pos;
+  const vn = 1 + varintSize(content) + content;
+  const kvLen = key.length + 1 + varintSize(vn) + vn;
+  ensure(1 + MAX_VARINT32 + kvLen + room);
+  buf[pos++] = tag;
+  putVarint32(kvLen);
+  buf.set(key, pos);
+  pos += key.length;
+  buf[pos++] = 0x12; // KeyValue.value = 2
+  putVarint32(vn);
+  buf[pos++] = 0x2a; // AnyValue.array_value = 5
+  putVarint32(content);
+  for (let i = 0; i < arr.length; i++) {
+    const item = arr[i] as string;
+    const len = item.length;
+    buf[pos++] = 0x0a; // ArrayValue.values = 1
+    putVarint32(1 + varintSize(len) + len);
+    buf[pos++] = 0x0a; // AnyValue.string_value = 1
+    putVarint32(len);
+    if (!putAscii(item, len)) {
+      pos = start;
+      return false;
+    }
+  }
+  return true;
+}
+
 /** Repeated KeyValue under a one-byte `tag`; each pair's sizes are exact, so nothing shifts. */
 function putAttributes(tag: number, attrs: Attributes): void {
   // Own enumerable keys, in insertion order: what the official writer's for-in + hasOwnProperty visits.
@@ -254,17 +408,19 @@ function putAttributes(tag: number, attrs: Attributes): void {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
     const v: AttrValue = attrs[key];
-    const kn = utf8Length(key);
-    // Strings (most values) are sized once here rather than in anyValueSize and putAnyValue.
+    const kf = keyField(key);
+    if (typeof v === 'string') {
+      if (putAsciiStringKeyValue(tag, kf, v)) continue;
+    } else if (Array.isArray(v) && putAsciiArrayKeyValue(tag, kf, v)) continue;
+    // Numbers, booleans, bytes, and strings that are not ASCII: sized exactly, then written.
     const sn = typeof v === 'string' ? utf8Length(v) : 0;
     const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
-    const kvLen = 1 + varintSize(kn) + kn + 1 + varintSize(vn) + vn;
-    ensure(1 + MAX_VARINT32 + kvLen);
+    const kvLen = kf.length + 1 + varintSize(vn) + vn;
+    ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
     buf[pos++] = tag;
     putVarint32(kvLen);
-    buf[pos++] = 0x0a; // KeyValue.key = 1
-    putVarint32(kn);
-    putStringBytes(key, kn);
+    buf.set(kf, pos);
+    pos += kf.length;
     buf[pos++] = 0x12; // KeyValue.value = 2
     putVarint32(vn);
     if (typeof v === 'string') {
@@ -282,14 +438,18 @@ function beginLength(guess: number): number {
   return pos;
 }
 
-/** Writes the length of the body started at `start`, moving the body if the guess was off. */
-function endLength(start: number, guess: number): void {
-  const len = pos - start;
+/**
+ * Writes the length of the body started at `start`, moving the body if the guess was off.
+ * `refsBefore` is refTotal when the body started: bytes referenced since are part of it.
+ */
+function endLength(start: number, guess: number, refsBefore: number): void {
+  const len = pos - start + (refTotal - refsBefore);
   const need = varintSize(len);
   if (need !== guess) {
     ensure(need - guess);
     buf.copyWithin(start + need - guess, start, pos);
     pos += need - guess;
+    for (let i = 0; i < refAt.length; i++) if (refAt[i] >= start) refAt[i] += need - guess;
   }
   const end = pos;
   pos = start - guess;
@@ -300,6 +460,7 @@ function endLength(start: number, guess: number): void {
 function putSpan(s: SpanRecord): void {
   ensure(2 * 18 + 3);
   buf[pos++] = 0x12; // ScopeSpans.spans = 2
+  const refs = refTotal;
   const start = beginLength(SPAN_LEN_GUESS);
   putHexField(0x0a, s.traceId); // trace_id = 1
   putHexField(0x12, s.spanId); // span_id = 2
@@ -324,6 +485,7 @@ function putSpan(s: SpanRecord): void {
     const e = events[i];
     ensure(2 + EVENT_LEN_GUESS + 9);
     buf[pos++] = 0x5a; // events = 11
+    const eventRefs = refTotal;
     const es = beginLength(EVENT_LEN_GUESS);
     buf[pos++] = 0x09; // Event.time_unix_nano = 1
     putTimeMs(e.timeMs);
@@ -332,7 +494,7 @@ function putSpan(s: SpanRecord): void {
     ensure(2);
     buf[pos++] = 0x20; // Event.dropped_attributes_count = 4
     buf[pos++] = 0;
-    endLength(es, EVENT_LEN_GUESS);
+    endLength(es, EVENT_LEN_GUESS, eventRefs);
   }
   const message = s.status.message;
   const mn = message ? utf8Length(message) : 0;
@@ -357,26 +519,39 @@ function putSpan(s: SpanRecord): void {
   buf[pos++] = 0x85;
   buf[pos++] = 0x01;
   putFixed32((s.sampled ? SAMPLED : 0) | FLAGS_HAS_IS_REMOTE | (s.parentSpanId ? FLAGS_IS_REMOTE : 0));
-  endLength(start, SPAN_LEN_GUESS);
+  endLength(start, SPAN_LEN_GUESS, refs);
 }
 
 /** Encodes one message field into a fresh buffer, with the scratch writer. */
 function encodeOnce(write: () => void): Buffer {
   pos = 0;
   write();
-  return Buffer.from(buf.subarray(0, pos));
+  const out = Buffer.allocUnsafe(pos);
+  buf.copy(out, 0, 0, pos);
+  return out;
 }
 
 /**
  * The OTLP trace serializer for the official gRPC export delegate. One resource and one scope
  * per process, so both are encoded once, here, and copied into every request.
  */
+/** The serializer the export delegate gets when the queue holds spans from encodeSpan. */
+export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServiceResponse>;
+
 export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTraceServiceResponse> {
+  readonly encodedSpans: EncodedSpansSerializer = {
+    serializeRequest: (spans) => this.serializeEncoded(spans),
+    deserializeResponse: (data) => this.deserializeResponse(data),
+  };
   /** `resource = 1` of ResourceSpans, tag included. */
   private readonly resourceField: Buffer;
   /** `scope = 1` of ScopeSpans, tag included. */
   private readonly scopeField: Buffer;
   private readonly headerRoom: number;
+  /** Where encodeSpan writes (see SLAB_SIZE). */
+  private slab = Buffer.allocUnsafeSlow(0);
+  private slabPos = 0;
+  private lastSpanBytes = 0;
 
   constructor(resource: Record<string, string>, scope: InstrumentationScopeInfo) {
     this.resourceField = encodeOnce(() => {
@@ -386,14 +561,14 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
       ensure(2);
       buf[pos++] = 0x10; // Resource.dropped_attributes_count = 2, written as the official writer does
       buf[pos++] = 0;
-      endLength(start, MAX_VARINT32);
+      endLength(start, MAX_VARINT32, 0);
     });
     this.scopeField = encodeOnce(() => {
       buf[pos++] = 0x0a;
       const start = beginLength(MAX_VARINT32);
       putStringField(0x0a, scope.name);
       if (scope.version) putStringField(0x12, scope.version);
-      endLength(start, MAX_VARINT32);
+      endLength(start, MAX_VARINT32, 0);
     });
     this.headerRoom = 2 * (1 + MAX_VARINT32) + this.resourceField.length + this.scopeField.length;
   }
@@ -409,18 +584,103 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     pos = room;
     for (let i = 0; i < spans.length; i++) putSpan(spans[i]);
     const end = pos;
-    const scopeSpansLen = this.scopeField.length + (end - room);
-    const resourceSpansLen = this.resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
-    const start = end - (scopeSpansLen + 1 + varintSize(scopeSpansLen) + this.resourceField.length + 1 + varintSize(resourceSpansLen));
+    const start = room - this.headerLength(end - room);
     pos = start;
+    this.putHeader(end - room);
+    // Copied out: the transport sends asynchronously and the scratch buffer is reused. A memcpy:
+    // Buffer.from(subarray) would copy byte by byte.
+    const out = Buffer.allocUnsafe(end - start);
+    buf.copy(out, 0, start, end);
+    return out;
+  }
+
+  /**
+   * One span, encoded now, as its `ScopeSpans.spans` field (tag, length, Span): what the export
+   * queue keeps until serializeEncoded puts a batch of them in a request. The bytes are a view
+   * into a shared slab, not a buffer of their own: one allocation per slab, not per span.
+   */
+  encodeSpan(span: SpanRecord): EncodedSpan {
+    if (this.slab.length - this.slabPos < Math.max(SLAB_MIN_ROOM, 2 * this.lastSpanBytes)) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, 4 * this.lastSpanBytes));
+      this.slabPos = 0;
+    }
+    const scratch = buf;
+    buf = this.slab;
+    pos = this.slabPos;
+    referencing = true;
+    refAt.length = 0;
+    refBytes.length = 0;
+    refTotal = 0;
+    try {
+      putSpan(span);
+      // ensure() may have moved the slab to a bigger copy (the span outgrew the room left);
+      // earlier spans keep their views of the old one.
+      this.slab = buf;
+      const start = this.slabPos;
+      this.slabPos = pos;
+      this.lastSpanBytes = pos - start;
+      if (refBytes.length === 0) return buf.subarray(start, pos);
+      const pieces: Uint8Array[] = [];
+      let from = start;
+      for (let i = 0; i < refAt.length; i++) {
+        pieces.push(buf.subarray(from, refAt[i]), refBytes[i]);
+        from = refAt[i];
+      }
+      pieces.push(buf.subarray(from, pos));
+      return pieces;
+    } finally {
+      buf = scratch;
+      referencing = false;
+      refAt.length = 0;
+      refBytes.length = 0;
+      refTotal = 0;
+    }
+  }
+
+  /** The request for spans from encodeSpan, byte for byte what serializeRequest gives for them. */
+  serializeEncoded(spans: EncodedSpan[]): Uint8Array {
+    if (spans.length === 0) return new Uint8Array(0);
+    let spansLen = 0;
+    for (let i = 0; i < spans.length; i++) spansLen += encodedLength(spans[i]);
+    const headerLen = this.headerLength(spansLen);
+    pos = 0;
+    ensure(headerLen);
+    this.putHeader(spansLen);
+    const out = Buffer.allocUnsafe(headerLen + spansLen);
+    buf.copy(out, 0, 0, headerLen);
+    let at = headerLen;
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i];
+      if (!Array.isArray(span)) {
+        out.set(span, at);
+        at += span.length;
+        continue;
+      }
+      for (let j = 0; j < span.length; j++) {
+        out.set(span[j], at);
+        at += span[j].length;
+      }
+    }
+    return out;
+  }
+
+  /** Bytes of the request before its spans (ResourceSpans and ScopeSpans heads, resource, scope). */
+  private headerLength(spansLen: number): number {
+    const scopeSpansLen = this.scopeField.length + spansLen;
+    const resourceSpansLen = this.resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
+    return 1 + varintSize(resourceSpansLen) + resourceSpansLen - spansLen;
+  }
+
+  /** Writes the header at pos (room ensured by the caller). */
+  private putHeader(spansLen: number): void {
+    const scopeSpansLen = this.scopeField.length + spansLen;
+    const resourceSpansLen = this.resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
     buf[pos++] = 0x0a; // ExportTraceServiceRequest.resource_spans = 1
     putVarint32(resourceSpansLen);
     pos += this.resourceField.copy(buf, pos);
     buf[pos++] = 0x12; // ResourceSpans.scope_spans = 2
     putVarint32(scopeSpansLen);
     pos += this.scopeField.copy(buf, pos);
-    // Copied out: the transport sends asynchronously and the scratch buffer is reused.
-    return Buffer.from(buf.subarray(start, end));
   }
 
   deserializeResponse(data: Uint8Array): IExportTraceServiceResponse {
