@@ -159,6 +159,21 @@ describe('BatchQueue', () => {
     expect(metrics.get('d')).toBe(2);
   });
 
+  it('at the byte bound, later spans are dropped without being prepared until a batch leaves', async () => {
+    const size = estimateSpanBytes(span(0, 1000));
+    const { q, transport, metrics } = make({ maxQueueSize: 100, maxExportBatchSize: 2, maxQueueBytes: size * 2, scheduleDelayMs: 60_000 });
+    const prepare = vi.spyOn(transport, 'prepare');
+    for (let i = 0; i < 3; i++) q.submit(span(i, 1000));
+    q.submit(span(3));
+    expect(prepare).toHaveBeenCalledTimes(3);
+    expect(metrics.get('d')).toBe(2);
+    await tick();
+    expect(transport.batches).toHaveLength(1);
+    q.submit(span(4));
+    expect(prepare).toHaveBeenCalledTimes(4);
+    expect(q.queued).toBe(1);
+  });
+
   it('a span bigger than the byte bound still gets in when the queue is empty', () => {
     const { q, metrics } = make({ maxQueueBytes: 10, scheduleDelayMs: 60_000 });
     q.submit(span(1, 100));
