@@ -1,0 +1,266 @@
+// Export cost per span, all-in: the node agent's spans (built by its own replay pipeline from
+// nginx-like traffic: GET → 200 with a 1 KiB body, both sides) serialized alone, and sent through
+// createSpanExporter with the real OTLP/gRPC transport to bench/otlp-receiver.js (a separate
+// process that counts spans on the wire) at a steady rate. The figure is the CPU time (user +
+// system, all threads: process.cpuUsage) of the exporting process divided by the spans received.
+//   node bench/export.js [--text] [--rate N] [--seconds S] [REV ...]
+// REV: git revisions whose src/telemetry is measured (default: the working tree); the spans are
+// always built by the working tree, so revisions differ only in export. --text gives the body a
+// text/plain type (a string attribute instead of bytes). Each revision runs in its own child
+// process, alternating over 3 rounds; the receiver is pinned to core 1, the exporter to core 0.
+import { execFileSync, fork, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const HERE = fileURLToPath(import.meta.url);
+const ROUNDS = 3;
+const DISTINCT_SPANS = 4096;
+const SERIALIZE_BATCH = 512;
+const CLOCK_TICKS = 100; // USER_HZ, the unit of /proc/<pid>/task/<tid>/stat times
+
+if (process.argv[2] === '--child') await child(JSON.parse(process.argv[3]));
+else await parent(process.argv.slice(2));
+
+async function parent(argv) {
+  const opts = { text: false, rate: 20_000, seconds: 10 };
+  const revs = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--text') opts.text = true;
+    else if (argv[i] === '--rate') opts.rate = Number(argv[++i]);
+    else if (argv[i] === '--seconds') opts.seconds = Number(argv[++i]);
+    else revs.push(argv[i]);
+  }
+  if (revs.length === 0) revs.push('WORKTREE');
+  const worktree = await prepare('WORKTREE');
+  const dirs = {};
+  for (const rev of revs) dirs[rev] = rev === 'WORKTREE' ? worktree : await prepare(rev);
+  const results = {};
+  console.log(`node ${process.version}, ${opts.text ? 'text' : 'octet-stream'} bodies, ${opts.rate} spans/s for ${opts.seconds} s, ${ROUNDS} rounds`);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const rev of revs) {
+      const args = JSON.stringify({ ...opts, spansDir: worktree, exportDir: dirs[rev] });
+      const r = spawnSync('taskset', ['-c', '0', process.execPath, HERE, '--child', args], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${rev}: ${r.stderr}`);
+      const m = JSON.parse(r.stdout.trim().split('\n').pop());
+      console.log(`  round ${round + 1} ${rev}: ${JSON.stringify(m)}`);
+      for (const [k, v] of Object.entries(m)) if (typeof v === 'number') (results[`${rev} ${k}`] ??= []).push(v);
+    }
+  }
+  for (const rev of revs) {
+    const med = (k) => {
+      const xs = [...results[`${rev} ${k}`]].sort((a, b) => a - b);
+      return xs[(xs.length - 1) >> 1];
+    };
+    console.log(
+      `${rev.padEnd(10)} serialize ${med('serializeUs').toFixed(2)} µs/span (${med('bytesPerSpan').toFixed(0)} B/span); ` +
+        `export all-in ${med('exportCpuUs').toFixed(2)} µs CPU/span (user ${med('exportUserUs').toFixed(2)}, system ${med('exportSystemUs').toFixed(2)}, main thread ${med('mainThreadUs').toFixed(2)}); ` +
+        `received ${med('receivedRatio').toFixed(4)} of submitted, ${med('requests')} requests`,
+    );
+  }
+}
+
+async function prepare(rev) {
+  const label = rev === 'WORKTREE' ? 'worktree' : execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', rev], { encoding: 'utf8' }).trim();
+  const dir = path.join(ROOT, 'bench/out', `export-${label}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let srcRoot = ROOT;
+  if (rev !== 'WORKTREE') {
+    srcRoot = path.join(dir, 'tree');
+    mkdirSync(srcRoot);
+    execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${rev} src | tar -x -C "${srcRoot}"`]);
+  }
+  const entryPoints = listTs(path.join(srcRoot, 'src'));
+  await build({ entryPoints, outdir: path.join(dir, 'src'), outbase: path.join(srcRoot, 'src'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
+  symlinkSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+  return dir;
+}
+
+function listTs(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = path.join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...listTs(p));
+    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
+  }
+  return out;
+}
+
+/** DISTINCT_SPANS spans (both sides of DISTINCT_SPANS / 2 requests) from the agent's replay pipeline. */
+async function agentSpans(dir, text) {
+  const imp = (p) => import(path.join(dir, 'src', p));
+  const { ConnTable } = await imp('bpf-fallback/conn-table.js');
+  const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
+  const { Metrics } = await imp('telemetry/metrics.js');
+  const { SpanReplayer } = await imp('bpf-fallback/spans.js');
+  const { compilePolicy } = await imp('policy/parse.js');
+  const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
+  const { measureKernelClock } = await imp('bpf-fallback/clock.js');
+  const policy = compilePolicy({});
+  const spans = [];
+  const infos = { 100: { executableName: 'wrk' }, 200: { executableName: 'nginx' } };
+  const replayer = new SpanReplayer({
+    serviceName: 'agent',
+    policy: () => policy,
+    sink: { submit: (s) => spans.push(s) },
+    metrics: createProxyMetrics(new Metrics()),
+    clock: measureKernelClock(),
+    process: (pid) => infos[pid],
+  });
+  const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (conn, rec) => replayer.replay(conn, rec) });
+  const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n', 'latin1');
+  const response = Buffer.from(
+    `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 17:00:00 GMT\r\nContent-Type: ${text ? 'text/plain' : 'application/octet-stream'}\r\n` +
+      `Content-Length: 1024\r\nConnection: keep-alive\r\n\r\n${'x'.repeat(1024)}`,
+    'latin1',
+  );
+  const conns = 16;
+  const events = [];
+  let ts = Number(process.hrtime.bigint());
+  const sides = [];
+  for (let c = 0; c < conns; c++) {
+    for (const role of ['client', 'server']) {
+      const connId = 1 + 2 * c + (role === 'server' ? 1 : 0);
+      const pid = role === 'client' ? 100 : 200;
+      const local = { address: '10.0.0.7', port: role === 'client' ? 40000 + c : 8080 };
+      const remote = { address: '10.0.0.7', port: role === 'client' ? 8080 : 40000 + c };
+      events.push({ kind: 'open', connId, pid, tid: pid, fd: 5, tsNs: (ts += 1000), role, local, remote, comm: infos[pid].executableName });
+      sides.push({ connId, pid, pos: { egress: 0, ingress: 0 } });
+    }
+  }
+  const data = (s, direction, bytes) => {
+    events.push({ kind: 'data', connId: s.connId, pid: s.pid, tid: s.pid, fd: 5, tsNs: (ts += 1000), direction, source: 'syscall', pos: s.pos[direction], size: bytes.length, data: bytes });
+    s.pos[direction] += bytes.length;
+  };
+  for (let i = 0; i < DISTINCT_SPANS / 2 / conns; i++) {
+    for (let c = 0; c < conns; c++) {
+      data(sides[2 * c], 'egress', request);
+      data(sides[2 * c + 1], 'ingress', request);
+      data(sides[2 * c + 1], 'egress', response);
+      data(sides[2 * c], 'ingress', response);
+    }
+  }
+  table.handle(events);
+  if (spans.length !== DISTINCT_SPANS) throw new Error(`expected ${DISTINCT_SPANS} spans, got ${spans.length}`);
+  return spans;
+}
+
+async function child({ text, rate, seconds, spansDir, exportDir }) {
+  const spans = await agentSpans(spansDir, text);
+  const imp = (p) => import(path.join(exportDir, 'src', p));
+  const { OtlpTraceSerializer } = await imp('telemetry/otlp-serializer.js');
+  const { createSpanExporter } = await imp('telemetry/export.js');
+  const { exportConfigFromEnv } = await imp('telemetry/otel-env.js');
+  const { Counter } = await imp('telemetry/metrics.js');
+  const resource = {
+    'service.name': 'sidetrace-agent',
+    'telemetry.sdk.name': 'sidetrace',
+    'telemetry.sdk.language': 'nodejs',
+    'telemetry.sdk.version': '0.1.0',
+    'host.name': 'node-a',
+    'k8s.node.name': 'node-a',
+    'process.pid': String(process.pid),
+  };
+
+  // Serializer alone: CPU per span over 512-span batches, after a warm-up.
+  const ser = new OtlpTraceSerializer(resource, { name: 'sidetrace', version: '0.1.0' });
+  const batches = [];
+  for (let i = 0; i < spans.length; i += SERIALIZE_BATCH) batches.push(spans.slice(i, i + SERIALIZE_BATCH));
+  let bytes = 0;
+  for (let r = 0; r < 20; r++) for (const b of batches) ser.serializeRequest(b);
+  const c0 = process.cpuUsage();
+  const reps = 40;
+  for (let r = 0; r < reps; r++) for (const b of batches) bytes += ser.serializeRequest(b).length;
+  const c1 = process.cpuUsage(c0);
+  const serializeUs = (c1.user + c1.system) / (reps * spans.length);
+  const bytesPerSpan = bytes / (reps * spans.length);
+
+  // The full exporter at a steady rate, to a receiver in its own process on the other core.
+  const receiver = fork(path.join(ROOT, 'bench/otlp-receiver.js'), [], { execPath: 'taskset', execArgv: ['-c', '1', process.execPath] });
+  const port = await new Promise((resolve) => receiver.once('message', (m) => resolve(m.port)));
+  const count = () => new Promise((resolve) => (receiver.once('message', resolve), receiver.send('count')));
+  const counters = { submitted: new Counter('s', ''), exported: new Counter('e', ''), dropped: new Counter('d', '') };
+  const exporter = createSpanExporter({
+    config: exportConfigFromEnv({ ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }),
+    resource,
+    counters,
+  });
+  // Warm-up second: JIT, the channel's connection.
+  await pace(exporter, spans, rate, 1);
+  await exporter.flush();
+  const before = await count();
+  const s0 = counters.submitted.value;
+  const d0 = counters.dropped.value;
+  const r0 = processTicks(receiver.pid);
+  const t0 = threadTimes();
+  const u0 = process.cpuUsage();
+  await pace(exporter, spans, rate, seconds);
+  await exporter.flush();
+  const u = process.cpuUsage(u0);
+  const t1 = threadTimes();
+  const r1 = processTicks(receiver.pid);
+  const after = await count();
+  const submitted = counters.submitted.value - s0;
+  const received = after.spans - before.spans;
+  await exporter.shutdown();
+  receiver.disconnect();
+  process.stdout.write(
+    JSON.stringify({
+      serializeUs,
+      bytesPerSpan,
+      exportCpuUs: (u.user + u.system) / received,
+      // Per span offered to submit(), dropped ones included: the floor when the exporter keeps up.
+      offeredCpuUs: (u.user + u.system) / (rate * seconds),
+      exportUserUs: u.user / received,
+      exportSystemUs: u.system / received,
+      // The main thread's share; the rest is V8's GC helpers and libuv's threads.
+      mainThreadUs: ((t1.get(process.pid) - t0.get(process.pid)) * 1e6) / CLOCK_TICKS / received,
+      receiverUs: ((r1 - r0) * 1e6) / CLOCK_TICKS / received,
+      receivedRatio: received / submitted,
+      dropped: counters.dropped.value - d0,
+      requests: after.requests - before.requests,
+      decodeErrors: after.decodeErrors,
+    }) + '\n',
+  );
+}
+
+/** utime + stime in clock ticks per thread id, from /proc. */
+function threadTimes() {
+  const out = new Map();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(Number(tid), Number(fields[11]) + Number(fields[12]));
+  }
+  return out;
+}
+
+function processTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Submits `rate` spans a second for `seconds`, in 5 ms steps, cycling through `spans`. */
+function pace(exporter, spans, rate, seconds) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    let sent = 0;
+    let next = 0;
+    const total = rate * seconds;
+    const timer = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+      for (; sent < due; sent++) {
+        exporter.submit(spans[next]);
+        if (++next === spans.length) next = 0;
+      }
+      if (sent === total) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+}
