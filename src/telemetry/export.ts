@@ -115,11 +115,17 @@ class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
 
   send(batch: EncodedSpan[]): Promise<boolean> {
     return new Promise((resolve) => {
+      let request: Buffer | undefined;
       this.exporter.export(batch, (result) => {
+        // The delegate reads the request until its last retry, and reports after that.
+        if (request !== undefined) this.serializer.releaseRequest(request);
         const ok = result.code === ExportResultCode.SUCCESS;
         if (!ok) this.reportFailure(result.error);
         resolve(ok);
       });
+      // export() serializes synchronously (or refuses the batch): the spans are not read again.
+      request = this.serializer.takeLastRequest();
+      this.serializer.releaseEncoded(batch);
     });
   }
 

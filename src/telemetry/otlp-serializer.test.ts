@@ -194,6 +194,43 @@ describe('OtlpTraceSerializer', () => {
     expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, { 'service.name': 's' })))).toBe(true);
   });
 
+  it('reuses slabs and requests once released, without touching spans still queued or requests still in flight', () => {
+    const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
+    const mk = (i: number): SpanRecord => ({
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: i.toString(16).padStart(16, '0'),
+      sampled: true,
+      name: `span ${i}`,
+      kind: SpanKind.CLIENT,
+      startMs: 1_700_000_000_000 + i,
+      endMs: 1_700_000_000_001 + i,
+      attributes: { i, 'url.path': `/items/${i}`, body: 'x'.repeat(500 + ((i * 7919) % 3000)), raw: new Uint8Array(i % 5 === 0 ? 5000 : 100).fill(i) },
+      events: [],
+      status: { code: StatusCode.UNSET },
+    });
+    // A queue of encoded spans that grows by 60 spans a round (a slow backend), drained in batches
+    // of 60 with two requests in flight: every request must match the official bytes when it is
+    // finally read, after later encodes, and so must the backlog.
+    const queue: { span: SpanRecord; encoded: ReturnType<typeof ser.encodeSpan> }[] = [];
+    const inFlight: { request: Uint8Array; buffer: Buffer | undefined; expected: Buffer }[] = [];
+    let next = 0;
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 120; i++, next++) queue.push({ span: mk(next), encoded: ser.encodeSpan(mk(next)) });
+      const batch = queue.splice(0, 60);
+      const request = ser.encodedSpans.serializeRequest(batch.map((b) => b.encoded))!;
+      inFlight.push({ request, buffer: ser.takeLastRequest(), expected: Buffer.from(official(batch.map((b) => b.span), { 'service.name': 's' })) });
+      ser.releaseEncoded(batch.map((b) => b.encoded));
+      if (inFlight.length > 2) {
+        const done = inFlight.shift()!;
+        expect(Buffer.from(done.request).equals(done.expected)).toBe(true);
+        ser.releaseRequest(done.buffer!);
+      }
+    }
+    for (const f of inFlight) expect(Buffer.from(f.request).equals(f.expected)).toBe(true);
+    const rest = ser.encodedSpans.serializeRequest(queue.map((q) => q.encoded))!;
+    expect(Buffer.from(rest).equals(Buffer.from(official(queue.map((q) => q.span), { 'service.name': 's' })))).toBe(true);
+  });
+
   it('encodes keys right past the key cache bound (clients choose header names)', () => {
     const ser = new OtlpTraceSerializer({}, SCOPE);
     const spans: SpanRecord[] = [];

@@ -33,15 +33,20 @@ const MAX_VARINT32 = 5;
 
 // The scratch buffer is shared by all serializers: serializeRequest is synchronous and never
 // re-entered, and each result is copied out, so one buffer (grown to the largest batch) serves all.
-let buf = Buffer.allocUnsafe(64 * 1024);
+let buf: Buffer = Buffer.allocUnsafe(64 * 1024);
 let pos = 0;
 
 // encodeSpan writes spans one after another into a slab. A new slab is started when the room left
-// is less than twice the last span (spans of a process are alike in size), so a span rarely
-// outgrows its slab (ensure() then moves the slab to a bigger copy). A slab lives as long as any
-// span in it waits for export.
+// is less than four times the last span (spans of a process are alike in size, and a string is
+// given room for 3 UTF-8 bytes per unit before it is known to be ASCII), so a span rarely outgrows
+// its slab (ensure() then moves the slab to a bigger copy). Once every span in a slab has
+// been serialized into a request (releaseEncoded), the slab is reused: a fresh one would cost page
+// faults on first touch and, counted as external memory, push V8 into more major GCs.
 const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_ROOM = 4 * 1024;
+const SPARE_SLABS = 4;
+// Requests from serializeEncoded are reused the same way once their export has finished.
+const SPARE_REQUESTS = 2;
 
 // Bytes values this big (binary bodies: already a copy of their own, made when the span was
 // built) are not copied by encodeSpan: the encoded span is the slab's bytes around them and the
@@ -549,9 +554,14 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   private readonly scopeField: Buffer;
   private readonly headerRoom: number;
   /** Where encodeSpan writes (see SLAB_SIZE). */
-  private slab = Buffer.allocUnsafeSlow(0);
+  private slab: Buffer = Buffer.allocUnsafeSlow(0);
   private slabPos = 0;
   private lastSpanBytes = 0;
+  /** Earlier slabs still holding spans not yet released, oldest first. */
+  private readonly fullSlabs: Buffer[] = [];
+  private readonly spareSlabs: Buffer[] = [];
+  private readonly spareRequests: Buffer[] = [];
+  private lastRequest: Buffer | undefined;
 
   constructor(resource: Record<string, string>, scope: InstrumentationScopeInfo) {
     this.resourceField = encodeOnce(() => {
@@ -600,10 +610,7 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    * into a shared slab, not a buffer of their own: one allocation per slab, not per span.
    */
   encodeSpan(span: SpanRecord): EncodedSpan {
-    if (this.slab.length - this.slabPos < Math.max(SLAB_MIN_ROOM, 2 * this.lastSpanBytes)) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, 4 * this.lastSpanBytes));
-      this.slabPos = 0;
-    }
+    if (this.slab.length - this.slabPos < Math.max(SLAB_MIN_ROOM, 4 * this.lastSpanBytes)) this.nextSlab();
     const scratch = buf;
     buf = this.slab;
     pos = this.slabPos;
@@ -615,7 +622,10 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
       putSpan(span);
       // ensure() may have moved the slab to a bigger copy (the span outgrew the room left);
       // earlier spans keep their views of the old one.
-      this.slab = buf;
+      if (buf !== this.slab) {
+        if (this.slabPos > 0) this.fullSlabs.push(this.slab);
+        this.slab = buf;
+      }
       const start = this.slabPos;
       this.slabPos = pos;
       this.lastSpanBytes = pos - start;
@@ -637,6 +647,41 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     }
   }
 
+  private nextSlab(): void {
+    if (this.slabPos > 0) this.fullSlabs.push(this.slab);
+    const size = Math.max(SLAB_SIZE, 8 * this.lastSpanBytes);
+    const spare = this.spareSlabs.pop();
+    this.slab = spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafeSlow(size);
+    this.slabPos = 0;
+  }
+
+  /**
+   * The oldest encoded spans, up to and including the last of `spans`, will not be read again
+   * (their request is serialized, or they were dropped): the slabs before the last one's are reused.
+   */
+  releaseEncoded(spans: EncodedSpan[]): void {
+    if (spans.length === 0) return;
+    const last = spans[spans.length - 1];
+    const lastBytes = Array.isArray(last) ? last[last.length - 1] : last;
+    let done = this.fullSlabs.findIndex((s) => s.buffer === lastBytes.buffer);
+    if (done < 0) done = this.fullSlabs.length;
+    for (const slab of this.fullSlabs.splice(0, done)) {
+      if (slab.length === SLAB_SIZE && this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab);
+    }
+  }
+
+  /** The buffer behind the last serializeEncoded request (undefined if none since), for releaseRequest. */
+  takeLastRequest(): Buffer | undefined {
+    const request = this.lastRequest;
+    this.lastRequest = undefined;
+    return request;
+  }
+
+  /** A request's export has finished (retries included): its buffer is reused. */
+  releaseRequest(request: Buffer): void {
+    if (this.spareRequests.length < SPARE_REQUESTS) this.spareRequests.push(request);
+  }
+
   /** The request for spans from encodeSpan, byte for byte what serializeRequest gives for them. */
   serializeEncoded(spans: EncodedSpan[]): Uint8Array {
     if (spans.length === 0) return new Uint8Array(0);
@@ -646,7 +691,10 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     pos = 0;
     ensure(headerLen);
     this.putHeader(spansLen);
-    const out = Buffer.allocUnsafe(headerLen + spansLen);
+    let request = this.spareRequests.pop();
+    if (request === undefined || request.length < headerLen + spansLen) request = Buffer.allocUnsafeSlow(headerLen + spansLen);
+    this.lastRequest = request;
+    const out = request.subarray(0, headerLen + spansLen);
     buf.copy(out, 0, 0, headerLen);
     let at = headerLen;
     for (let i = 0; i < spans.length; i++) {
