@@ -287,7 +287,7 @@ static napi_value init(napi_env env, napi_value exports)
 	 * glibc raises its mmap threshold past a freed mmapped block's size, after which freed
 	 * batches (and the export path's large buffers) stay in arenas as resident free space. The
 	 * default threshold, fixed, maps and unmaps them instead: peak RSS at 10k req/s fell from
-	 * ~225 to ~200 MiB (bench/RESULTS.md). Capping arenas (M_ARENA_MAX 2) made it worse. */
+	 * ~225 to ~200 MiB (src/bpf-fallback/README.md). Capping arenas (M_ARENA_MAX 2) did not help. */
 	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	napi_property_descriptor props[] = {
 		{ "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
