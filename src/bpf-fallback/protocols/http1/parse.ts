@@ -346,15 +346,18 @@ function knownMethod(text: string, length: number): string | undefined {
   return undefined;
 }
 
-/** Header lines of `text` from offset `from` on, folding obs-fold continuations; a string is the error. */
+/**
+ * Header lines of `text` from offset `from` on, folding obs-fold continuations; a string is the
+ * error. A line's end is found by indexOf (faster than a char loop over the value); its name is
+ * checked while its colon is looked for, in one pass.
+ */
 function parseHeaderText(text: string, from: number): RawHeaders | string {
   const headers: RawHeaders = [];
   const len = text.length;
   let at = from;
   while (at < len) {
-    let eol = text.indexOf('\r\n', at);
-    if (eol < 0) eol = len;
     const start = at;
+    const eol = lineEnd(text, start);
     at = eol + 2;
     if (eol === start) continue;
     const c = text.charCodeAt(start);
@@ -362,14 +365,13 @@ function parseHeaderText(text: string, from: number): RawHeaders | string {
       headers[headers.length - 1] += ' ' + text.slice(start, eol).trim();
       continue;
     }
-    // The name is checked while the colon is looked for: one pass over it.
     let colon = start;
     while (colon < eol) {
       const ch = text.charCodeAt(colon);
       if (ch >= 128 || TCHAR[ch] === 0) break;
       colon++;
     }
-    if (colon === eol || text.charCodeAt(colon) !== 58 || colon === start) return badHeaderLine(text, start, eol);
+    if (colon === start || colon === eol || text.charCodeAt(colon) !== 58) return badHeaderLine(text, start, eol);
     let v = colon + 1;
     let e = eol;
     while (v < e && isOws(text.charCodeAt(v))) v++;
@@ -377,6 +379,12 @@ function parseHeaderText(text: string, from: number): RawHeaders | string {
     headers.push(text.slice(start, colon), text.slice(v, e));
   }
   return headers;
+}
+
+/** Where the line starting at `start` ends (its CRLF, or the text's end). */
+function lineEnd(text: string, start: number): number {
+  const eol = text.indexOf('\r\n', start);
+  return eol < 0 ? text.length : eol;
 }
 
 /** Why the header line text[start, eol) is refused. */
