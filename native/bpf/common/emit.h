@@ -72,8 +72,8 @@ static __always_inline __u64 st_meta(__s32 fd, __u8 dir, __u8 src)
 	return (__u64)(__u32)fd | ((__u64)dir << 32) | ((__u64)src << 40);
 }
 
-/* One data event per iteration; bpf_loop keeps the verifier's work independent of the count. */
-static long st_chunk_step(__u64 i, void *unused)
+/* The i-th data event of a call. */
+static __always_inline long st_chunk_emit(__u64 i)
 {
 	struct st_scratch *s = st_scratch();
 	if (!s)
@@ -107,9 +107,17 @@ static long st_chunk_step(__u64 i, void *unused)
 	ev->len = len;
 	st_output(ev, ST_DATA_HEADER_SIZE + len);
 	ST_COUNT(bytes_captured, len);
-	ST_COUNT(bytes_truncated, n - len);
+	if (n > len)
+		ST_COUNT(bytes_truncated, n - len);
 	l->done = done + n;
 	return done + n >= l->size;
+}
+
+/* Events after the first, one per iteration; bpf_loop keeps the verifier's work independent of
+ * the count. */
+static long st_chunk_next(__u64 i, void *unused)
+{
+	return st_chunk_emit(i + 1);
 }
 
 /* Emits [ubuf, ubuf + size) as data events and advances the stream position by size. A global
@@ -142,7 +150,9 @@ __noinline int st_emit_chunks(struct st_conn *c, __u64 meta, __u64 ubuf, __u64 s
 	ev->direction = dir;
 	ev->source = src;
 	ev->reserved = 0;
-	bpf_loop(ST_MAX_CHUNKS_PER_CALL, st_chunk_step, 0, 0);
+	/* Most calls fit one event: it goes out without setting up a loop. */
+	if (!st_chunk_emit(0))
+		bpf_loop(ST_MAX_CHUNKS_PER_CALL - 1, st_chunk_next, 0, 0);
 	return 0;
 }
 
@@ -240,7 +250,8 @@ static __always_inline void st_gather_iov(struct st_conn *c, struct st_scratch *
 	c->pos[idx] += total;
 	st_output(ev, ST_DATA_HEADER_SIZE + len);
 	ST_COUNT(bytes_captured, len);
-	ST_COUNT(bytes_truncated, total - len);
+	if (total > len)
+		ST_COUNT(bytes_truncated, total - len);
 }
 
 /* The first `total` bytes spread over an iovec array. */
