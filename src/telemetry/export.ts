@@ -36,7 +36,7 @@ export interface SpanExporter extends SpanSink {
   shutdown(timeoutMs?: number): Promise<void>;
   /** Spans waiting in the queue. */
   readonly queued: number;
-  /** Their estimated size; bounded by batch.maxQueueBytes. */
+  /** Their size (encoded bytes for OTLP, estimated for the console); bounded by batch.maxQueueBytes. */
   readonly queuedBytes: number;
 }
 

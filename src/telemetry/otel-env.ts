@@ -18,13 +18,15 @@ export interface BatchConfig {
   /** Exports in flight at once; more would only pile up on a slow backend. */
   maxConcurrentExports: number;
   /**
-   * Estimated span bytes (bodies dominate) the queue may hold: spans carry full bodies, so a
-   * count alone (2048 × two 64 KiB bodies = 256 MiB) would not bound a sidecar's memory.
+   * Span bytes (bodies dominate) the queue may hold: spans carry full bodies, so a count alone
+   * (2048 × two 64 KiB bodies = 256 MiB) would not bound a sidecar's memory. Exact encoded
+   * bytes for OTLP, an estimate for the console.
    */
   maxQueueBytes: number;
   /**
-   * Estimated bytes per export request. Collectors reject gRPC messages over 4 MiB by default
-   * (grpc's max receive size), so batches of big bodies are split below that.
+   * Span bytes per export request (as maxQueueBytes counts them). Collectors reject gRPC
+   * messages over 4 MiB by default (grpc's max receive size), so batches of big bodies are split
+   * below that.
    */
   maxExportBatchBytes: number;
 }
