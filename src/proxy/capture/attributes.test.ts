@@ -110,6 +110,17 @@ describe('AttributeBuilder', () => {
     expect(again[2]).toEqual({ fixed: 0 });
   });
 
+  it('stays correct past the bound on compiled shapes', () => {
+    const b = new AttributeBuilder();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 600; i++) {
+        b.add('shape', i);
+        b.add(`many-${i}`, round);
+        expect(b.finish()).toEqual({ shape: i, [`many-${i}`]: round });
+      }
+    }
+  });
+
   // Last: once refused, the module builds every object property by property.
   it('builds property by property where the runtime refuses to compile code', () => {
     let refusals = 0;

@@ -21,14 +21,17 @@ interface ShapeNode {
 /**
  * Key sequences come partly from the wire (header names), so the shape tree is bounded: past
  * MAX_NODES it starts afresh. A factory is compiled only for a sequence seen twice, so a stream
- * of one-off header sets costs a plain object each, not a compile each.
+ * of one-off header sets costs a plain object each, not a compile each; and at most MAX_COMPILED
+ * per tree (a few KiB of code each), later sequences taking the plain path until it starts afresh.
  */
 const MAX_NODES = 16384;
+const MAX_COMPILED = 512;
 /** Longer sequences are rare; their objects are built property by property. */
 const MAX_COMPILED_KEYS = 128;
 
 let root: ShapeNode = newNode();
 let nodes = 1;
+let compiled = 0;
 
 function newNode(): ShapeNode {
   return { lastKey: undefined, lastNext: undefined, next: undefined, make: undefined, seen: 0 };
@@ -85,6 +88,7 @@ export class AttributeBuilder {
         if (nodes >= MAX_NODES) {
           root = newNode();
           nodes = 1;
+          compiled = 0;
           return this.plain();
         }
         next = newNode();
@@ -97,7 +101,8 @@ export class AttributeBuilder {
     }
     let make = node.make;
     if (make === undefined) {
-      if (node.seen++ === 0) return this.plain();
+      if (node.seen++ === 0 || compiled >= MAX_COMPILED) return this.plain();
+      compiled++;
       make = node.make = compile(keys, n);
     }
     const attrs = make(this.values);
