@@ -3,7 +3,8 @@
 // the connection table, the HTTP/1 parser and stitcher, and span building into a counting sink
 // (no export). Deterministic and CPU-only, so two revisions can be compared on a noisy machine:
 //   node bench/agent-replay.js [REV ...]     default: the working tree; REV: a git revision
-//   node bench/agent-replay.js --child DIR spans     one measured run (for `node --cpu-prof`)
+//   node --cpu-prof bench/agent-replay.js --child bench/out/replay-<rev> spans|parse
+//                                            one measured run of a tree that a run above prepared
 // Each revision's src/ is transpiled with esbuild into bench/out/replay-<rev>/ and run in its own
 // child process, alternating revisions over 5 rounds. Times are the process's CPU time (user +
 // system, all threads: GC included) during the measured run, not wall time, so other load on the
