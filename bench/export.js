@@ -3,10 +3,13 @@
 // createSpanExporter with the real OTLP/gRPC transport to bench/otlp-receiver.js (a separate
 // process that counts spans on the wire) at a steady rate. The figure is the CPU time (user +
 // system, all threads: process.cpuUsage) of the exporting process divided by the spans received.
-//   node bench/export.js [--text] [--rate N] [--seconds S] [REV ...]
+//   node bench/export.js [--text] [--fresh] [--rate N] [--seconds S] [REV ...]
 // REV: git revisions whose src/telemetry is measured (default: the working tree); the spans are
 // always built by the working tree, so revisions differ only in export. --text gives the body a
-// text/plain type (a string attribute instead of bytes). Each revision runs in its own child
+// text/plain type (a string attribute instead of bytes). --fresh submits a new copy of a span each
+// time (record, attributes, body), as the agent does, so what the queue keeps alive shows in GC;
+// the copying alone is measured too (into a sink that keeps nothing) and subtracted (net figure).
+// Each revision runs in its own child
 // process, alternating over 3 rounds; the receiver is pinned to core 1, the exporter to core 0.
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
@@ -25,10 +28,11 @@ if (process.argv[2] === '--child') await child(JSON.parse(process.argv[3]));
 else await parent(process.argv.slice(2));
 
 async function parent(argv) {
-  const opts = { text: false, rate: 20_000, seconds: 10 };
+  const opts = { text: false, fresh: false, rate: 20_000, seconds: 10 };
   const revs = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--text') opts.text = true;
+    else if (argv[i] === '--fresh') opts.fresh = true;
     else if (argv[i] === '--rate') opts.rate = Number(argv[++i]);
     else if (argv[i] === '--seconds') opts.seconds = Number(argv[++i]);
     else revs.push(argv[i]);
@@ -38,7 +42,7 @@ async function parent(argv) {
   const dirs = {};
   for (const rev of revs) dirs[rev] = rev === 'WORKTREE' ? worktree : await prepare(rev);
   const results = {};
-  console.log(`node ${process.version}, ${opts.text ? 'text' : 'octet-stream'} bodies, ${opts.rate} spans/s for ${opts.seconds} s, ${ROUNDS} rounds`);
+  console.log(`node ${process.version}, ${opts.text ? 'text' : 'octet-stream'} bodies, ${opts.fresh ? 'fresh' : 'the same'} span objects, ${opts.rate} spans/s for ${opts.seconds} s, ${ROUNDS} rounds`);
   for (let round = 0; round < ROUNDS; round++) {
     for (const rev of revs) {
       const args = JSON.stringify({ ...opts, spansDir: worktree, exportDir: dirs[rev] });
@@ -57,6 +61,7 @@ async function parent(argv) {
     console.log(
       `${rev.padEnd(10)} serialize ${med('serializeUs').toFixed(2)} µs/span (${med('bytesPerSpan').toFixed(0)} B/span); ` +
         `export all-in ${med('exportCpuUs').toFixed(2)} µs CPU/span (user ${med('exportUserUs').toFixed(2)}, system ${med('exportSystemUs').toFixed(2)}, main thread ${med('mainThreadUs').toFixed(2)}); ` +
+        (opts.fresh ? `net of copying ${med('netCpuUs').toFixed(2)} µs/span offered; ` : '') +
         `received ${med('receivedRatio').toFixed(4)} of submitted, ${med('requests')} requests`,
     );
   }
@@ -148,7 +153,7 @@ async function agentSpans(dir, text) {
   return spans;
 }
 
-async function child({ text, rate, seconds, spansDir, exportDir }) {
+async function child({ text, fresh, rate, seconds, spansDir, exportDir }) {
   const spans = await agentSpans(spansDir, text);
   const imp = (p) => import(path.join(exportDir, 'src', p));
   const { OtlpTraceSerializer } = await imp('telemetry/otlp-serializer.js');
@@ -200,8 +205,18 @@ async function child({ text, rate, seconds, spansDir, exportDir }) {
     resource,
     counters,
   });
+  const copy = fresh ? copySpan : (s) => s;
+  // The copying alone, into a sink that keeps nothing (and a warm-up of it).
+  let copyUs = 0;
+  if (fresh) {
+    await pace({ submit() {} }, spans, copy, rate, 1);
+    const c = process.cpuUsage();
+    await pace({ submit() {} }, spans, copy, rate, Math.min(seconds, 4));
+    const cu = process.cpuUsage(c);
+    copyUs = (cu.user + cu.system) / (rate * Math.min(seconds, 4));
+  }
   // Warm-up second: JIT, the channel's connection.
-  await pace(exporter, spans, rate, 1);
+  await pace(exporter, spans, copy, rate, 1);
   await exporter.flush();
   const before = await count();
   const s0 = counters.submitted.value;
@@ -209,7 +224,7 @@ async function child({ text, rate, seconds, spansDir, exportDir }) {
   const r0 = processTicks(receiver.pid);
   const t0 = threadTimes();
   const u0 = process.cpuUsage();
-  await pace(exporter, spans, rate, seconds);
+  await pace(exporter, spans, copy, rate, seconds);
   await exporter.flush();
   const u = process.cpuUsage(u0);
   const t1 = threadTimes();
@@ -226,6 +241,7 @@ async function child({ text, rate, seconds, spansDir, exportDir }) {
       exportCpuUs: (u.user + u.system) / received,
       // Per span offered to submit(), dropped ones included: the floor when the exporter keeps up.
       offeredCpuUs: (u.user + u.system) / (rate * seconds),
+      netCpuUs: (u.user + u.system) / (rate * seconds) - copyUs,
       exportUserUs: u.user / received,
       exportSystemUs: u.system / received,
       // The main thread's share; the rest is V8's GC helpers and libuv's threads.
@@ -256,8 +272,18 @@ function processTicks(pid) {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-/** Submits `rate` spans a second for `seconds`, in 5 ms steps, cycling through `spans`. */
-function pace(exporter, spans, rate, seconds) {
+/** A new span like `s`, built as the agent builds one: attributes by keyed stores, a body of its own. */
+function copySpan(s) {
+  const attributes = {};
+  for (const k in s.attributes) {
+    const v = s.attributes[k];
+    attributes[k] = Array.isArray(v) ? v.slice() : v instanceof Uint8Array ? Buffer.from(v) : v;
+  }
+  return { ...s, attributes, events: [], status: { ...s.status } };
+}
+
+/** Submits `rate` spans a second for `seconds`, in 5 ms steps, cycling through `spans` (each through `copy`). */
+function pace(exporter, spans, copy, rate, seconds) {
   return new Promise((resolve) => {
     const t0 = performance.now();
     let sent = 0;
@@ -266,7 +292,7 @@ function pace(exporter, spans, rate, seconds) {
     const timer = setInterval(() => {
       const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
       for (; sent < due; sent++) {
-        exporter.submit(spans[next]);
+        exporter.submit(copy(spans[next]));
         if (++next === spans.length) next = 0;
       }
       if (sent === total) {
