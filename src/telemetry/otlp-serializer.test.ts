@@ -231,6 +231,16 @@ describe('OtlpTraceSerializer', () => {
     expect(Buffer.from(rest).equals(Buffer.from(official(queue.map((q) => q.span), { 'service.name': 's' })))).toBe(true);
   });
 
+  it('a span that fails to encode leaves the serializer as it was', () => {
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    const ok: SpanRecord = { traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'ok', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes: { body: new Uint8Array(5000) }, events: [], status: { code: StatusCode.OK } };
+    const first = ser.encodeSpan(ok);
+    expect(() => ser.encodeSpan({ ...ok, attributes: { body: new Uint8Array(5000) }, events: undefined } as unknown as SpanRecord)).toThrow();
+    const second = ser.encodeSpan(ok);
+    expect(Buffer.from(ser.encodedSpans.serializeRequest([first, second])!).equals(Buffer.from(official([ok, ok], {})))).toBe(true);
+    expect(Buffer.from(ser.serializeRequest([ok])).equals(Buffer.from(official([ok], {})))).toBe(true);
+  });
+
   it('encodes keys right past the key cache bound (clients choose header names)', () => {
     const ser = new OtlpTraceSerializer({}, SCOPE);
     const spans: SpanRecord[] = [];
