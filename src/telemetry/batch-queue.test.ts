@@ -30,8 +30,8 @@ class ManualTransport implements BatchTransport<SpanRecord> {
   size(span: SpanRecord): number {
     return estimateSpanBytes(span);
   }
-  send(batch: SpanRecord[]): Promise<boolean> {
-    return new Promise((resolve) => this.batches.push({ spans: batch, answer: resolve }));
+  send(batch: SpanRecord[]): Promise<number> {
+    return new Promise((resolve) => this.batches.push({ spans: batch, answer: (ok) => resolve(ok ? batch.length : 0) }));
   }
   async shutdown(): Promise<void> {
     this.shutdowns++;

@@ -15,8 +15,13 @@ export interface BatchTransport<Item> {
   prepare(span: SpanRecord): Item;
   /** The bytes an item stands for: what maxQueueBytes and maxExportBatchBytes bound. */
   size(item: Item): number;
-  /** Sends one batch. Resolves true when the backend accepted it; should not reject. */
-  send(batch: Item[]): Promise<boolean>;
+  /**
+   * Sends one batch. Resolves with how many of its spans the backend accepted: all of them, 0 when
+   * the export failed, fewer on an OTLP partial success (the rest count as dropped). Should not reject.
+   */
+  send(batch: Item[]): Promise<number>;
+  /** Shutdown has begun: finish what is in flight without new attempts (no retries). */
+  closing?(): void;
   shutdown(): Promise<void>;
 }
 
@@ -24,7 +29,7 @@ export interface ExportCounters {
   /** Spans accepted into the queue. */
   submitted?: Counter;
   exported: Counter;
-  /** Queue full, export failed or timed out, or submitted after shutdown. */
+  /** Queue full, export failed or timed out, rejected by the backend, or submitted after shutdown. */
   dropped: Counter;
 }
 
@@ -119,6 +124,7 @@ export class BatchQueue<Item> implements SpanSink {
    */
   async shutdown(timeoutMs: number = this.cfg.exportTimeoutMs): Promise<void> {
     this.closed = true;
+    this.transport.closing?.();
     const until = Date.now() + timeoutMs;
     await withDeadline(this.flush(), timeoutMs);
     this.stopped = true;
@@ -186,21 +192,22 @@ export class BatchQueue<Item> implements SpanSink {
   private exportBatch(batch: Item[]): void {
     this.inFlight++;
     let settled = false;
-    const finish = (ok: boolean): void => {
+    const finish = (accepted: number): void => {
       if (settled) return;
       settled = true;
       clearTimeout(watchdog);
       this.inFlight--;
-      (ok ? this.counters.exported : this.counters.dropped).inc(batch.length);
+      if (accepted > 0) this.counters.exported.inc(accepted);
+      if (accepted < batch.length) this.counters.dropped.inc(batch.length - accepted);
       this.afterExport();
     };
     // Backstop for a transport that never answers; the transport's own deadline should fire first.
-    const watchdog = setTimeout(() => finish(false), this.cfg.exportTimeoutMs);
+    const watchdog = setTimeout(() => finish(0), this.cfg.exportTimeoutMs);
     watchdog.unref();
     try {
-      this.transport.send(batch).then(finish, () => finish(false));
+      this.transport.send(batch).then(finish, () => finish(0));
     } catch {
-      finish(false);
+      finish(0);
     }
   }
 

@@ -682,21 +682,26 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     if (this.spareRequests.length < SPARE_REQUESTS) this.spareRequests.push(request);
   }
 
-  /** The request for spans from encodeSpan, byte for byte what serializeRequest gives for them. */
-  serializeEncoded(spans: EncodedSpan[]): Uint8Array {
-    if (spans.length === 0) return new Uint8Array(0);
+  /**
+   * The request for spans from encodeSpan, byte for byte what serializeRequest gives for them,
+   * after `room` bytes left unwritten at the front: a transport's frame prefix (the gRPC message
+   * header), so the message goes out as one buffer without being copied again.
+   */
+  serializeEncoded(spans: EncodedSpan[], room = 0): Buffer {
+    if (spans.length === 0) return Buffer.alloc(room);
     let spansLen = 0;
     for (let i = 0; i < spans.length; i++) spansLen += encodedLength(spans[i]);
     const headerLen = this.headerLength(spansLen);
     pos = 0;
     ensure(headerLen);
     this.putHeader(spansLen);
+    const total = room + headerLen + spansLen;
     let request = this.spareRequests.pop();
-    if (request === undefined || request.length < headerLen + spansLen) request = Buffer.allocUnsafeSlow(headerLen + spansLen);
+    if (request === undefined || request.length < total) request = Buffer.allocUnsafeSlow(total);
     this.lastRequest = request;
-    const out = request.subarray(0, headerLen + spansLen);
-    buf.copy(out, 0, 0, headerLen);
-    let at = headerLen;
+    const out = request.subarray(0, total);
+    buf.copy(out, room, 0, headerLen);
+    let at = room + headerLen;
     for (let i = 0; i < spans.length; i++) {
       const span = spans[i];
       if (!Array.isArray(span)) {
