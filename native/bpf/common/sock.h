@@ -4,19 +4,21 @@
 #define SIDETRACE_SOCK_H
 #include "defs.h"
 
-/* The struct sock behind fd if it is an IPv4/IPv6 TCP socket, else NULL. */
+/* The struct sock behind fd if it is an IPv4/IPv6 TCP socket, else NULL. Every read or write of
+ * an untracked fd (files, pipes) comes here, so the walk down to the fd array uses direct BTF
+ * loads rather than a helper call per pointer; the file it holds is a plain number to the
+ * verifier, read from there on with helpers. */
 static __always_inline struct sock *st_tcp_sock_of_fd(__s32 fd)
 {
 	if (fd < 0)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
 	if (!fdt)
 		return 0;
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
+	if ((unsigned int)fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	if (!file)
