@@ -424,15 +424,26 @@ while s.recv(65536): pass
     await expectNginxTls(await expectClientTls(child.pid!, nginxPort, '/node-path', NGINX_OK), '/node-path');
   });
 
-  it('curl and python3 → openssl s_server (client side)', async () => {
-    // s_server -www reads and writes through BIO_f_ssl, which calls OpenSSL's internals rather
-    // than the exported SSL_read/SSL_write: only the clients' plaintext is visible here.
+  it('curl and python3 → openssl s_server, both sides', async () => {
+    // s_server -www reads and writes through BIO_f_ssl, which reaches OpenSSL's internal
+    // ssl_read_internal/ssl_write_internal rather than the exported SSL_read/SSL_write; the agent
+    // probes those internals in the distribution's libssl, so the server's side is seen too.
+    const serverSide = async (client: ConnOpenEvent, path: string) => {
+      const open = await rec.waitFor(`${path}: s_server plaintext`, () => {
+        const o = rec.opens((e) => e.local.port === sServerPort && e.remote.port === client.local.port)[0];
+        return o && rec.ofConn(o.connId).some((e) => e.kind === 'data' && e.source === 'tls' && e.direction === 'egress') && o;
+      });
+      expect(open).toMatchObject({ role: 'server', comm: 'openssl' });
+      const evs = rec.ofConn(open.connId);
+      expect(stream(evs, 'ingress', 'tls').bytes.toString()).toMatch(new RegExp(`^GET ${path} HTTP/1\\.1\\r\\n`));
+      expect(stream(evs, 'egress', 'tls').bytes.toString()).toMatch(/^HTTP\/1\.0 200 ok\r\n/);
+    };
     const curl = startChild('curl', ['-sk', '--http1.1', `https://127.0.0.1:${sServerPort}/s-curl`]);
     await curl.done;
-    await expectClientTls(curl.child.pid!, sServerPort, '/s-curl', /^HTTP\/1\.0 200 ok\r\n/);
+    await serverSide(await expectClientTls(curl.child.pid!, sServerPort, '/s-curl', /^HTTP\/1\.0 200 ok\r\n/), '/s-curl');
     const py = startChild('python3', ['-c', pythonClient('/s-python'), String(sServerPort)]);
     await py.done;
-    await expectClientTls(py.child.pid!, sServerPort, '/s-python', /^HTTP\/1\.0 200 ok\r\n/);
+    await serverSide(await expectClientTls(py.child.pid!, sServerPort, '/s-python', /^HTTP\/1\.0 200 ok\r\n/), '/s-python');
   });
 
   it('traces a process started later with its own libssl copy, and drops its probes when it exits', async () => {
