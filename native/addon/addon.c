@@ -1,6 +1,6 @@
-/* N-API surface of the capture: open(opts, onBatch) -> handle, counters, setEnabled, attachTls,
- * detachTls, close. Batches reach JS as zero-copy external Buffers; src/bpf-fallback/native.ts
- * decodes them. */
+/* N-API surface of the capture: open(opts, onBatch) -> handle, counters, setEnabled, release,
+ * attachTls, detachTls, close. Batches reach JS as zero-copy external Buffers; src/bpf-fallback/
+ * native.ts decodes them and releases each once handled (the reader's backpressure). */
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +39,9 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data)
 	napi_value args[2], undefined, result;
 	if (napi_create_external_buffer(env, b->used, b->bytes, free_batch, b, &args[0]) != napi_ok) {
 		free(b);
+		/* Never reaches JS, so JS will not release it. */
+		if (h->cap)
+			st_capture_release(h->cap);
 		return;
 	}
 	napi_create_uint32(env, b->count, &args[1]);
@@ -131,9 +134,13 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	opts.ring_bytes = opt_u32(env, argv[0], "ringBytes", 8u << 20);
 	opts.chunk_bytes = opt_u32(env, argv[0], "chunkBytes", 16384);
 	opts.max_bytes_per_call = opt_u32(env, argv[0], "maxBytesPerCall", 65536);
-	/* 256 KiB: a 10 ms poll at 10k req/s fills about that; the pending bound (8) is then 2 MiB. */
+	/* 256 KiB: a 10 ms poll at 10k req/s fills about that. 32 of them (8 MiB) may wait for JS,
+	 * beside the 8 MiB ring: what a burst needs before the kernel drops (10,000 short
+	 * connections as fast as they go, test/e2e/agent-kernel.test.ts). */
 	opts.batch_bytes = opt_u32(env, argv[0], "batchBytes", 256u << 10);
-	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 8);
+	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 32);
+	/* Opt-in, so a caller that never calls release (an older native.ts) is not stopped. */
+	opts.release_batches = opt_u32(env, argv[0], "releaseBatches", 0);
 	uint32_t tls = opt_u32(env, argv[0], "tls", 1);
 	opts.n_skip_uids = opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64);
 	opts.n_skip_pids = opt_u32_list(env, argv[0], "skipPids", opts.skip_pids, 64);
@@ -241,6 +248,19 @@ static napi_value js_set_enabled(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/* release(handle): JS is done with one batch it was handed; the reader may hand over another. */
+static napi_value js_release(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value argv[1];
+	CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+	struct st_handle *h = get_handle(env, argv[0]);
+	if (!h)
+		return NULL;
+	st_capture_release(h->cap);
+	return NULL;
+}
+
 static napi_value js_attach_tls(napi_env env, napi_callback_info info)
 {
 	size_t argc = 2;
@@ -294,6 +314,7 @@ static napi_value init(napi_env env, napi_value exports)
 		{ "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
 		{ "counters", NULL, js_counters, NULL, NULL, NULL, napi_default, NULL },
 		{ "setEnabled", NULL, js_set_enabled, NULL, NULL, NULL, napi_default, NULL },
+		{ "release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachTls", NULL, js_attach_tls, NULL, NULL, NULL, napi_default, NULL },
 		{ "detachTls", NULL, js_detach_tls, NULL, NULL, NULL, napi_default, NULL },
 	};

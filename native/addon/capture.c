@@ -42,6 +42,13 @@ struct st_capture {
 	struct st_batch *batch;
 	atomic_uint_fast64_t records_read;
 	atomic_uint_fast64_t batches_delivered;
+	/* Batches handed to JS and not yet released by it (st_capture_release): the reader waits
+	 * while max_in_flight are out (0: no such wait), so JS can handle them one per event-loop
+	 * turn and the ring, not the heap, absorbs what JS cannot keep up with. */
+	pthread_mutex_t flow_lock;
+	pthread_cond_t flow_cond;
+	uint32_t in_flight;
+	uint32_t max_in_flight;
 	struct st_tls_set tls[ST_MAX_TLS_SETS];
 	pthread_mutex_t tls_lock;
 };
@@ -57,12 +64,22 @@ static struct st_batch *batch_new(uint32_t cap)
 	return b;
 }
 
-/* Blocks while the JS queue is full: that is the backpressure. */
+/* Blocks while JS holds max_in_flight unreleased batches, or the threadsafe function's queue is
+ * full: that is the backpressure. */
 static int flush(struct st_capture *cap)
 {
 	struct st_batch *b = cap->batch;
 	if (!b || b->count == 0)
 		return 0;
+	if (cap->max_in_flight) {
+		pthread_mutex_lock(&cap->flow_lock);
+		while (cap->in_flight >= cap->max_in_flight && !atomic_load(&cap->stop))
+			pthread_cond_wait(&cap->flow_cond, &cap->flow_lock);
+		cap->in_flight++;
+		pthread_mutex_unlock(&cap->flow_lock);
+		if (atomic_load(&cap->stop))
+			return -1;
+	}
 	cap->batch = NULL;
 	if (napi_call_threadsafe_function(cap->tsfn, b, napi_tsfn_blocking) != napi_ok) {
 		free(b);
@@ -142,6 +159,10 @@ struct st_capture *st_capture_open(const struct st_capture_opts *opts,
 		return NULL;
 	}
 	pthread_mutex_init(&cap->tls_lock, NULL);
+	pthread_mutex_init(&cap->flow_lock, NULL);
+	pthread_cond_init(&cap->flow_cond, NULL);
+	if (opts->release_batches)
+		cap->max_in_flight = opts->max_pending_batches ? opts->max_pending_batches : 1;
 	cap->tsfn = tsfn;
 	cap->batch_bytes = opts->batch_bytes;
 	int err = 0;
@@ -264,6 +285,15 @@ void st_capture_note_delivered(struct st_capture *cap)
 	atomic_fetch_add(&cap->batches_delivered, 1);
 }
 
+void st_capture_release(struct st_capture *cap)
+{
+	pthread_mutex_lock(&cap->flow_lock);
+	if (cap->in_flight > 0)
+		cap->in_flight--;
+	pthread_cond_signal(&cap->flow_cond);
+	pthread_mutex_unlock(&cap->flow_lock);
+}
+
 static void destroy_set(struct st_tls_set *set)
 {
 	for (int i = 0; i < ST_TLS_PROBES; i++) {
@@ -369,6 +399,9 @@ void st_capture_close(struct st_capture *cap)
 	if (!cap)
 		return;
 	atomic_store(&cap->stop, 1);
+	pthread_mutex_lock(&cap->flow_lock);
+	pthread_cond_broadcast(&cap->flow_cond);
+	pthread_mutex_unlock(&cap->flow_lock);
 	if (cap->reader_started)
 		pthread_join(cap->reader, NULL);
 	for (int i = 0; i < ST_MAX_TLS_SETS; i++)
@@ -377,5 +410,7 @@ void st_capture_close(struct st_capture *cap)
 	ring_buffer__free(cap->rb);
 	sidetrace_bpf__destroy(cap->skel);
 	pthread_mutex_destroy(&cap->tls_lock);
+	pthread_mutex_destroy(&cap->flow_lock);
+	pthread_cond_destroy(&cap->flow_cond);
 	free(cap);
 }

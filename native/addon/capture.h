@@ -14,6 +14,9 @@ struct st_capture_opts {
 	uint32_t max_bytes_per_call;
 	uint32_t batch_bytes;
 	uint32_t max_pending_batches;
+	/* JS releases each batch it handled (st_capture_release): the reader then waits while
+	 * max_pending_batches are out. 0: it waits only for room in the threadsafe function's queue. */
+	uint32_t release_batches;
 	uint32_t skip_uids[64];
 	uint32_t n_skip_uids;
 	uint32_t skip_pids[64];
@@ -49,6 +52,8 @@ int st_capture_totals(struct st_capture *cap, struct st_totals *out);
 int st_capture_attach_tls(struct st_capture *cap, const char *path, char *msg, size_t msg_len);
 int st_capture_detach_tls(struct st_capture *cap, int id);
 void st_capture_note_delivered(struct st_capture *cap);
+/* JS is done with one delivered batch: the reader may hand over another. */
+void st_capture_release(struct st_capture *cap);
 /* Stops the reader (the caller must already have aborted the threadsafe function, which
  * unblocks a reader waiting for queue room) and frees everything. */
 void st_capture_close(struct st_capture *cap);

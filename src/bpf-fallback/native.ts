@@ -15,7 +15,7 @@ export interface AgentCaptureOptions {
   maxBytesPerCall?: number;
   /** Alias of maxBytesPerCall, as the agent command names it. */
   maxPayloadBytes?: number;
-  /** Batch size the reader thread hands over (default 256 KiB) and how many may wait (8). */
+  /** Batch size the reader thread hands over (default 256 KiB) and how many may wait for JS (32). */
   batchBytes?: number;
   maxPendingBatches?: number;
   /** Sockets of these uids, or with these local/remote ports, are not traced (the sidecar's). */
@@ -65,6 +65,8 @@ interface Addon {
   close(h: unknown): void;
   counters(h: unknown): Record<string, number>;
   setEnabled(h: unknown, on: boolean): void;
+  /** One delivered batch is handled: the reader may hand over another (its backpressure). */
+  release(h: unknown): void;
   attachTls(h: unknown, path: string): number;
   detachTls(h: unknown, id: number): void;
 }
@@ -238,6 +240,9 @@ const LIBSSL = /\/libssl[^/]*\.so(\.[0-9.]+)?$/;
 // Libraries mapped by the dynamic loader (or dlopen'ed, as python's _ssl) appear after exec:
 // look again while nothing is found.
 const RESCAN_AFTER_EXEC_MS = [100, 1000];
+// Longest the event loop is held handling batches in one turn: timers, export and /metrics get
+// a turn at least this often under overload, and one turn still covers a burst of batches.
+const DRAIN_BUDGET_MS = 20;
 
 interface TlsLibrary {
   id: number;
@@ -347,7 +352,17 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   let received = 0;
   let tls: TlsAttacher | undefined;
 
-  const onRaw = (buf: Buffer, count: number) => {
+  // Batches are handled from the event loop for up to DRAIN_BUDGET_MS per turn, not in the addon's
+  // callback: node's threadsafe-function dispatch makes up to 1,000 calls before it yields, and
+  // under overload the reader refilled its queue all along, so timers, export and /metrics
+  // stalled for seconds. The reader waits while maxPendingBatches are delivered and not
+  // released, so the kernel's ring, not this queue, absorbs what JS cannot keep up with (and
+  // counts its drops).
+  const delivered: Buffer[] = [];
+  const deliveredCounts: number[] = [];
+  let draining = false;
+  let closed = false;
+  const handleBatch = (buf: Buffer, count: number) => {
     const events = decodeBatch(buf);
     received += count;
     if (tls) {
@@ -357,6 +372,37 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
       }
     }
     for (const cb of listeners) cb(events);
+  };
+  const drain = () => {
+    draining = false;
+    const until = performance.now() + DRAIN_BUDGET_MS;
+    try {
+      while (!closed && delivered.length > 0) {
+        const buf = delivered.shift()!;
+        const count = deliveredCounts.shift()!;
+        try {
+          handleBatch(buf, count);
+        } finally {
+          // Released as soon as handled: the reader refills while the rest are handled.
+          if (!closed) native.release(handle);
+        }
+        if (performance.now() >= until) break;
+      }
+    } finally {
+      if (!closed && delivered.length > 0) {
+        draining = true;
+        setImmediate(drain);
+      }
+    }
+  };
+  const onRaw = (buf: Buffer, count: number) => {
+    if (closed) return;
+    delivered.push(buf);
+    deliveredCounts.push(count);
+    if (!draining) {
+      draining = true;
+      setImmediate(drain);
+    }
   };
 
   const perCall = Math.min(opts.maxBytesPerCall ?? opts.maxPayloadBytes ?? 65536, 1 << 20);
@@ -369,6 +415,7 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
         maxBytesPerCall: perCall,
         batchBytes: opts.batchBytes,
         maxPendingBatches: opts.maxPendingBatches,
+        releaseBatches: 1,
         skipUids: opts.skipUids ?? [],
         skipPorts: opts.skipPorts ?? [],
         skipPids: opts.skipPids ?? [],
@@ -382,7 +429,6 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   }
 
   const procRoot = opts.procRoot ?? '/proc';
-  let closed = false;
   let ready = Promise.resolve();
   if (opts.tls !== false) {
     const attacher = new TlsAttacher(native, handle, procRoot);
@@ -422,6 +468,8 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
     },
     close() {
       if (closed) return;
+      // What was delivered is handled before the reader stops: its events were counted received.
+      for (let buf = delivered.shift(); buf !== undefined; buf = delivered.shift()) handleBatch(buf, deliveredCounts.shift()!);
       closed = true;
       if (tls) tls.stopped = true;
       native.close(handle);
