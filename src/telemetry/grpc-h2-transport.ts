@@ -16,6 +16,8 @@
 // after GOAWAY, close or error, with the gRPC connection backoff between failed connects.
 
 import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
 import { gunzipSync, gzip } from 'node:zlib';
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import type { Compression } from './otel-env.js';
@@ -137,7 +139,16 @@ export class GrpcH2Transport implements IExporterTransport {
       'grpc-accept-encoding': 'identity',
     };
     if (opts.compression === 'gzip') this.staticHeaders['grpc-encoding'] = 'gzip';
-    this.connectOptions = { ...opts.tls, settings: { enablePush: false } };
+    const url = new URL(opts.endpoint);
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port);
+    // Our own socket, for noDelay (as grpc-js sets it): node:http2 leaves Nagle on, and its
+    // socket cannot be reconfigured once the session holds it.
+    const connect =
+      url.protocol === 'https:'
+        ? () => tls.connect({ socket: net.connect({ host, port, noDelay: true }), host, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['h2'], ...opts.tls })
+        : () => net.connect({ host, port, noDelay: true });
+    this.connectOptions = { settings: { enablePush: false }, createConnection: connect };
   }
 
   send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
