@@ -139,7 +139,6 @@ class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
   send(batch: EncodedSpan[]): Promise<number> {
     return new Promise((resolve) => {
       let request: Buffer | undefined;
-      this.rejected = 0;
       this.exporter.export(batch, (result) => {
         // The delegate reads the request until its last retry, and reports after that.
         if (request !== undefined) this.serializer.releaseRequest(request);

@@ -120,7 +120,8 @@ export class GrpcH2Transport implements IExporterTransport {
   private readonly staticHeaders: http2.OutgoingHttpHeaders;
   private readonly connectOptions: http2.SecureClientSessionOptions;
   private session: http2.ClientHttp2Session | undefined;
-  private calls = 0;
+  /** Calls in flight per session: a session with calls keeps the process alive, an idle one does not. */
+  private readonly calls = new WeakMap<http2.ClientHttp2Session, number>();
   private failedConnects = 0;
   private nextConnectAt = 0;
   private lastConnectError = '';
@@ -289,11 +290,15 @@ export class GrpcH2Transport implements IExporterTransport {
   }
 
   private callStarted(session: http2.ClientHttp2Session): void {
-    if (this.calls++ === 0) session.ref();
+    const n = this.calls.get(session) ?? 0;
+    if (n === 0) session.ref();
+    this.calls.set(session, n + 1);
   }
 
   private callEnded(session: http2.ClientHttp2Session): void {
-    if (--this.calls === 0) session.unref();
+    const n = (this.calls.get(session) ?? 1) - 1;
+    if (n === 0) session.unref();
+    this.calls.set(session, n);
   }
 }
 
