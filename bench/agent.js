@@ -5,6 +5,7 @@
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
 // --cpu-prof during the fixed-rate point; its top self-time functions are printed).
+// The agent gets the chart's agent.nodeOptions in NODE_OPTIONS, as the DaemonSet runs it.
 // Modes per round: off, on (the agent unlimited), and "limited": the agent in a CPU cgroup with
 // the chart's agent.resources.limits.cpu as its quota, as a DaemonSet runs it (skipped when the
 // chart sets no CPU limit). Every row also has nginx's own CPU per request, the cost the probes
@@ -183,11 +184,12 @@ async function withServerCpu(nginx, load) {
   return { ...r, serverUsPerRequest: (1e6 * (cpuSeconds(nginx.child.pid) - c0)) / r.requests };
 }
 
+const chartAgent = () => YAML.parse(readFileSync(path.join(ROOT, 'charts/sidetrace/values.yaml'), 'utf8'))?.agent;
+
 /** The chart's agent CPU limit in cores (AGENT_BENCH_CPU_LIMIT overrides), or undefined when it sets none. */
 function chartCpuLimit() {
   if (process.env.AGENT_BENCH_CPU_LIMIT) return Number(process.env.AGENT_BENCH_CPU_LIMIT);
-  const values = YAML.parse(readFileSync(path.join(ROOT, 'charts/sidetrace/values.yaml'), 'utf8'));
-  const cpu = values?.agent?.resources?.limits?.cpu;
+  const cpu = chartAgent()?.resources?.limits?.cpu;
   if (cpu === undefined || cpu === null) return undefined;
   const s = String(cpu);
   return s.endsWith('m') ? Number(s.slice(0, -1)) / 1000 : Number(s);
@@ -248,10 +250,14 @@ async function measuredOn(runner, receiver, load, { profile = false, cgroup } = 
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port)];
   // The agent's own export defaults (queue 2048 spans / 32 MiB), as a user runs it; OTEL_* in the
   // bench's environment pass through.
-  // In limited mode a shell joins the cgroup, then execs the agent (its threads inherit it).
+  // The node options the chart's DaemonSet sets (V8's young generation size), so the figures are
+  // the deployed agent's. In limited mode a shell joins the cgroup, then execs the agent (its
+  // threads inherit it).
+  const env = { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, chartAgent()?.nodeOptions].filter(Boolean).join(' ') };
+  const logFile = path.join(outDir, 'agent.log');
   const child = cgroup
-    ? spawnPinned('0-1', 'sh', ['-c', `echo $$ > ${cgroup} && exec "$0" "$@"`, process.execPath, ...args], { logFile: path.join(outDir, 'agent.log') })
-    : spawnPinned('0-1', process.execPath, args, { logFile: path.join(outDir, 'agent.log') });
+    ? spawnPinned('0-1', 'sh', ['-c', `echo $$ > ${cgroup} && exec "$0" "$@"`, process.execPath, ...args], { logFile, env })
+    : spawnPinned('0-1', process.execPath, args, { logFile, env });
   children.push(child);
   await waitForPort(adminPort, 60_000, child);
   await waitReady(adminPort, child);
