@@ -1,6 +1,7 @@
 // Export cost per span, all-in: the node agent's spans (built by its own replay pipeline from
 // nginx-like traffic: GET → 200 with a 1 KiB body, both sides) serialized alone, and sent through
-// createSpanExporter with the real OTLP/gRPC transport to bench/otlp-receiver.js (a separate
+// createSpanExporter with the revision's OTLP/gRPC transport (node:http2 since ed30b48, the official
+// grpc-js one before) to bench/otlp-receiver.js (a grpc-js server in a separate
 // process that counts spans on the wire) at a steady rate. The figure is the CPU time (user +
 // system, all threads: process.cpuUsage) of the exporting process divided by the spans received.
 //   node bench/export.js [--text] [--fresh] [--rate N] [--seconds S] [REV ...]

@@ -7,7 +7,10 @@
 // to frame the message, and those copies, as external memory, set off full GCs every 150-300 ms;
 // grpc-js's per-call machinery (filters, resolver/load-balancer state, metadata objects) comes on
 // top. Here the serializer leaves the 5-byte gRPC message prefix free in front of the request
-// (serializeEncoded's `room`), so the request buffer itself is the message written to the stream.
+// (serializeEncoded's `room`), so the request buffer itself is the message written to the stream
+// (node:http2 hands it to the socket without copying). Measured the same way, the export all-in
+// went from ~20 to ~11 µs per span (~15.5 to ~10 with fresh span objects), the transport's own
+// share to ~2.5 µs (stream setup, nghttp2 framing, the socket writes); serialization is the rest.
 //
 // The protocol (grpc/doc/PROTOCOL-HTTP2.md): POST to the method's path with content-type
 // application/grpc, te: trailers, grpc-timeout and the metadata; the reply is headers, one

@@ -204,8 +204,9 @@ function parseHeaders(name: string, raw: string): Record<string, string> {
   return checkHeaders(name, parsed);
 }
 
-// grpc-js throws on keys outside [0-9a-z_.-] and on non-printable values; catch them here,
-// where the message can name the variable, instead of at the first export.
+// gRPC metadata keys are [0-9a-z_.-] and values printable ASCII (node:http2 would refuse some of
+// the rest at the first export, collectors others); catch them here, where the message can name
+// the variable.
 function checkHeaders(name: string, headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) {
