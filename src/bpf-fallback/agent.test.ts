@@ -94,4 +94,33 @@ describe('agent composition', () => {
     expect(span.durationMs).toBeCloseTo(1, 3);
     expect(span.attributes).toMatchObject({ 'process.pid': 4321, 'process.executable.name': 'nginx', 'http.response.status_code': 201, 'http.request.body.content': '{}' });
   });
+
+  test('with the export queue full, records are dropped (counted) before a span is built; live rows still get them', async () => {
+    // A backend that never answers keeps the first batch in flight, so the 4-span queue fills.
+    const net = await import('node:net');
+    const silent = net.createServer((sock) => sock.on('error', () => {}));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const env = { OTEL_BSP_MAX_QUEUE_SIZE: '4', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4', OTEL_BSP_SCHEDULE_DELAY: '60000', OTEL_BSP_EXPORT_TIMEOUT: '300', OTEL_EXPORTER_OTLP_TIMEOUT: '300' };
+    const s = source();
+    const a = await startAgent(parseAgentArgs(['--otlp-endpoint', `http://127.0.0.1:${port}`]) as AgentConfig, s.src, { env, clock: fixedClock(0), procRoot: '/nonexistent', ignorePids: [], log: () => {} });
+    for (let i = 1; i <= 20; i++) s.push(connEvents({ connId: i }, EXCHANGE));
+    expect(a.metrics.requests.value).toBe(20);
+    // Only what fitted was built and handed over; the other 16 never reached span building.
+    expect(a.metrics.spansSubmitted.value).toBe(4);
+    expect(a.metrics.spansDropped.value).toBe(16);
+    await a.close();
+
+    // With a live tap (--json) every record is still built and printed.
+    const t = source();
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d));
+    const b = await startAgent(parseAgentArgs(['--json', '--otlp-endpoint', `http://127.0.0.1:${port}`]) as AgentConfig, t.src, { env, out, clock: fixedClock(0), procRoot: '/nonexistent', ignorePids: [], log: () => {} });
+    for (let i = 1; i <= 20; i++) t.push(connEvents({ connId: i }, EXCHANGE));
+    expect(text.trim().split('\n')).toHaveLength(20);
+    expect(b.metrics.spansSubmitted.value).toBe(20);
+    await b.close();
+    silent.close();
+  });
 });

@@ -113,13 +113,14 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
   if (pods !== undefined) await pods.start();
 
   // The proxy's exchange, so agent spans carry the same attributes, policy and redaction.
+  const tap = combineTaps(taps);
   const processes = new ProcessInfoCache(options.procRoot);
   const replayer = new SpanReplayer({
     serviceName: resource.serviceName,
     policy: () => policy.current(),
     sink: exporter,
     metrics,
-    tap: combineTaps(taps),
+    tap,
     clock: options.clock ?? measureKernelClock(),
     process: (pid, comm) => processes.get(pid, comm),
     pods: pods === undefined ? undefined : (uid) => pods.lookup(uid),
@@ -129,6 +130,13 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     maxBodyBytes: config.captureBytes,
     onRecord: (conn, record) => {
       metrics.requests.inc();
+      // Under overload the export queue is full and a span built now would be dropped there:
+      // drop it here, counted the same, before its attributes and encoding cost anything. Live
+      // rows (--tail, admin /tap) still get every span.
+      if (exporter.full && tap?.active !== true) {
+        metrics.spansDropped.inc();
+        return;
+      }
       replayer.replay(conn, record);
     },
   });

@@ -72,6 +72,11 @@ export class BatchQueue<Item> implements SpanSink {
     return this.bytes;
   }
 
+  /** A submit now would be dropped: producers under overload skip building spans nobody will send. */
+  get full(): boolean {
+    return this.closed || this.count === this.buf.length || this.bytesFull;
+  }
+
   get exportsInFlight(): number {
     return this.inFlight;
   }

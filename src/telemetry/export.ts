@@ -43,6 +43,8 @@ export interface SpanExporter extends SpanSink {
   readonly queued: number;
   /** Their size (encoded bytes for OTLP, estimated for the console); bounded by batch.maxQueueBytes. */
   readonly queuedBytes: number;
+  /** A span submitted now would be dropped (queue full, or shut down). */
+  readonly full: boolean;
 }
 
 /** The proxy's counters. Not spansSubmitted: the exchange counts what it hands to the sink. */
@@ -63,6 +65,7 @@ const NONE: SpanExporter = {
   shutdown: () => Promise.resolve(),
   queued: 0,
   queuedBytes: 0,
+  full: false,
 };
 
 const FAILURE_LOG_INTERVAL_MS = 30_000;
