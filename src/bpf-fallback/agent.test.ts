@@ -123,4 +123,13 @@ describe('agent composition', () => {
     await b.close();
     silent.close();
   });
+
+  test('the export queue defaults to a node-sized 8,192 spans; OTEL_BSP_MAX_QUEUE_SIZE still rules', async () => {
+    const { a } = await agent([]);
+    expect(a.exportConfig.batch.maxQueueSize).toBe(8192);
+    await a.close();
+    const b = await startAgent(parseAgentArgs([]) as AgentConfig, source().src, { env: { OTEL_TRACES_EXPORTER: 'none', OTEL_BSP_MAX_QUEUE_SIZE: '1000' }, clock: fixedClock(0), procRoot: '/nonexistent', ignorePids: [], log: () => {} });
+    expect(b.exportConfig.batch.maxQueueSize).toBe(1000);
+    await b.close();
+  });
 });

@@ -39,6 +39,8 @@ export interface CaptureSource {
   close(): void | Promise<void>;
 }
 
+export const AGENT_MAX_QUEUE_SIZE = 8192;
+
 export interface AgentStartOptions {
   env?: Env;
   log?: (line: string) => void;
@@ -74,7 +76,11 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
   registerKernelGauges(registry, source);
 
   // Configuration errors surface here, before anything is attached.
-  const exportConfig = exportConfigFromEnv(env, { endpoint: config.otlpEndpoint, console: config.console || undefined });
+  // One agent exports a whole node's spans: 20k spans/s at 10k req/s with both sides traced, so
+  // the sidecar's 2,048-span queue (0.1 s of them) overflowed whenever an export took longer
+  // (1-2% dropped in bench/agent.js). 8,192 (~16 MiB of encoded spans) rides that out; the
+  // queue's 32 MiB byte bound still holds. OTEL_BSP_MAX_QUEUE_SIZE overrides it.
+  const exportConfig = exportConfigFromEnv(env, { endpoint: config.otlpEndpoint, console: config.console || undefined, defaultMaxQueueSize: AGENT_MAX_QUEUE_SIZE });
   const resource = detectResource(env, { serviceName: config.serviceName ?? env.OTEL_SERVICE_NAME ?? 'sidetrace-agent' });
   for (const w of resource.warnings) log(`sidetrace agent: ${w}`);
 

@@ -55,6 +55,8 @@ export interface ExportFlags {
   timeoutMs?: number | string;
   compression?: Compression | string;
   insecure?: boolean;
+  /** The queue size when OTEL_BSP_MAX_QUEUE_SIZE is unset (a node agent batches a whole node). */
+  defaultMaxQueueSize?: number;
 }
 
 export class ExportConfigError extends Error {
@@ -109,7 +111,7 @@ export function exportConfigFromEnv(env: Env, flags: ExportFlags = {}): ExportCo
   const compression = compressionVar ? parseCompression(compressionVar.name, compressionVar.value) : 'none';
 
   const batch: BatchConfig = {
-    maxQueueSize: intVar(env, 'OTEL_BSP_MAX_QUEUE_SIZE', DEFAULT_BATCH.maxQueueSize),
+    maxQueueSize: intVar(env, 'OTEL_BSP_MAX_QUEUE_SIZE', flags.defaultMaxQueueSize ?? DEFAULT_BATCH.maxQueueSize),
     maxExportBatchSize: intVar(env, 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', DEFAULT_BATCH.maxExportBatchSize),
     scheduleDelayMs: intVar(env, 'OTEL_BSP_SCHEDULE_DELAY', DEFAULT_BATCH.scheduleDelayMs),
     exportTimeoutMs: intVar(env, 'OTEL_BSP_EXPORT_TIMEOUT', DEFAULT_BATCH.exportTimeoutMs),
