@@ -5,7 +5,7 @@
 // server (SERVER span, inbound); the one that wrote it, the client.
 
 import type { ExchangeDeps, ExchangeFactory, TapHub } from '../proxy/exchange.js';
-import { createExchangeFactory } from '../proxy/exchange-impl.js';
+import { createExchangeFactory, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
 import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
@@ -121,15 +121,6 @@ export class SpanReplayer {
 function isTunnel(rec: HttpRecord): boolean {
   return rec.status === 101 || (rec.method === 'CONNECT' && rec.status >= 200 && rec.status < 300);
 }
-
-// Literal keys: concatenated ones would be made and looked up afresh on every span.
-interface BodyKeys {
-  size: string;
-  content: string;
-  truncated: string;
-}
-const REQUEST_BODY: BodyKeys = { size: 'http.request.body.size', content: 'http.request.body.content', truncated: 'http.request.body.truncated' };
-const RESPONSE_BODY: BodyKeys = { size: 'http.response.body.size', content: 'http.response.body.content', truncated: 'http.response.body.truncated' };
 
 /** Full body size, and `truncated` when content was recorded but bytes were not captured. */
 function bodySize(attrs: Attributes, keys: BodyKeys, size: number): void {

@@ -450,14 +450,15 @@ class TracedExchange implements Exchange {
   }
 }
 
-// Literal keys: concatenated ones are flattened and re-hashed on every span.
-interface BodyKeys {
+// Literal keys: concatenated ones are flattened and re-hashed on every span. The agent's replay
+// completes body sizes under the same keys.
+export interface BodyKeys {
   size: string;
   content: string;
   truncated: string;
 }
-const REQUEST_BODY: BodyKeys = { size: 'http.request.body.size', content: 'http.request.body.content', truncated: 'http.request.body.truncated' };
-const RESPONSE_BODY: BodyKeys = { size: 'http.response.body.size', content: 'http.response.body.content', truncated: 'http.response.body.truncated' };
+export const REQUEST_BODY: BodyKeys = { size: 'http.request.body.size', content: 'http.request.body.content', truncated: 'http.request.body.truncated' };
+export const RESPONSE_BODY: BodyKeys = { size: 'http.response.body.size', content: 'http.response.body.content', truncated: 'http.response.body.truncated' };
 
 function messageEvents(
   out: SpanEvent[],
