@@ -12,6 +12,7 @@ import { SpanReplayer } from './spans.js';
 import { recordTraffic } from './test-support/record.js';
 import { newRun } from './test-support/run.js';
 import { connEvents } from './test-support/synthetic.js';
+import { rawUnaryMethod } from '../collector/raw-grpc.js';
 
 const CGROUP = '0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1f2e3d4c_5b6a_7980_a1b2_c3d4e5f60718.slice/cri-containerd-' + 'ab'.repeat(32) + '.scope\n';
 
@@ -233,17 +234,7 @@ describe('spans from captured exchanges', () => {
   });
 
   test('gRPC over HTTP/2 from real grpc-js peers: rpc attributes and decoded message events', async () => {
-    const def = {
-      say: {
-        path: '/shop.Cart/AddItem',
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    };
+    const def = { say: rawUnaryMethod('/shop.Cart/AddItem') };
     const server = new grpc.Server();
     server.addService(def, {
       say: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb({ code: grpc.status.NOT_FOUND, details: 'no such item' }),

@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { decodeExportRequest, encodeExportResponse, OtlpDecodeError } from './otlp-decode.js';
 import type { StoredSpan } from './model.js';
+import { rawUnaryMethod } from './raw-grpc.js';
 
 export const EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 /** Default cap on one Export request, after decompression. */
@@ -26,7 +27,6 @@ export interface OtlpReceiver {
   close(): Promise<void>;
 }
 
-const identity = (b: Buffer): Buffer => b;
 
 export async function startOtlpReceiver(opts: OtlpReceiverOptions): Promise<OtlpReceiver> {
   const maxBatchBytes = opts.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
@@ -34,17 +34,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions): Promise<Otlp
   // "Received message larger than max (N vs. M)" before any bytes reach the handler.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBatchBytes });
   let rejected = 0;
-  const service: grpc.ServiceDefinition = {
-    Export: {
-      path: EXPORT_PATH,
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  };
+  const service: grpc.ServiceDefinition = { Export: rawUnaryMethod(EXPORT_PATH) };
   const exportHandler: grpc.handleUnaryCall<Buffer, Buffer> = (call, callback) => {
     try {
       const batch = decodeExportRequest(call.request);

@@ -15,6 +15,7 @@ import { createSpanExporter, type SpanExporter } from '../../src/telemetry/expor
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { exportConfigFromEnv } from '../../src/telemetry/otel-env.js';
 import { SpanKind, StatusCode, type SpanRecord } from '../../src/telemetry/span.js';
+import { rawUnaryMethod } from '../../src/collector/raw-grpc.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -72,17 +73,7 @@ async function grpcServer(answer: (call: number) => Answer, creds = grpc.ServerC
   const calls: { spans: number; encoding: string | undefined; userAgent: string }[] = [];
   const server = new grpc.Server();
   server.addService(
-    {
-      Export: {
-        path: EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    },
+    { Export: rawUnaryMethod(EXPORT_PATH) },
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         const req = ExportTraceServiceRequest.decode(call.request);

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { createRequire } from 'node:module';
 import grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { rawUnaryMethod } from '../../src/collector/raw-grpc.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -97,17 +98,7 @@ export async function startOtlpReceiver(opts: ReceiverOptions = {}): Promise<Otl
 
   const server = new grpc.Server();
   server.addService(
-    {
-      Export: {
-        path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (b: Buffer) => b,
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (b: Buffer) => b,
-        responseDeserialize: (b: Buffer) => b,
-      },
-    },
+    { Export: rawUnaryMethod('/opentelemetry.proto.collector.trace.v1.TraceService/Export') },
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         const answer = (): void => {

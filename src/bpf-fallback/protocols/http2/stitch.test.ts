@@ -8,6 +8,7 @@ import { recordTraffic } from '../../test-support/record.js';
 import { runBatches, summary } from '../../test-support/run.js';
 import { connEvents, type Write } from '../../test-support/synthetic.js';
 import { createH2State, detectH2, findH2Boundary, parseH2Frame, PREFACE } from './parse.js';
+import { rawUnaryMethod } from '../../../collector/raw-grpc.js';
 
 // Real peers: node:http2 client and server, recorded through a loopback relay.
 let h2Writes: Write[];
@@ -51,17 +52,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 
   // grpc-js with a schemaless (raw bytes) unary method.
-  const def = {
-    echo: {
-      path: '/demo.Echo/Say',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: (b: Buffer) => b,
-      responseDeserialize: (b: Buffer) => b,
-    },
-  };
+  const def = { echo: rawUnaryMethod('/demo.Echo/Say') };
   const gserver = new grpc.Server();
   gserver.addService(def, {
     echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.concat([Buffer.from([0x0a, 0x02]), Buffer.from('ok')])),
