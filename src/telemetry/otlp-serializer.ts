@@ -355,17 +355,22 @@ function putAsciiStringKeyValue(tag: number, key: Buffer, v: string): boolean {
   const vn = 1 + varintSize(len) + len;
   const kvLen = key.length + 1 + varintSize(vn) + vn;
   ensure(1 + MAX_VARINT32 + kvLen + 2 * len);
+  putKeyValueHead(tag, key, kvLen, vn);
+  buf[pos++] = 0x0a; // AnyValue.string_value = 1
+  putVarint32(len);
+  if (putAscii(v, len)) return true;
+  pos = start;
+  return false;
+}
+
+/** A KeyValue's tag and length, its encoded key, and the value's tag and length (room ensured). */
+function putKeyValueHead(tag: number, key: Buffer, kvLen: number, vn: number): void {
   buf[pos++] = tag;
   putVarint32(kvLen);
   buf.set(key, pos);
   pos += key.length;
   buf[pos++] = 0x12; // KeyValue.value = 2
   putVarint32(vn);
-  buf[pos++] = 0x0a; // AnyValue.string_value = 1
-  putVarint32(len);
-  if (putAscii(v, len)) return true;
-  pos = start;
-  return false;
 }
 
 /** As putAsciiStringKeyValue for an array of strings (header values); false if one is not ASCII. */
@@ -383,12 +388,7 @@ function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolea
   const vn = 1 + varintSize(content) + content;
   const kvLen = key.length + 1 + varintSize(vn) + vn;
   ensure(1 + MAX_VARINT32 + kvLen + room);
-  buf[pos++] = tag;
-  putVarint32(kvLen);
-  buf.set(key, pos);
-  pos += key.length;
-  buf[pos++] = 0x12; // KeyValue.value = 2
-  putVarint32(vn);
+  putKeyValueHead(tag, key, kvLen, vn);
   buf[pos++] = 0x2a; // AnyValue.array_value = 5
   putVarint32(content);
   for (let i = 0; i < arr.length; i++) {
