@@ -10,13 +10,11 @@
 // system, all threads: GC included) during the measured run, not wall time, so other load on the
 // machine inflates them less. Prints per revision the median µs per request (both sides) for
 // parse + stitch, for parse + stitch + span built, and their difference (span building alone).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { prepareRevision } from './build-src.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONNS = 16;
 const REQUESTS_PER_CONN = 2000;
 const BATCH_EVENTS = 256;
@@ -31,7 +29,7 @@ if (process.argv[2] === '--child') {
 async function parent(revs) {
   if (revs.length === 0) revs = ['WORKTREE'];
   const dirs = {};
-  for (const rev of revs) dirs[rev] = await prepare(rev);
+  for (const rev of revs) dirs[rev] = await prepareRevision(rev, 'replay');
   const results = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const rev of revs) {
@@ -53,33 +51,6 @@ async function parent(revs) {
     // Rounds pair up (same round, back to back), so the per-round difference is less noisy.
     console.log(`${rev.padEnd(10)} span building ${fmt(spans.map((x, i) => x - parse[i]))}`);
   }
-}
-
-async function prepare(rev) {
-  const label = rev === 'WORKTREE' ? 'worktree' : execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', rev], { encoding: 'utf8' }).trim();
-  const dir = path.join(ROOT, 'bench/out', `replay-${label}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  let srcRoot = ROOT;
-  if (rev !== 'WORKTREE') {
-    srcRoot = path.join(dir, 'tree');
-    mkdirSync(srcRoot);
-    execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${rev} src | tar -x -C "${srcRoot}"`]);
-  }
-  const entryPoints = listTs(path.join(srcRoot, 'src'));
-  await build({ entryPoints, outdir: path.join(dir, 'src'), outbase: path.join(srcRoot, 'src'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
-  symlinkSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-  return dir;
-}
-
-function listTs(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listTs(p));
-    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
 }
 
 /** Events of both sides of CONNS connections, interleaved by request like a busy node's ring. */

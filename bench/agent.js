@@ -14,14 +14,14 @@
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build } from 'esbuild';
 import YAML from 'yaml';
+import { transpileSrc } from './build-src.js';
 import { findFortio } from './fortio.js';
 import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
 import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
@@ -111,27 +111,15 @@ async function main() {
   if (fixed.profileTop) process.stdout.write(fixed.profileTop);
 }
 
-/** Transpiles src/ (no bundling: the addon is found relative to the module) into the run's dir. */
+/** Transpiles src/ into the run's dir, with an entry that runs the agent. */
 async function buildAgent() {
   const buildDir = path.join(outDir, 'build');
-  const entryPoints = listTs(path.join(ROOT, 'src'));
-  await build({ entryPoints, outdir: path.join(buildDir, 'src'), outbase: path.join(ROOT, 'src'), format: 'esm', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' });
-  // The same relative layout as dist/: the addon and package.json one level above src/.
+  await transpileSrc(ROOT, buildDir, { sourcemap: true });
+  // The same relative layout as dist/: the addon one level above src/.
   symlinkSync(path.join(ROOT, 'native'), path.join(buildDir, 'native'));
-  symlinkSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
   const runner = path.join(buildDir, 'agent-main.js');
   writeFileSync(runner, `import { run } from './src/commands/agent.js';\nprocess.exitCode = await run(process.argv.slice(2));\n`);
   return runner;
-}
-
-function listTs(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listTs(p));
-    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
 }
 
 async function startReceiver() {

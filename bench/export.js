@@ -12,11 +12,11 @@
 // the copying alone is measured too (into a sink that keeps nothing) and subtracted (net figure).
 // Each revision runs in its own child
 // process, alternating over 3 rounds; the receiver is pinned to core 1, the exporter to core 0.
-import { execFileSync, fork, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { fork, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { prepareRevision } from './build-src.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HERE = fileURLToPath(import.meta.url);
@@ -39,9 +39,9 @@ async function parent(argv) {
     else revs.push(argv[i]);
   }
   if (revs.length === 0) revs.push('WORKTREE');
-  const worktree = await prepare('WORKTREE');
+  const worktree = await prepareRevision('WORKTREE', 'export');
   const dirs = {};
-  for (const rev of revs) dirs[rev] = rev === 'WORKTREE' ? worktree : await prepare(rev);
+  for (const rev of revs) dirs[rev] = rev === 'WORKTREE' ? worktree : await prepareRevision(rev, 'export');
   const results = {};
   console.log(`node ${process.version}, ${opts.text ? 'text' : 'octet-stream'} bodies, ${opts.fresh ? 'fresh' : 'the same'} span objects, ${opts.rate} spans/s for ${opts.seconds} s, ${ROUNDS} rounds`);
   for (let round = 0; round < ROUNDS; round++) {
@@ -66,33 +66,6 @@ async function parent(argv) {
         `received ${med('receivedRatio').toFixed(4)} of submitted, ${med('requests')} requests`,
     );
   }
-}
-
-async function prepare(rev) {
-  const label = rev === 'WORKTREE' ? 'worktree' : execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', rev], { encoding: 'utf8' }).trim();
-  const dir = path.join(ROOT, 'bench/out', `export-${label}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  let srcRoot = ROOT;
-  if (rev !== 'WORKTREE') {
-    srcRoot = path.join(dir, 'tree');
-    mkdirSync(srcRoot);
-    execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${rev} src | tar -x -C "${srcRoot}"`]);
-  }
-  const entryPoints = listTs(path.join(srcRoot, 'src'));
-  await build({ entryPoints, outdir: path.join(dir, 'src'), outbase: path.join(srcRoot, 'src'), format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning' });
-  symlinkSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
-  return dir;
-}
-
-function listTs(dir) {
-  const out = [];
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...listTs(p));
-    else if (name.endsWith('.ts') && !name.endsWith('.test.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
 }
 
 /** DISTINCT_SPANS spans (both sides of DISTINCT_SPANS / 2 requests) from the agent's replay pipeline. */
