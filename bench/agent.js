@@ -26,6 +26,7 @@ import { findFortio } from './fortio.js';
 import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
 import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
 import { topSelfTime } from './profile-top.js';
+import { startReceiver } from './receiver.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVER_CORE = 0;
@@ -57,7 +58,7 @@ async function main() {
   const loadBefore = os.loadavg()[0];
   log(`run ${runId}: ${cfg.rounds} rounds × ${cfg.seconds} s; out ${path.relative(ROOT, outDir)}`);
 
-  const receiver = await startReceiver();
+  const receiver = await startReceiver(LOAD_CORE, path.join(outDir, 'receiver.log'), children);
   const nginx = await startNginx();
   const urls = { plain: `http://127.0.0.1:${nginx.plainPort}/`, tls: `https://127.0.0.1:${nginx.tlsPort}/` };
   // Warm nginx and the TLS session path once, untimed.
@@ -120,21 +121,6 @@ async function buildAgent() {
   const runner = path.join(buildDir, 'agent-main.js');
   writeFileSync(runner, `import { run } from './src/commands/agent.js';\nprocess.exitCode = await run(process.argv.slice(2));\n`);
   return runner;
-}
-
-async function startReceiver() {
-  const child = spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/otlp-receiver.js')], { logFile: path.join(outDir, 'receiver.log'), ipc: true });
-  children.push(child);
-  const { port } = await new Promise((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', (code) => reject(new Error(`otlp receiver exited ${code}`)));
-  });
-  const count = () =>
-    new Promise((resolve) => {
-      child.once('message', resolve);
-      child.send('count');
-    });
-  return { port, count, child };
 }
 
 async function startNginx() {

@@ -12,13 +12,13 @@
 // the copying alone is measured too (into a sink that keeps nothing) and subtracted (net figure).
 // Each revision runs in its own child
 // process, alternating over 3 rounds; the receiver is pinned to core 1, the exporter to core 0.
-import { fork, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareRevision } from './build-src.js';
+import { startReceiver } from './receiver.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HERE = fileURLToPath(import.meta.url);
 const ROUNDS = 3;
 const DISTINCT_SPANS = 4096;
@@ -170,9 +170,7 @@ async function child({ text, fresh, rate, seconds, spansDir, exportDir }) {
   const bytesPerSpan = bytes / (reps * spans.length);
 
   // The full exporter at a steady rate, to a receiver in its own process on the other core.
-  const receiver = fork(path.join(ROOT, 'bench/otlp-receiver.js'), [], { execPath: 'taskset', execArgv: ['-c', '1', process.execPath] });
-  const port = await new Promise((resolve) => receiver.once('message', (m) => resolve(m.port)));
-  const count = () => new Promise((resolve) => (receiver.once('message', resolve), receiver.send('count')));
+  const { child: receiver, port, count } = await startReceiver(1, path.join(exportDir, 'receiver.log'), []);
   const counters = { submitted: new Counter('s', ''), exported: new Counter('e', ''), dropped: new Counter('d', '') };
   const exporter = createSpanExporter({
     config: exportConfigFromEnv({ ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }),

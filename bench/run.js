@@ -19,6 +19,7 @@ import { findFortio, fortioArgs, REQUEST_BYTES, runFortio } from './fortio.js';
 import { nginxArgs, proxyConf, RESPONSE_BYTES, upstreamConf } from './nginx.js';
 import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
 import { topSelfTime } from './profile-top.js';
+import { startReceiver } from './receiver.js';
 import { renderResults } from './report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,7 +60,7 @@ async function main() {
   const loadBefore = os.loadavg()[0];
   log(`run ${runId}: ${cfg.rounds} rounds, targets ${cfg.targets.join(' ')}; out ${path.relative(ROOT, outDir)}`);
 
-  const receiver = await startReceiver('receiver');
+  const receiver = await startReceiver(LOAD_CORE, path.join(outDir, 'receiver.log'), children);
   let nospansReceiver;
   const upstream = await startNginx('upstream', LOAD_CORE, (dir, port) => upstreamConf(dir, port));
   const targets = {};
@@ -77,7 +78,7 @@ async function main() {
       // Its own receiver, so a span leaking past `spans: false` cannot inflate the main ratio.
       const policy = path.join(outDir, 'policy-nospans.yaml');
       writeFileSync(policy, 'default:\n  spans: false\n');
-      nospansReceiver = await startReceiver('receiver-nospans');
+      nospansReceiver = await startReceiver(LOAD_CORE, path.join(outDir, 'receiver-nospans.log'), children);
       targets[name] = await startSidetrace(name, upstream.port, nospansReceiver.port, ['--policy', policy]);
       commands[name] = `${targets[name].command}   # policy: default: { spans: false }`;
     } else if (name === 'nginx') {
@@ -192,27 +193,6 @@ async function main() {
 function track(child) {
   children.push(child);
   return child;
-}
-
-async function startReceiver(name) {
-  const child = track(spawnPinned(LOAD_CORE, process.execPath, [path.join(ROOT, 'bench/otlp-receiver.js')],
-    { logFile: path.join(outDir, `${name}.log`), ipc: true }));
-  const first = await nextMessage(child, 10_000);
-  return {
-    child,
-    port: first.port,
-    count: async () => {
-      child.send('count');
-      return nextMessage(child, 5_000);
-    },
-  };
-}
-
-function nextMessage(child, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('otlp receiver did not answer')), timeoutMs);
-    child.once('message', (m) => { clearTimeout(timer); resolve(m); });
-  });
 }
 
 async function startNginx(name, core, render) {
