@@ -19,8 +19,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
-import { freePort, processTree, spawnPinned, stop, waitForPort } from './procs.js';
+import { RESPONSE_BYTES, startPlainAndTlsUpstream } from './nginx.js';
+import { processTree, spawnPinned, stop } from './procs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // SIDETRACE_NATIVE_ADDON (as native.ts reads it) measures another build, e.g. an older commit's.
@@ -82,7 +82,7 @@ async function main(cfg, runId, outDir, children) {
   if (os.cpus().length < 2) throw new Error('needs 2 cores: nginx and wrk are pinned apart');
   const log = (msg) => console.log(`agent-kernel: ${msg}`);
   log(`run ${runId}: ${cfg.rounds} rounds × ${cfg.seconds} s, modes ${cfg.modes.join(',')}; out ${path.relative(ROOT, outDir)}`);
-  const nginx = await startNginx(outDir, children);
+  const nginx = await startPlainAndTlsUpstream(path.join(outDir, 'nginx'), SERVER_CORE, path.join(outDir, 'nginx.log'), children);
   const urls = { plain: `http://127.0.0.1:${nginx.plainPort}/`, tls: `https://127.0.0.1:${nginx.tlsPort}/` };
   for (const proto of cfg.protos) await wrk(outDir, urls[proto], 1, `warmup-${proto}`);
 
@@ -178,44 +178,6 @@ async function startConsumer(children, enabled, addonPath) {
       return p;
     },
   };
-}
-
-async function startNginx(outDir, children) {
-  const dir = path.join(outDir, 'nginx');
-  mkdirSync(dir, { recursive: true });
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-  const plainPort = await freePort();
-  const tlsPort = await freePort();
-  const conf = `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:${plainPort};
-    listen 127.0.0.1:${tlsPort} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / { return 200 "${'x'.repeat(RESPONSE_BYTES)}"; }
-  }
-}
-`;
-  const child = spawnPinned(SERVER_CORE, 'nginx', nginxArgs(dir, conf), { logFile: path.join(outDir, 'nginx.log') });
-  children.push(child);
-  await waitForPort(plainPort, 10_000, child);
-  await waitForPort(tlsPort, 10_000, child);
-  return { plainPort, tlsPort, child };
 }
 
 /** wrk under a shell whose `times` reports wrk's user+system CPU once it has exited. */

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { transpileSrc } from './build-src.js';
 import { findFortio } from './fortio.js';
-import { nginxArgs, RESPONSE_BYTES } from './nginx.js';
+import { RESPONSE_BYTES, startPlainAndTlsUpstream } from './nginx.js';
 import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
 import { topSelfTime } from './profile-top.js';
 import { startReceiver } from './receiver.js';
@@ -59,7 +59,7 @@ async function main() {
   log(`run ${runId}: ${cfg.rounds} rounds × ${cfg.seconds} s; out ${path.relative(ROOT, outDir)}`);
 
   const receiver = await startReceiver(LOAD_CORE, path.join(outDir, 'receiver.log'), children);
-  const nginx = await startNginx();
+  const nginx = await startPlainAndTlsUpstream(path.join(outDir, 'nginx'), SERVER_CORE, path.join(outDir, 'nginx.log'), children);
   const urls = { plain: `http://127.0.0.1:${nginx.plainPort}/`, tls: `https://127.0.0.1:${nginx.tlsPort}/` };
   // Warm nginx and the TLS session path once, untimed.
   for (const proto of cfg.fixedOnly ? [] : ['plain', 'tls']) await wrk(urls[proto], 1, 'warmup');
@@ -121,45 +121,6 @@ async function buildAgent() {
   const runner = path.join(buildDir, 'agent-main.js');
   writeFileSync(runner, `import { run } from './src/commands/agent.js';\nprocess.exitCode = await run(process.argv.slice(2));\n`);
   return runner;
-}
-
-async function startNginx() {
-  const dir = path.join(outDir, 'nginx');
-  mkdirSync(dir, { recursive: true });
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-  const plainPort = await freePort();
-  const tlsPort = await freePort();
-  const conf = `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:${plainPort};
-    listen 127.0.0.1:${tlsPort} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / { return 200 "${'x'.repeat(RESPONSE_BYTES)}"; }
-  }
-}
-`;
-  const argv = nginxArgs(dir, conf);
-  const child = spawnPinned(SERVER_CORE, 'nginx', argv, { logFile: path.join(outDir, 'nginx.log') });
-  children.push(child);
-  await waitForPort(plainPort, 10_000, child);
-  await waitForPort(tlsPort, 10_000, child);
-  return { plainPort, tlsPort, child };
 }
 
 /** Runs `load` and adds nginx's CPU per request (master + worker, utime + stime) to its result. */
