@@ -13,14 +13,14 @@
 // AGENT_KERNEL_PROTOS (plain,tls); AGENT_KERNEL_BASE_ADDON=<another build's sidetrace_bpf.node> adds
 // the modes paused-base and on-base, so a change is compared with its base in the same run.
 // Results under bench/out/agent-kernel-<run>/.
-import { execFileSync, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RESPONSE_BYTES, startPlainAndTlsUpstream } from './nginx.js';
-import { processTree, spawnPinned, stop } from './procs.js';
+import { git, processTree, spawnPinned, stop } from './procs.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // SIDETRACE_NATIVE_ADDON (as native.ts reads it) measures another build, e.g. an older commit's.
@@ -243,12 +243,4 @@ function render(r) {
     }
   }
   return lines.join('\n') + '\n';
-}
-
-function git(...args) {
-  try {
-    return execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
 }

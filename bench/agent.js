@@ -13,7 +13,6 @@
 // add inside the traced app whichever core the agent runs on.
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -24,7 +23,7 @@ import YAML from 'yaml';
 import { transpileSrc } from './build-src.js';
 import { findFortio } from './fortio.js';
 import { RESPONSE_BYTES, startPlainAndTlsUpstream } from './nginx.js';
-import { cpuSeconds, freePort, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
+import { cpuSeconds, freePort, git, peakRssMiB, spawnPinned, stop, waitForPort } from './procs.js';
 import { topSelfTime } from './profile-top.js';
 import { startReceiver } from './receiver.js';
 
@@ -355,14 +354,6 @@ function renderSummary(r) {
   const runs = f.allCores.length > 1 ? ` (runs: ${f.allCores.map((c) => c.toFixed(3)).join(', ')}; ${f.allRss.map((m) => m.toFixed(0)).join(', ')} MiB)` : '';
   lines.push(`| HTTP, fortio ${FIXED_QPS} req/s${runs} | unlimited | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${2 * f.requests} | ${f.spans}/${2 * f.requests} (${pct(f.spans / (2 * f.requests))}) | ${f.spansDropped} |`);
   return lines.join('\n') + '\n';
-}
-
-function git(...args) {
-  try {
-    return execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
-  } catch {
-    return '';
-  }
 }
 
 main()

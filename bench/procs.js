@@ -1,11 +1,25 @@
-// Process plumbing for the bench: start pinned children, wait for their ports, and read their
-// CPU time and peak RSS from /proc (summed over the process tree: nginx runs master + worker).
+// Process plumbing for the bench: start pinned children, wait for their ports, read their CPU
+// time and peak RSS from /proc (summed over the process tree: nginx runs master + worker), and
+// ask git which checkout is measured.
 import { spawn, execFileSync } from 'node:child_process';
 import { openSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** `git args` in this checkout, trimmed; '' when git fails, so a run still writes its results. */
+export function git(...args) {
+  try {
+    return execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+}
 
 /** A free loopback port (bound to 0, then released for the child to take). */
 export async function freePort() {
