@@ -13,7 +13,7 @@
 // add inside the traced app whichever core the agent runs on.
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -141,6 +141,9 @@ function chartCpuLimit() {
 }
 
 /** A cgroup (v2 if mounted, else v1's cpu controller) whose CPU quota is `cores`; returns its procs file. */
+/** Cgroups this run made, removed at exit (empty by then: their only member was the agent). */
+const cgroupDirs = [];
+
 function makeCpuCgroup(cores) {
   const period = 100_000;
   const quota = Math.round(cores * period);
@@ -157,6 +160,7 @@ function makeCpuCgroup(cores) {
     writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(period));
     writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), String(quota));
   }
+  cgroupDirs.push(dir);
   return path.join(dir, 'cgroup.procs');
 }
 
@@ -363,4 +367,9 @@ main()
   })
   .finally(async () => {
     for (const child of children.reverse()) await stop(child, 'SIGTERM', 5000).catch(() => {});
+    for (const dir of cgroupDirs) {
+      try {
+        rmdirSync(dir);
+      } catch { /* still busy or already gone: harmless */ }
+    }
   });
