@@ -3,6 +3,7 @@
 
 import { AGENT_USAGE, AgentConfigError, parseAgentArgs } from '../bpf-fallback/agent-config.js';
 import { startAgent, type CaptureSource } from '../bpf-fallback/agent.js';
+import type { AgentCaptureOptions } from '../bpf-fallback/native.js';
 import { ExportConfigError } from '../telemetry/otel-env.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -22,7 +23,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   let source: CaptureSource;
   try {
-    source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, maxPayloadBytes: config.captureBytes, tls: config.tls });
+    // The agent's own pid is skipped in the kernel: its span export would otherwise be copied
+    // through the ring buffer and decoded only for startAgent to discard it.
+    source = await openCapture({ skipUids: config.skipUids, skipPorts: config.skipPorts, skipPids: [process.pid], maxPayloadBytes: config.captureBytes, tls: config.tls });
   } catch (err) {
     // The addon names what is missing (capability, BTF, tracefs) in its message; its "open with
     // tls: false" is this command's --no-tls.
@@ -51,7 +54,7 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function openCapture(opts: { skipUids: number[]; skipPorts: number[]; maxPayloadBytes: number; tls: boolean }): Promise<CaptureSource> {
+async function openCapture(opts: AgentCaptureOptions): Promise<CaptureSource> {
   // Loaded on demand: the addon is only needed (and only loadable, as root) by this command.
   const { openAgentCapture } = await import('../bpf-fallback/native.js');
   for (let attempt = 1; ; attempt++) {
