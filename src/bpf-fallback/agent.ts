@@ -170,7 +170,7 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     table.handle(mine === 0 ? events : events.filter((ev) => !ignored.has(ev.pid)));
   });
   await source.ready;
-  if (tlsOn) for (const pid of runningPids(options.procRoot ?? '/proc')) if (pid !== process.pid) attach(pid);
+  if (tlsOn) for (const pid of runningPids(options.procRoot ?? '/proc')) if (!ignored.has(pid)) attach(pid);
 
   return {
     metrics,
