@@ -164,7 +164,8 @@ function sockAddr(b: Buffer, family: number, addrOff: number, port: number): Soc
 
 /** Decodes one batch: records back to back, each [u32 length][record]. Exported for the layout
  * test; the hot path of the agent. */
-export function decodeBatch(buf: Buffer, out: AgentEvent[] = []): AgentEvent[] {
+export function decodeBatch(buf: Buffer): AgentEvent[] {
+  const out: AgentEvent[] = [];
   let off = 0;
   while (off + 4 <= buf.length) {
     const len = u32(buf, off);
