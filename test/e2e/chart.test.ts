@@ -5,14 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { cachedTool } from '../support/tools.js';
 
 const run = promisify(execFile);
 const CHART = fileURLToPath(new URL('../../charts/sidetrace', import.meta.url));
-const HELM = `${process.env.SIDETRACE_CACHE ?? `${homedir()}/.cache/sidetrace`}/bin/helm`;
+const HELM = cachedTool('helm');
 
 async function helm(...args: string[]): Promise<string> {
   if (!existsSync(HELM)) throw new Error(`${HELM} is missing: run scripts/setup.sh (it builds helm from the Go module proxy)`);

@@ -5,11 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-
-export function h2specPath(): string {
-  const cache = process.env.SIDETRACE_CACHE ?? path.join(os.homedir(), '.cache', 'sidetrace');
-  return path.join(cache, 'bin', 'h2spec');
-}
+import { cachedTool } from './tools.js';
 
 export interface H2specCase {
   /** `<section> <description>`, e.g. `http2/6.7 Sends a PING frame with ACK`. */
@@ -20,7 +16,7 @@ export interface H2specCase {
 
 /** Runs every h2spec case against 127.0.0.1:port (h2c). h2spec exits 1 when any case fails. */
 export async function runH2spec(port: number, timeoutSec = 5): Promise<H2specCase[]> {
-  const bin = h2specPath();
+  const bin = cachedTool('h2spec');
   if (!existsSync(bin)) throw new Error(`h2spec not found at ${bin}: run scripts/setup.sh to install the test peers`);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sidetrace-h2spec-'));
   const report = path.join(dir, 'report.xml');
@@ -39,7 +35,7 @@ export async function runH2spec(port: number, timeoutSec = 5): Promise<H2specCas
 
 // The report embeds raw frame bytes (opaque PING data), so it is not well-formed XML: a
 // regular expression over its fixed shape is more robust here than an XML parser.
-export function parseJunit(xml: string): H2specCase[] {
+function parseJunit(xml: string): H2specCase[] {
   const out: H2specCase[] = [];
   const re = /<testcase package="([^"]*)" classname="([^"]*)"[^>]*?(?:\/>|>([\s\S]*?)<\/testcase>)/g;
   for (let m = re.exec(xml); m !== null; m = re.exec(xml)) {

@@ -9,8 +9,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './proxy-process.js';
-
-export const KUBE_BIN_DIR = path.join(process.env.SIDETRACE_CACHE ?? path.join(os.homedir(), '.cache/sidetrace'), 'bin');
+import { cachedTool } from './tools.js';
 
 export interface KubeResponse {
   status: number;
@@ -46,8 +45,8 @@ const START_TIMEOUT_MS = 90_000;
  * resolves once /readyz answers ok and the default namespace exists.
  */
 export async function startKube(): Promise<Kube> {
-  const etcdBin = path.join(KUBE_BIN_DIR, 'etcd');
-  const apiBin = path.join(KUBE_BIN_DIR, 'kube-apiserver');
+  const etcdBin = cachedTool('etcd');
+  const apiBin = cachedTool('kube-apiserver');
   for (const bin of [etcdBin, apiBin]) {
     if (!existsSync(bin)) throw new Error(`ST_KUBE_MISSING: ${bin} not found: run scripts/setup.sh (it builds etcd and kube-apiserver via scripts/build-kube.sh)`);
   }
