@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { AddressError, startCollector } from '../collector/collector.js';
 import { DEFAULT_MAX_BATCH_BYTES } from '../collector/otlp-server.js';
+import { positiveInt, waitForSignal } from './cli-support.js';
 
 const USAGE = `usage: sidetrace collect [flags]
 
@@ -64,28 +65,4 @@ export async function run(argv: string[]): Promise<number> {
   await waitForSignal();
   await collector.close();
   return 0;
-}
-
-export function positiveInt(flag: string, text: string): number | undefined {
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    process.stderr.write(`sidetrace: ${flag} must be a positive integer, got "${text}"\n`);
-    return undefined;
-  }
-  return n;
-}
-
-export function waitForSignal(cancel?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      cancel?.removeEventListener('abort', done);
-      resolve();
-    };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-    // A caller that stops for another reason removes the listeners instead of leaking them.
-    cancel?.addEventListener('abort', done, { once: true });
-  });
 }

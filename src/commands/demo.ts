@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import { parseDurationMs } from '../collector/query-params.js';
 import { AddressError } from '../collector/collector.js';
 import { runDemo } from '../demo/run-demo.js';
-import { positiveInt, waitForSignal } from './collect.js';
+import { positiveInt, waitForSignal } from './cli-support.js';
 
 const DEFAULT_UI = '127.0.0.1:16686';
 

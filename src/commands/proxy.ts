@@ -3,6 +3,7 @@
 import { ConfigError, parseProxyArgs, PROXY_USAGE } from '../proxy/config.js';
 import { startProxy } from '../proxy/proxy.js';
 import { ExportConfigError } from '../telemetry/otel-env.js';
+import { waitForSignal } from './cli-support.js';
 
 export async function run(argv: string[]): Promise<number> {
   let config;
@@ -33,11 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   process.stderr.write(
     `sidetrace proxy: service ${proxy.serviceName}; spans to ${proxy.exportConfig.exporter === 'otlp' ? proxy.exportConfig.endpoint : proxy.exportConfig.exporter}; admin http://${proxy.admin.address}:${proxy.admin.port}\n${lines.join('\n')}\n`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  await waitForSignal();
   await proxy.close();
   return 0;
 }

@@ -8,7 +8,7 @@ import { compileFilter, TapFilterError } from '../tap/filter.js';
 import { toTapEvent } from '../tap/event.js';
 import { header, json, row } from '../tap/format.js';
 import { openTapStream, type TapSource, type TapStream } from '../tap/stream.js';
-import { waitForSignal } from './collect.js';
+import { waitForSignal } from './cli-support.js';
 
 const USAGE = `usage: sidetrace tap ADDR... [flags]
        sidetrace tap --apiserver URL --token T --namespace N --pod P [--pod P2...] [flags]
