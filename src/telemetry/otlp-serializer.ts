@@ -536,13 +536,13 @@ function encodeOnce(write: () => void): Buffer {
   return out;
 }
 
+/** The serializer the export delegate gets when the queue holds spans from encodeSpan. */
+export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServiceResponse>;
+
 /**
  * The OTLP trace serializer for the official gRPC export delegate. One resource and one scope
  * per process, so both are encoded once, here, and copied into every request.
  */
-/** The serializer the export delegate gets when the queue holds spans from encodeSpan. */
-export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServiceResponse>;
-
 export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTraceServiceResponse> {
   readonly encodedSpans: EncodedSpansSerializer = {
     serializeRequest: (spans) => this.serializeEncoded(spans),
