@@ -368,8 +368,8 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
     received += count;
     if (tls) {
       for (const ev of events) {
-        if (ev.kind === 'exit') tls.release(ev.pid);
-        else if (ev.kind === 'exec') tls.release(ev.pid); // the agent calls attachTls for the new image
+        // On exec the agent calls attachTls for the new image.
+        if (ev.kind === 'exit' || ev.kind === 'exec') tls.release(ev.pid);
       }
     }
     for (const cb of listeners) cb(events);
