@@ -82,7 +82,7 @@ export class BatchQueue<Item> implements SpanSink {
   }
 
   submit(span: SpanRecord): void {
-    if (this.closed || this.count === this.buf.length || this.bytesFull) {
+    if (this.full) {
       this.counters.dropped.inc();
       return;
     }
@@ -239,9 +239,9 @@ function withDeadline(p: Promise<void>, ms: number): Promise<void> {
 /**
  * Roughly what a span costs in memory and on the wire, for transports that keep span records:
  * bodies and string values by length, a fixed amount per attribute (keys are short). It runs in
- * submit(), on the request path, so it does one typeof per attribute: a Uint8Array body counts its bytes, a string[] its element count
- * (they are rare and short). Reads a span's own attributes only, so submit() stays independent of
- * queue size.
+ * submit(), on the request path, so it does one typeof per attribute: a Uint8Array body counts its
+ * bytes, a string[] its element count (they are rare and short). Reads a span's own attributes
+ * only, so submit() stays independent of queue size.
  */
 export function estimateSpanBytes(span: SpanRecord): number {
   let n = 96 + span.name.length + (span.traceState === undefined ? 0 : span.traceState.length) + attributesBytes(span.attributes);
