@@ -187,7 +187,7 @@ class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
  * variable wins, paths are relative to the working directory, an unreadable file is reported and
  * left out, and a client key without its certificate (or the reverse) leaves only the CA.
  */
-export function tlsFromEnv(env: NodeJS.ProcessEnv, log?: (line: string) => void): GrpcTls {
+function tlsFromEnv(env: NodeJS.ProcessEnv, log?: (line: string) => void): GrpcTls {
   const read = (suffix: string): Buffer | undefined => {
     for (const name of [`OTEL_EXPORTER_OTLP_TRACES_${suffix}`, `OTEL_EXPORTER_OTLP_${suffix}`]) {
       const file = env[name]?.trim();
