@@ -5,6 +5,7 @@
 // kernel time of each byte range so frames get the times of their first and last byte.
 
 import type { DataEvent } from './events.js';
+import { unpinned } from './protocols/protocol.js';
 
 /** A gap's bytes were lost between the kernel times `fromNs` (last data before) and `toNs` (first after). */
 export type Segment = { kind: 'data'; data: Buffer; tsNs: number } | { kind: 'gap'; length: number; fromNs: number; toNs: number };
@@ -233,9 +234,9 @@ export class ParseBuffer {
 
   /** Unparsed leftovers outlive their batch: copy them out of a much larger capture buffer. */
   detach(): void {
-    if (this.buf.buffer.byteLength > 2 * this.buf.length + 4096) this.buf = Buffer.from(this.buf);
+    this.buf = unpinned(this.buf);
     const q = this.queue;
-    for (let i = 0; i < q.length; i++) if (q[i].buffer.byteLength > 2 * q[i].length + 4096) q[i] = Buffer.from(q[i]);
+    for (let i = 0; i < q.length; i++) q[i] = unpinned(q[i]);
   }
 
   clear(): void {

@@ -34,6 +34,11 @@ export interface BodyChunk {
   tsNs: number;
 }
 
+/** `data`, or a copy when it is a small view of a much larger capture batch it would keep alive. */
+export function unpinned(data: Buffer): Buffer {
+  return data.buffer.byteLength > 2 * data.length + 4096 ? Buffer.from(data) : data;
+}
+
 /** One request/response exchange, as the stitcher hands it to span building. */
 export interface HttpRecord {
   protocolVersion: '1.0' | '1.1' | '2';

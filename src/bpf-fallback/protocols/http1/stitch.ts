@@ -2,7 +2,7 @@
 // requests in order (pipelining is FIFO), using kernel times to drop responses whose request
 // was lost and requests whose response was lost.
 
-import type { BodyChunk, HttpRecord, MessageType, TimedFrame, TimeWindow } from '../protocol.js';
+import { unpinned, type BodyChunk, type HttpRecord, type MessageType, type TimedFrame, type TimeWindow } from '../protocol.js';
 import type { H1Frame, H1Message, H1State } from './types.js';
 
 const MAX_QUEUED_MESSAGES = 256;
@@ -88,8 +88,8 @@ function detachHeld(state: H1State): void {
 function detachBody(msg: H1Message): void {
   const body = msg.body;
   for (let i = 0; i < body.length; i++) {
-    const data = body[i].data;
-    if (data.buffer.byteLength > 2 * data.length + 4096) body[i] = { data: Buffer.from(data), tsNs: body[i].tsNs };
+    const data = unpinned(body[i].data);
+    if (data !== body[i].data) body[i] = { data, tsNs: body[i].tsNs };
   }
 }
 

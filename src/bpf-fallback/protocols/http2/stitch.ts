@@ -4,7 +4,7 @@
 // messages reach the exchange like the proxy's.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import type { BodyChunk, HttpRecord, MessageType, TimedFrame } from '../protocol.js';
+import { unpinned, type BodyChunk, type HttpRecord, type MessageType, type TimedFrame } from '../protocol.js';
 import { rstCodeName } from '../../../proxy/h2/rst-codes.js';
 import { HpackError } from './hpack.js';
 import { Flag, FrameType, type H2Frame, type H2State, type H2Stream } from './types.js';
@@ -92,9 +92,8 @@ function onFrame(type: MessageType, tf: TimedFrame<H2Frame>, state: H2State, out
 function keep(body: BodyChunk[], kept: number, chunk: BodyChunk, limit: number): number {
   const room = limit - kept;
   if (room <= 0 || chunk.data.length === 0) return kept;
-  let data = chunk.data.length <= room ? chunk.data : chunk.data.subarray(0, room);
   // A small piece of a large capture buffer would pin all of it: copy what is kept instead.
-  if (data.buffer.byteLength > 2 * data.length + 4096) data = Buffer.from(data);
+  const data = unpinned(chunk.data.length <= room ? chunk.data : chunk.data.subarray(0, room));
   body.push({ data, tsNs: chunk.tsNs });
   return kept + data.length;
 }
