@@ -1,6 +1,7 @@
 // The node agent's events as user space sees them, decoded from the kernel's ring-buffer
-// records (native/bpf/abi.h is the byte layout; native/addon decodes into these shapes).
-// Declared once here; the addon's decoder, the reassembler and the parsers all import them.
+// records (native/bpf/abi.h is the byte layout; native.ts's decodeBatch decodes the addon's raw
+// batches into these shapes). Declared once here; the decoder, the conn table and the
+// reassembler all import them.
 
 export interface SockAddr {
   /** Dotted IPv4 or RFC 5952 IPv6 text; '' when unknown (connection first seen mid-stream). */
