@@ -12,7 +12,7 @@ import { decodeBody } from './capture/decode.js';
 import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
 import { GrpcMessageSizes } from './capture/grpc-messages.js';
 import { bodyValue } from './capture/text.js';
-import { PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
+import { isGrpcContentType, PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
 import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
 import { inflateGrpcPayload, readGrpcFrames } from './grpc/frame-reader.js';
 import { extractContext, forwardContext, type ForwardContext, type IncomingContext } from './propagation/context.js';
@@ -107,10 +107,6 @@ function equalsLower(name: string, lower: string): boolean {
     if (c !== lower.charCodeAt(i)) return false;
   }
   return true;
-}
-
-function isGrpcContentType(ct: string): boolean {
-  return ct.length >= 16 && ct.slice(0, 16).toLowerCase() === 'application/grpc';
 }
 
 /**

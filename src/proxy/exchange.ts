@@ -9,6 +9,11 @@ import type { CompiledPolicy } from '../policy/types.js';
 /** Headers exactly as received: [name0, value0, name1, value1, ...], original case and order. */
 export type RawHeaders = string[];
 
+/** gRPC by content type; media types are case-insensitive (RFC 9110 §8.3.1). */
+export function isGrpcContentType(ct: string): boolean {
+  return ct.length >= 16 && ct.slice(0, 16).toLowerCase() === 'application/grpc';
+}
+
 export type Direction = 'inbound' | 'outbound';
 
 export interface Endpoint {

@@ -4,7 +4,7 @@
 
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { PASSIVE_EXCHANGE, type Exchange, type ExchangeFactory } from '../exchange.js';
+import { isGrpcContentType, PASSIVE_EXCHANGE, type Exchange, type ExchangeFactory } from '../exchange.js';
 import type { ConnInfo, HandlerOptions, ProtocolHandler } from '../handler.js';
 import type { ProxyMetrics } from '../proxy-metrics.js';
 import { forwardBlock, forwardRequestHeaders, requestHead, sensitiveOf, withoutPseudo } from './headers.js';
@@ -168,8 +168,7 @@ class ProxiedStream {
     const down = this.down;
     const head = requestHead(raw);
     const contentType = headers['content-type'];
-    // Media types are case-insensitive (RFC 9110 §8.3.1); the exchange decides gRPC the same way.
-    this.grpc = typeof contentType === 'string' && contentType.length >= 16 && contentType.slice(0, 16).toLowerCase() === 'application/grpc';
+    this.grpc = typeof contentType === 'string' && isGrpcContentType(contentType);
     this.connect = head.method === 'CONNECT';
     try {
       this.exchange = exchanges.start({
