@@ -28,7 +28,7 @@ export interface EchoReply {
 
 type Ctor = new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client;
 
-export function loadEcho(): { Echo: Ctor & { service: grpc.ServiceDefinition } } {
+function loadEcho(): { Echo: Ctor & { service: grpc.ServiceDefinition } } {
   const def = protoLoader.loadSync(PROTO, { keepCase: false, longs: Number, defaults: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { sidetrace: { test: { Echo: Ctor & { service: grpc.ServiceDefinition } } } };
   return { Echo: pkg.sidetrace.test.Echo };

@@ -204,7 +204,7 @@ export async function closedPort(): Promise<number> {
 
 /** Flattens an OTLP AnyValue into JS: int64 → number, bytes → Buffer, arrays and kvlists recursively. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function anyValueToJs(v: any): unknown {
+function anyValueToJs(v: any): unknown {
   if (v == null) return undefined;
   if (v.stringValue != null) return v.stringValue;
   if (v.boolValue != null) return v.boolValue;
@@ -217,7 +217,7 @@ export function anyValueToJs(v: any): unknown {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function attributesToJs(kvs: any[] | undefined): Record<string, unknown> {
+function attributesToJs(kvs: any[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of kvs ?? []) out[kv.key] = anyValueToJs(kv.value);
   return out;
