@@ -5,6 +5,7 @@ import { AGENT_USAGE, AgentConfigError, parseAgentArgs } from '../bpf-fallback/a
 import { startAgent, type CaptureSource } from '../bpf-fallback/agent.js';
 import type { AgentCaptureOptions } from '../bpf-fallback/native.js';
 import { ExportConfigError } from '../telemetry/otel-env.js';
+import { waitForSignal } from './cli-support.js';
 
 export async function run(argv: string[]): Promise<number> {
   let config;
@@ -46,10 +47,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const target = agent.exportConfig.exporter === 'otlp' ? agent.exportConfig.endpoint : agent.exportConfig.exporter;
   process.stderr.write(`sidetrace agent: tracing; spans to ${target}${agent.admin ? `; admin http://${agent.admin.address}:${agent.admin.port}` : ''}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
+  await waitForSignal();
   await agent.close();
   return 0;
 }
