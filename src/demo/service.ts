@@ -6,12 +6,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Endpoint } from '../proxy/exchange.js';
 
+/** A route's answer, and what a call to a dependency gets back. */
 export interface Reply {
-  status: number;
-  body: unknown;
-}
-
-export interface CallResult {
   status: number;
   body: unknown;
 }
@@ -20,7 +16,7 @@ export interface Ctx {
   /** The parsed JSON request body (undefined when empty or not JSON). */
   body: unknown;
   /** POST `path` with a JSON body to a dependency, through this service's outbound listener. */
-  call(service: string, path: string, body: unknown): Promise<CallResult>;
+  call(service: string, path: string, body: unknown): Promise<Reply>;
 }
 
 export interface ServiceSpec {
@@ -86,7 +82,7 @@ export async function startService(spec: ServiceSpec, forwardTraceContext = true
   };
 }
 
-export function post(agent: http.Agent, to: Endpoint, path: string, body: unknown, headers: Record<string, string> = {}): Promise<CallResult> {
+export function post(agent: http.Agent, to: Endpoint, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = http.request(
