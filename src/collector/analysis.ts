@@ -192,7 +192,7 @@ export function explain(calls: readonly StoredSpan[]): Separator | undefined {
 const MAX_MISFIT_RATIO = 0.1;
 export const MIN_FAILURES = 3;
 
-/** Best threshold t for "fails iff x > t", if it gets at least 95% of calls right. */
+/** Best threshold t for "fails iff x > t", if it gets all but MAX_MISFIT_RATIO (10%) of calls right. */
 export function split(feature: string, samples: readonly { x: number; fail: boolean }[]): Separator | undefined {
   const sorted = [...samples].sort((a, b) => a.x - b.x);
   const n = sorted.length;
