@@ -1,19 +1,14 @@
 // Protocol detection from a connection's first bytes: HTTP/1.x, HTTP/2 prior knowledge
 // (the h2c preface, which is how gRPC arrives), or opaque. Pure: no sockets, no timers.
 
+import { TOKEN } from './h1/head.js';
+
 export type Detection = 'h1' | 'h2' | 'opaque' | 'need-more';
 
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /** A request line longer than this is still classified as HTTP/1 (the handler answers 414/400). */
 export const MAX_DETECT_BYTES = 8192;
-
-// RFC 9110 tchar, as a lookup table: detection runs on every new connection.
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
-for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
-for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
-for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
 
 const VERSION = Buffer.from('HTTP/1.', 'latin1');
 
@@ -56,7 +51,7 @@ export function detectProtocol(buf: Uint8Array): Detection {
         if (c === 0x20 && i > 0) {
           state = State.Target;
           start = i + 1;
-        } else if (!TCHAR[c]) return 'opaque';
+        } else if (!TOKEN[c]) return 'opaque';
         break;
       case State.Target:
         if (c === 0x20 && i > start) {

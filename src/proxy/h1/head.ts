@@ -14,7 +14,7 @@ const HTAB = 9;
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 
 /** RFC 9110 tchar, as a byte lookup table. */
-const TOKEN = new Uint8Array(256);
+export const TOKEN = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
 for (let b = 0x30; b <= 0x39; b++) TOKEN[b] = 1;
 for (let b = 0x41; b <= 0x5a; b++) TOKEN[b] = 1;
