@@ -2,10 +2,8 @@
 // failures start, and the value (latency, or a number in the request body) that separates
 // an operation's failures from its successes. Pure functions over stored spans.
 
+import { SpanKind } from '../telemetry/span.js';
 import type { JsonValue, StoredSpan } from './model.js';
-
-const SERVER = 2;
-const CLIENT = 3;
 
 /** A call failed: status ERROR, or an HTTP status of 400 or more on either side. */
 export function failed(s: StoredSpan): boolean {
@@ -101,10 +99,10 @@ export function analyze(spans: readonly StoredSpan[]): Analysis {
 
   const services = new Map<string, ServiceErrors>();
   const unforwarded = new Map<string, number>();
-  for (const s of spans) if (s.kind === CLIENT && !s.parentSpanId) unforwarded.set(s.service, (unforwarded.get(s.service) ?? 0) + 1);
+  for (const s of spans) if (s.kind === SpanKind.CLIENT && !s.parentSpanId) unforwarded.set(s.service, (unforwarded.get(s.service) ?? 0) + 1);
   const ops = new Map<string, { service: string; operation: string; spans: StoredSpan[] }>();
   for (const s of spans) {
-    if (s.kind !== SERVER) continue;
+    if (s.kind !== SpanKind.SERVER) continue;
     let se = services.get(s.service);
     if (!se) services.set(s.service, (se = { service: s.service, requests: 0, errors: 0 }));
     se.requests++;

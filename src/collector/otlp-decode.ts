@@ -2,6 +2,7 @@
 // static code generated from the official OTLP protos (otlp-proto's root.js).
 
 import { createRequire } from 'node:module';
+import { StatusCode } from '../telemetry/span.js';
 import type { JsonAttributes, JsonValue, StoredEvent, StoredSpan } from './model.js';
 
 // root.js is CommonJS without usable types (`export = Root`); the interfaces below declare
@@ -132,7 +133,7 @@ export function decodeExportRequest(buf: Uint8Array): DecodedBatch {
             (e): StoredEvent => ({ name: e.name ?? '', timeMs: nsToMs(nanos(e.timeUnixNano)), attributes: toAttributes(e.attributes) }),
           ),
           status: s.status?.message ? { code: statusCode, message: s.status.message } : { code: statusCode },
-          error: statusCode === 2 || attributes['error'] === true || attributes['error'] === 'true',
+          error: statusCode === StatusCode.ERROR || attributes['error'] === true || attributes['error'] === 'true',
         };
         if (parent.length === 16 && !/^0+$/.test(parent)) span.parentSpanId = parent;
         if (scope) span.scope = scope;

@@ -1,7 +1,7 @@
 // A tapped request: one SpanRecord line from a proxy's admin /tap stream, with the columns of
 // the seed's trace_http (TIMESTAMP SRC DST PROTO METHOD HOST PATH STATUS LATENCY) pulled out.
 
-import type { AttrValue, SpanRecord } from '../telemetry/span.js';
+import { SpanKind, type AttrValue, type SpanRecord } from '../telemetry/span.js';
 
 export interface TapEvent {
   span: SpanRecord;
@@ -20,11 +20,9 @@ export interface TapEvent {
   latencyMs: number;
 }
 
-const SERVER = 2;
-
 export function toTapEvent(span: SpanRecord, service: string, source: string): TapEvent {
   const a = span.attributes;
-  const inbound = span.kind === SERVER;
+  const inbound = span.kind === SpanKind.SERVER;
   const hostHeader = str(a['http.request.header.host']) ?? str(a['http.request.header.:authority']);
   const serverAddr = endpoint(a['server.address'], a['server.port']);
   const ev: TapEvent = {
