@@ -73,16 +73,69 @@ else
   say "Debian packages present"
 fi
 
-# ---- Go tools, cached outside the clone, keyed by version ---------------------------------------
+# ---- Go toolchain --------------------------------------------------------------------------------
+# helm v3.21 needs Go >= 1.26 and Debian 12's golang is 1.19. Without a new enough go in PATH or
+# /usr/local/go, the official toolchain comes from the module proxy (the golang.org/toolchain
+# module `go` itself fetches to switch versions), checked against a pinned sha256, into the cache.
+GO_MIN=1.26
+GO_VERSION=1.26.8
+declare -A GO_ZIP_SHA256=(
+  [amd64]=30c2b1bf7dcc88d3eb0a1364e47ddd9128edb3110a30e8a0ef61cd5856b31de7
+  [arm64]=02b36b6787b3ac767668f630e2998df45a3b1f9ffee08d1bf3ef6487cd658d99
+)
 if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
   export PATH=/usr/local/go/bin:$PATH
 fi
+go_new_enough() {
+  local v
+  v=$(go version 2>/dev/null | sed -n 's/^go version go\([0-9.]*\).*/\1/p')
+  [[ -n $v && "$(printf '%s\n' "$GO_MIN" "$v" | sort -V | head -n1)" == "$GO_MIN" ]]
+}
+if ! go_new_enough; then
+  goroot=$CACHE/go-$GO_VERSION
+  if [[ ! -x $goroot/bin/go ]]; then
+    case $(uname -m) in x86_64) goarch=amd64 ;; aarch64) goarch=arm64 ;; *) goarch=unsupported ;; esac
+    [[ -n ${GO_ZIP_SHA256[$goarch]:-} ]] || { echo "setup: ST_SETUP_NO_GO: no pinned Go toolchain for $(uname -m)" >&2; exit 1; }
+    module=golang.org/toolchain@v0.0.1-go$GO_VERSION.linux-$goarch
+    proxy=${GOPROXY:-https://proxy.golang.org}
+    proxy=${proxy%%[,|]*}
+    [[ $proxy == http* ]] || proxy=https://proxy.golang.org
+    say "fetching Go $GO_VERSION ($module) from $proxy"
+    tmp=$(mktemp -d "$CACHE/.go-XXXXXX")
+    curl -fsSL --retry 3 -o "$tmp/go.zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_VERSION.linux-$goarch.zip"
+    echo "${GO_ZIP_SHA256[$goarch]}  $tmp/go.zip" | sha256sum -c --quiet - || { rm -rf "$tmp"; echo "setup: ST_SETUP_GO_CHECKSUM: $module does not match its pinned sha256" >&2; exit 1; }
+    # The zip holds the tree under "<module>/" and no file modes: bin/ and pkg/tool/ are made
+    # executable, as `go` does when it installs a toolchain this way.
+    python3 - "$tmp/go.zip" "$tmp/go" "$module/" <<'PY'
+import os, sys, zipfile
+zip_path, dest, prefix = sys.argv[1:]
+with zipfile.ZipFile(zip_path) as z:
+    for info in z.infolist():
+        if info.is_dir() or not info.filename.startswith(prefix):
+            continue
+        rel = info.filename[len(prefix):]
+        out = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(info) as src, open(out, 'wb') as dst:
+            dst.write(src.read())
+        if rel.startswith('bin/') or rel.startswith('pkg/tool/'):
+            os.chmod(out, 0o755)
+PY
+    rm -rf "$goroot"
+    mv "$tmp/go" "$goroot"
+    rm -rf "$tmp"
+  fi
+  export PATH=$goroot/bin:$PATH
+  go_new_enough || { echo "setup: ST_SETUP_NO_GO: $goroot/bin/go does not run" >&2; exit 1; }
+fi
+say "$(go version)"
+
+# ---- Go tools, cached outside the clone, keyed by version ---------------------------------------
 for entry in "${GO_TOOLS[@]}"; do
   read -r name spec ldflags <<<"$entry"
   version=${spec##*@}
   target="$CACHE/bin/$name-$version"
   if [[ ! -x "$target" ]]; then
-    command -v go >/dev/null 2>&1 || { echo "setup: ST_SETUP_NO_GO: go toolchain not found, needed for $name" >&2; exit 1; }
     say "building $name $version"
     tmp=$(mktemp -d "$CACHE/bin/.build-XXXXXX")
     go_env=(GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod)
