@@ -483,7 +483,7 @@ function messageEvents(
     } else {
       attributes['message.uncompressed_size'] = length;
     }
-    if (payload !== undefined) attributes['message.body'] = decodeProtobufToJson(payload, Math.max(maxBodyBytes, 256));
+    if (payload !== undefined) attributes['message.body'] = decodeProtobufToJson(payload, maxBodyBytes);
     out.push({ name: 'message', timeMs: sizes.times[i], attributes });
   }
 }
