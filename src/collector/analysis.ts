@@ -4,6 +4,7 @@
 
 import { SpanKind } from '../telemetry/span.js';
 import type { JsonValue, StoredSpan } from './model.js';
+import { cmp } from './store.js';
 
 /** A call failed: status ERROR, or an HTTP status of 400 or more on either side. */
 export function failed(s: StoredSpan): boolean {
@@ -256,8 +257,4 @@ function* numbersIn(v: unknown, prefix: string, depth: number): Generator<[strin
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -133,7 +133,7 @@ function valueSize(v: JsonValue): number {
 }
 
 // Code-point order, so results don't depend on the machine's locale.
-function cmp(a: string, b: string): number {
+export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
