@@ -143,13 +143,6 @@ export class UpstreamPool {
     if (i >= 0) list!.splice(i, 1);
   }
 
-  /** Idle connections held now (for tests and metrics). */
-  idleCount(): number {
-    let n = 0;
-    for (const list of this.idleByKey.values()) n += list.length;
-    return n;
-  }
-
   close(): void {
     this.closed = true;
     for (const list of this.idleByKey.values()) {
