@@ -29,7 +29,7 @@ import type { Compression } from './otel-env.js';
 export const GRPC_PREFIX_BYTES = 5;
 
 /** gRPC status codes (grpc/doc/statuscodes.md) this transport produces or acts on. */
-export const GrpcStatus = {
+const GrpcStatus = {
   OK: 0,
   CANCELLED: 1,
   UNKNOWN: 2,
@@ -57,7 +57,7 @@ for (const [name, code] of Object.entries(GrpcStatus)) STATUS_NAMES[code] = name
  * ServiceError, so the official exporter metrics (rpc.response.status_code) and our failure log
  * read the same as before.
  */
-export class GrpcCallError extends Error {
+class GrpcCallError extends Error {
   constructor(
     readonly code: number,
     readonly details: string,
