@@ -157,6 +157,11 @@ say "Go tools ready in $CACHE/bin"
 
 # ---- npm dependencies ---------------------------------------------------------------------------
 cd "$ROOT"
+# Node.js 20.6+ and npm come with the machine (Debian 12's own nodejs is 18): name what is
+# missing rather than fail later inside npm or tsc.
+node_ok() { command -v node >/dev/null && command -v npm >/dev/null && node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 6) ? 0 : 1)'; }
+node_ok || { echo "setup: ST_SETUP_NO_NODE: needs node >= 20.6 and npm in PATH (found: $(node -v 2>/dev/null || echo 'no node'))" >&2; exit 1; }
+
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 stamp=node_modules/.sidetrace-lock-sha256
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$lock_hash" ]]; then
