@@ -275,10 +275,14 @@ class TracedExchange implements Exchange {
   }
 
   private grpcStatus(): { code?: number; message?: string } {
-    const source = this.resTrailers !== undefined && findHeader(this.resTrailers, 'grpc-status') !== undefined ? this.resTrailers : this.resHeaders;
-    if (source === undefined) return {};
-    const raw = findHeader(source, 'grpc-status');
-    if (raw === undefined) return {};
+    // Trailers carry the status; a trailers-only response carries it in its head.
+    let source = this.resTrailers;
+    let raw = source === undefined ? undefined : findHeader(source, 'grpc-status');
+    if (raw === undefined) {
+      source = this.resHeaders;
+      raw = source === undefined ? undefined : findHeader(source, 'grpc-status');
+    }
+    if (source === undefined || raw === undefined) return {};
     const code = Number(raw);
     if (!Number.isInteger(code)) return {};
     const msg = findHeader(source, 'grpc-message');
