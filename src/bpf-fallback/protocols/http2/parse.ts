@@ -110,6 +110,8 @@ export function parseH2Frame(type: MessageType, buf: Buffer, state: H2State): Pa
       let from = HEADER_LENGTH;
       let to = total;
       if (flags & Flag.PADDED) {
+        // The pad length is the payload's first byte: an empty payload has none (RFC 9113 §6.1).
+        if (length < 1) return { kind: 'invalid', reason: `PADDED frame without a pad length on stream ${streamId}` };
         const pad = buf[from++];
         to -= pad;
       }

@@ -193,6 +193,10 @@ describe('HTTP/2 parseFrame tables', () => {
     expect(parseH2Frame('response', reserved, m()).kind).toBe('invalid');
     expect(parseH2Frame('response', frame(0, 0, 0, Buffer.alloc(1)), m()).kind).toBe('invalid');
     expect(parseH2Frame('response', frame(0, 0x8, 1, Buffer.from([9, 1])), m()).kind).toBe('invalid');
+    // PADDED with an empty payload has no pad length: invalid, even with the next frame's bytes
+    // right behind it (they are not this frame's pad length).
+    const empty = Buffer.concat([frame(0, 0x8, 1, Buffer.alloc(0)), frame(0, 0, 1, Buffer.from('x'))]);
+    expect(parseH2Frame('response', empty, m())).toMatchObject({ kind: 'invalid', reason: expect.stringMatching(/without a pad length/) });
   });
   test('detect and boundary', () => {
     expect(detectH2('request', PREFACE)).toBe(true);
