@@ -36,7 +36,7 @@ function route(store: TraceStore, req: http.IncomingMessage, res: http.ServerRes
   }
   const svcOps = /^\/api\/services\/([^/]+)\/operations$/.exec(path);
   if (svcOps) {
-    const data = [...new Set(store.operations(decodeURIComponent(svcOps[1])).map((o) => o.name))];
+    const data = [...new Set(store.operations(decodeService(svcOps[1])).map((o) => o.name))];
     send(res, 200, { data, total: data.length, errors: null });
     return;
   }
@@ -69,4 +69,13 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
+}
+
+/** A malformed percent-escape in the service name is the caller's error (400), not ours. */
+function decodeService(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new QueryParamError('service', `"${raw}" is not a valid percent-encoded name`);
+  }
 }

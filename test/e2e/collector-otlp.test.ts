@@ -98,6 +98,9 @@ describe('collector receives the official OTel SDK exporter', () => {
     const ops = (await api('/api/operations?service=sdk-checkout')).body.data;
     expect(ops).toEqual([{ name: 'POST /checkout', spanKind: 'server' }, { name: 'charge card', spanKind: 'client' }]);
     expect((await api('/api/services/sdk-checkout/operations')).body.data).toEqual(['POST /checkout', 'charge card']);
+    const badName = await api('/api/services/sdk%E0%A4/operations');
+    expect(badName.status).toBe(400);
+    expect(badName.body.errors[0].msg).toMatch(/invalid query parameter "service"/);
 
     const errs = await api(`/api/traces?service=sdk-checkout&tags=${encodeURIComponent('{"error":"true"}')}`);
     expect(errs.body.data.map((t: any) => t.traceID)).toEqual([traceId]);
