@@ -78,6 +78,19 @@ describe('spans from captured exchanges', () => {
     });
   });
 
+  test('server role over TLS: a Host without a port means 443, not 80', () => {
+    const { spans, run } = agentSpans();
+    run.table.handle(
+      connEvents({ connId: 4, role: 'server', source: 'tls', local: { address: '10.0.0.5', port: 8443 } }, [
+        { direction: 'ingress', data: 'GET /secure HTTP/1.1\r\nHost: shop.example\r\n\r\n' },
+        { direction: 'egress', data: 'HTTP/1.1 204 No Content\r\n\r\n' },
+      ]),
+    );
+    expect(spans).toHaveLength(1);
+    expect(spans[0].kind).toBe(SpanKind.SERVER);
+    expect(spans[0].attributes).toMatchObject({ 'server.address': 'shop.example', 'server.port': 443, 'url.scheme': 'https' });
+  });
+
   test('client role: CLIENT span to the remote peer, TLS source marked', () => {
     const { spans, run } = agentSpans();
     run.table.handle(

@@ -329,7 +329,8 @@ class TracedExchange implements Exchange {
     if (server) {
       const host = authority === undefined ? undefined : splitAuthority(authority);
       attrs.add('server.address', host?.address ?? start.server.address);
-      attrs.add('server.port', host === undefined ? start.server.port : host.port ?? 80);
+      // A Host without a port means the scheme's default port (RFC 9110 §4.2).
+      attrs.add('server.port', host === undefined ? start.server.port : host.port ?? (scheme === 'https' ? 443 : 80));
       attrs.add('client.address', start.client.address);
       attrs.add('client.port', start.client.port);
       attrs.add('network.peer.address', start.client.address);
