@@ -3,7 +3,7 @@
 //
 // Policy document (YAML or JSON; an empty document means all defaults):
 //
-//   default:                  # every field optional; these are the built-in defaults
+//   default:                  # every field optional; the values shown are the built-in defaults, except redact's (examples)
 //     spans: true             # false: no span for matching requests (traffic and context still flow)
 //     requestBody: true
 //     responseBody: true
