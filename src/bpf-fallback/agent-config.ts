@@ -49,7 +49,7 @@ flags:
   --skip-uid UID          do not trace sockets of this uid (the sidecar proxy's); repeatable
   --skip-port PORT        do not trace this local port (the sidecar's listeners); repeatable
   --admin HOST:PORT       serve /metrics (kernel and user-space counters), /healthz, /tap
-  --capture-bytes BYTES   payload bytes copied per call in the kernel and kept per message (default 64k;
+  --capture-bytes BYTES   payload bytes copied per call in the kernel and kept per message, 1..1m (default 64k;
                           raise it with the policy's maxBodyBytes)
   --no-tls                do not attach the OpenSSL uprobes: no TLS plaintext, and no CAP_SYS_ADMIN needed
 `;
@@ -95,7 +95,7 @@ export function parseAgentArgs(argv: string[]): AgentConfig | 'help' {
     skipUids: (v['skip-uid'] ?? []).map((s) => parseIntIn('--skip-uid', s, 0, 2 ** 32 - 1)),
     skipPorts: (v['skip-port'] ?? []).map((s) => parseIntIn('--skip-port', s, 1, 65535)),
     admin: v.admin === undefined ? undefined : parseHostPort('--admin', v.admin),
-    captureBytes: v['capture-bytes'] === undefined ? 64 * 1024 : parseBytes('--capture-bytes', v['capture-bytes']),
+    captureBytes: v['capture-bytes'] === undefined ? 64 * 1024 : captureBytes(v['capture-bytes']),
     tls: !(v['no-tls'] ?? false),
   };
 }
@@ -130,4 +130,11 @@ function parseHostPort(flag: string, text: string): Endpoint {
     if (err instanceof ConfigError) throw new AgentConfigError(flag, err.message.slice(flag.length + 2));
     throw err;
   }
+}
+
+/** The kernel copies at most 1 MiB per call (native/README.md); 0 would capture nothing at all. */
+function captureBytes(text: string): number {
+  const n = parseBytes('--capture-bytes', text);
+  if (n < 1 || n > 1024 * 1024) throw new AgentConfigError('--capture-bytes', `${n} is outside 1..1m (the kernel copies at most 1 MiB per call)`);
+  return n;
 }

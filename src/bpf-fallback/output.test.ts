@@ -128,6 +128,8 @@ describe('agent flags', () => {
     [['--skip-port', '70000'], /--skip-port: "70000"/],
     [['--admin', 'nohost'], /--admin: "nohost" is not HOST:PORT/],
     [['--admin', 'h:99999'], /--admin: port 99999 is above 65535/],
+    [['--capture-bytes', '0'], /--capture-bytes: 0 is outside 1\.\.1m/],
+    [['--capture-bytes', '2m'], /--capture-bytes: 2097152 is outside 1\.\.1m/],
     [['--bogus'], /invalid flags/],
   ];
   for (const [args, msg] of bad) {
