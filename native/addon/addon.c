@@ -2,6 +2,7 @@
  * attachTls, detachTls, close. Batches reach JS as zero-copy external Buffers; src/bpf-fallback/
  * native.ts decodes them and releases each once handled (the reader's backpressure). */
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,27 +71,45 @@ static uint32_t opt_u32(napi_env env, napi_value obj, const char *name, uint32_t
 	return out;
 }
 
-static uint32_t opt_u32_list(napi_env env, napi_value obj, const char *name, uint32_t *out,
-			     uint32_t max)
+/* A list of whole numbers in 0..limit, at most max of them, into out[]; *n gets the count.
+ * Anything else throws a TypeError naming the field and the element: a silent 0 would skip
+ * uid 0 (root), and a silent cut would trace what the caller meant to skip. */
+static bool opt_u32_list(napi_env env, napi_value obj, const char *name, uint32_t *out,
+			 uint32_t max, uint32_t limit, uint32_t *n)
 {
 	napi_value v;
 	bool has = false, is_array = false;
-	uint32_t n = 0;
+	char msg[160];
+	*n = 0;
 	if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has)
-		return 0;
+		return true;
 	napi_get_named_property(env, obj, name, &v);
 	napi_is_array(env, v, &is_array);
-	if (!is_array)
-		return 0;
-	napi_get_array_length(env, v, &n);
-	if (n > max)
-		n = max;
-	for (uint32_t i = 0; i < n; i++) {
-		napi_value e;
-		napi_get_element(env, v, i, &e);
-		napi_get_value_uint32(env, e, &out[i]);
+	if (!is_array) {
+		snprintf(msg, sizeof(msg), "%s must be an array", name);
+		napi_throw_type_error(env, "ST_AGENT_BAD_ARGS", msg);
+		return false;
 	}
-	return n;
+	uint32_t len = 0;
+	napi_get_array_length(env, v, &len);
+	if (len > max) {
+		snprintf(msg, sizeof(msg), "%s has %u entries, at most %u are supported", name, len, max);
+		napi_throw_type_error(env, "ST_AGENT_BAD_ARGS", msg);
+		return false;
+	}
+	for (uint32_t i = 0; i < len; i++) {
+		napi_value e;
+		double d = -1;
+		napi_get_element(env, v, i, &e);
+		if (napi_get_value_double(env, e, &d) != napi_ok || d < 0 || d > limit || d != (double)(uint32_t)d) {
+			snprintf(msg, sizeof(msg), "%s[%u] must be a whole number in 0..%u", name, i, limit);
+			napi_throw_type_error(env, "ST_AGENT_BAD_ARGS", msg);
+			return false;
+		}
+		out[i] = (uint32_t)d;
+	}
+	*n = len;
+	return true;
 }
 
 static void handle_finalize(napi_env env, void *data, void *hint)
@@ -142,10 +161,11 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	/* Opt-in, so a caller that never calls release (an older native.ts) is not stopped. */
 	opts.release_batches = opt_u32(env, argv[0], "releaseBatches", 0);
 	uint32_t tls = opt_u32(env, argv[0], "tls", 1);
-	opts.n_skip_uids = opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64);
-	opts.n_skip_pids = opt_u32_list(env, argv[0], "skipPids", opts.skip_pids, 64);
 	uint32_t ports[256];
-	opts.n_skip_ports = opt_u32_list(env, argv[0], "skipPorts", ports, 256);
+	if (!opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64, UINT32_MAX, &opts.n_skip_uids) ||
+	    !opt_u32_list(env, argv[0], "skipPids", opts.skip_pids, 64, UINT32_MAX, &opts.n_skip_pids) ||
+	    !opt_u32_list(env, argv[0], "skipPorts", ports, 256, 65535, &opts.n_skip_ports))
+		return NULL;
 	for (uint32_t i = 0; i < opts.n_skip_ports; i++)
 		opts.skip_ports[i] = (uint16_t)ports[i];
 

@@ -467,6 +467,23 @@ while s.recv(65536): pass
 });
 
 describe('accounting and skipping', () => {
+  it('refuses skip lists it cannot honour, naming the field and element (a silent 0 would skip root)', () => {
+    const bad: Array<[Parameters<typeof openAgentCapture>[0], RegExp]> = [
+      [{ skipUids: [1000, -1], tls: false }, /skipUids\[1\] must be a whole number in 0\.\.4294967295/],
+      [{ skipPorts: [70000], tls: false }, /skipPorts\[0\] must be a whole number in 0\.\.65535/],
+      [{ skipPids: [1.5], tls: false }, /skipPids\[0\] must be a whole number/],
+      [{ skipUids: Array.from({ length: 65 }, (_, i) => i + 1), tls: false }, /skipUids has 65 entries, at most 64/],
+    ];
+    for (const [opts, msg] of bad) {
+      expect(() => openAgentCapture(opts)).toThrow(msg);
+      try {
+        openAgentCapture(opts);
+      } catch (err) {
+        expect((err as { code?: string }).code).toBe('ST_AGENT_BAD_ARGS');
+      }
+    }
+  });
+
   it('loss: with a tiny ring and a blocked consumer, sent - received === dropped', async () => {
     const lossy = openAgentCapture({ ringBytes: 16384, maxPendingBatches: 1, batchBytes: 4096, tls: false });
     let received = 0;
