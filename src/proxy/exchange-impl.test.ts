@@ -143,6 +143,16 @@ describe('SERVER span for an HTTP request', () => {
     expect(h.spans[0].attributes['server.port']).toBe(9090);
   });
 
+  it('an IPv6 authority with an empty port has no port (the default applies), as a host name does', () => {
+    const h = harness();
+    for (const authority of ['[::1]:', 'shop.local:']) {
+      const ex = h.start({ authority, headers: ['host', authority] });
+      ex.responseHead(200, []);
+      ex.responseEnd();
+    }
+    expect(h.spans.map((s) => s.attributes['server.port'])).toEqual([80, 80]);
+  });
+
   it('maps unknown methods to _OTHER and names the span HTTP', () => {
     const h = harness();
     const ex = h.start({ method: 'PURGE' });

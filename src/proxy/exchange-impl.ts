@@ -497,7 +497,9 @@ function splitAuthority(authority: string): { address: string; port?: number } {
   if (authority.charCodeAt(0) === 91 /* [ */) {
     const close = authority.indexOf(']');
     if (close > 0) {
-      const port = authority.charCodeAt(close + 1) === 58 ? Number(authority.slice(close + 2)) : undefined;
+      // The same port rules as a host name's below: `[::1]:` has no port, not port 0.
+      const hasPort = authority.charCodeAt(close + 1) === 58 && close + 2 < authority.length;
+      const port = hasPort ? portNumber(authority, close + 2) : undefined;
       return { address: authority.slice(1, close), port: port !== undefined && Number.isInteger(port) ? port : undefined };
     }
   }
