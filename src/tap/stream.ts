@@ -54,6 +54,14 @@ export function openTapStream(src: TapSource, h: TapStreamHandlers): TapStream {
   };
 
   const stream = (): void => {
+    // One attempt retries once, whichever of its end and error events fire (a reset can raise
+    // more than one): two retries would run two streams and print every span twice.
+    let retried = false;
+    const again = (why: string): void => {
+      if (retried) return;
+      retried = true;
+      retry(why);
+    };
     const req = get(src, 'tap', (res) => {
       if (res.statusCode === 401 || res.statusCode === 403) {
         res.resume();
@@ -63,7 +71,7 @@ export function openTapStream(src: TapSource, h: TapStreamHandlers): TapStream {
       }
       if (res.statusCode !== 200) {
         res.resume();
-        retry(`GET ${new URL('tap', src.base).pathname} answered HTTP ${res.statusCode}`);
+        again(`GET ${new URL('tap', src.base).pathname} answered HTTP ${res.statusCode}`);
         return;
       }
       res.setEncoding('utf8');
@@ -85,10 +93,10 @@ export function openTapStream(src: TapSource, h: TapStreamHandlers): TapStream {
           h.onSpan(span);
         }
       });
-      res.on('end', () => retry('stream ended'));
-      res.on('error', (err) => retry(err.message));
+      res.on('end', () => again('stream ended'));
+      res.on('error', (err) => again(err.message));
     });
-    req.on('error', (err) => retry(err.message));
+    req.on('error', (err) => again(err.message));
     current = req;
   };
 
