@@ -326,8 +326,11 @@ class H1Connection implements UpstreamOwner {
     let from = 0;
     if (drop.size > 0) {
       const starts = h.lineStarts;
+      const lengths = nameLengths(drop);
       for (let i = 0; i < starts.length; i++) {
-        if (!drop.has(h.headers[2 * i].toLowerCase())) continue;
+        // The length gate skips the lowercase copy for nearly every header of every request.
+        const name = h.headers[2 * i];
+        if (lengths[name.length] !== true || !drop.has(name.toLowerCase())) continue;
         parts.push(buf.subarray(from, starts[i]));
         from = i + 1 < starts.length ? starts[i + 1] : h.blankLine;
       }
@@ -736,4 +739,16 @@ class H1Connection implements UpstreamOwner {
       this.s.metrics.captureErrors.inc();
     }
   }
+}
+
+/** Per replaced-names set (the exchange hands out a few shared ones): which name lengths occur. */
+const NAME_LENGTHS = new WeakMap<ReadonlySet<string>, boolean[]>();
+function nameLengths(names: ReadonlySet<string>): readonly boolean[] {
+  let lengths = NAME_LENGTHS.get(names);
+  if (lengths === undefined) {
+    lengths = [];
+    for (const n of names) lengths[n.length] = true;
+    NAME_LENGTHS.set(names, lengths);
+  }
+  return lengths;
 }
