@@ -158,8 +158,6 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	 * connections as fast as they go, test/e2e/agent-kernel.test.ts). */
 	opts.batch_bytes = opt_u32(env, argv[0], "batchBytes", 256u << 10);
 	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 32);
-	/* Opt-in, so a caller that never calls release (an older native.ts) is not stopped. */
-	opts.release_batches = opt_u32(env, argv[0], "releaseBatches", 0);
 	uint32_t tls = opt_u32(env, argv[0], "tls", 1);
 	uint32_t ports[256];
 	if (!opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64, UINT32_MAX, &opts.n_skip_uids) ||

@@ -43,7 +43,7 @@ struct st_capture {
 	atomic_uint_fast64_t records_read;
 	atomic_uint_fast64_t batches_delivered;
 	/* Batches handed to JS and not yet released by it (st_capture_release): the reader waits
-	 * while max_in_flight are out (0: no such wait), so JS can handle them one per event-loop
+	 * while max_in_flight are out, so JS can handle them one per event-loop
 	 * turn and the ring, not the heap, absorbs what JS cannot keep up with. */
 	pthread_mutex_t flow_lock;
 	pthread_cond_t flow_cond;
@@ -71,15 +71,13 @@ static int flush(struct st_capture *cap)
 	struct st_batch *b = cap->batch;
 	if (!b || b->count == 0)
 		return 0;
-	if (cap->max_in_flight) {
-		pthread_mutex_lock(&cap->flow_lock);
-		while (cap->in_flight >= cap->max_in_flight && !atomic_load(&cap->stop))
-			pthread_cond_wait(&cap->flow_cond, &cap->flow_lock);
-		cap->in_flight++;
-		pthread_mutex_unlock(&cap->flow_lock);
-		if (atomic_load(&cap->stop))
-			return -1;
-	}
+	pthread_mutex_lock(&cap->flow_lock);
+	while (cap->in_flight >= cap->max_in_flight && !atomic_load(&cap->stop))
+		pthread_cond_wait(&cap->flow_cond, &cap->flow_lock);
+	cap->in_flight++;
+	pthread_mutex_unlock(&cap->flow_lock);
+	if (atomic_load(&cap->stop))
+		return -1;
 	cap->batch = NULL;
 	/* Counted per batch, not per record: one atomic add where the hot loop had thousands. */
 	atomic_fetch_add(&cap->records_read, b->count);
@@ -162,8 +160,9 @@ struct st_capture *st_capture_open(const struct st_capture_opts *opts,
 	pthread_mutex_init(&cap->tls_lock, NULL);
 	pthread_mutex_init(&cap->flow_lock, NULL);
 	pthread_cond_init(&cap->flow_cond, NULL);
-	if (opts->release_batches)
-		cap->max_in_flight = opts->max_pending_batches ? opts->max_pending_batches : 1;
+	/* JS releases each batch it handled (st_capture_release): the reader waits while
+	 * max_pending_batches are out, so an overloaded JS thread leaves the excess in the ring. */
+	cap->max_in_flight = opts->max_pending_batches ? opts->max_pending_batches : 1;
 	cap->tsfn = tsfn;
 	cap->batch_bytes = opts->batch_bytes;
 	int err = 0;

@@ -14,9 +14,6 @@ struct st_capture_opts {
 	uint32_t max_bytes_per_call;
 	uint32_t batch_bytes;
 	uint32_t max_pending_batches;
-	/* JS releases each batch it handled (st_capture_release): the reader then waits while
-	 * max_pending_batches are out. 0: it waits only for room in the threadsafe function's queue. */
-	uint32_t release_batches;
 	uint32_t skip_uids[64];
 	uint32_t n_skip_uids;
 	uint32_t skip_pids[64];

@@ -416,7 +416,6 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
         maxBytesPerCall: perCall,
         batchBytes: opts.batchBytes,
         maxPendingBatches: opts.maxPendingBatches,
-        releaseBatches: 1,
         skipUids: opts.skipUids ?? [],
         skipPorts: opts.skipPorts ?? [],
         skipPids: opts.skipPids ?? [],
