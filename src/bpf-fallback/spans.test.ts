@@ -270,6 +270,8 @@ describe('spans from captured exchanges', () => {
     expect(s.kind).toBe(SpanKind.CLIENT);
     expect(s.status).toEqual({ code: StatusCode.ERROR, message: 'no such item' });
     expect(s.attributes).toMatchObject({ 'rpc.system': 'grpc', 'rpc.service': 'shop.Cart', 'rpc.method': 'AddItem', 'rpc.grpc.status_code': 5, 'network.protocol.version': '2' });
+    // A client's first stream is 1 (RFC 9113 §5.1.1); the record's stream id rides on the span.
+    expect(s.attributes['sidetrace.http2.stream_id']).toBe(1);
     expect(s.events.map((e) => [e.attributes['message.type'], e.attributes['message.body']])).toEqual([['SENT', '{"1":42,"2":"book"}']]);
     expect(s.events.every((e) => e.timeMs >= s.startMs && e.timeMs <= s.endMs)).toBe(true);
   });

@@ -35,7 +35,8 @@ export class SpanReplayer {
 
   constructor(private readonly deps: SpanReplayerDeps) {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
-    // put on the span where it leaves the exchange (sink and tap).
+    // its stream id and whether it is partial, put on the span where it leaves the exchange
+    // (sink and tap).
     const sink: SpanSink = { submit: (span) => deps.sink.submit(this.sizes(span)) };
     const tap = deps.tap;
     const wrappedTap: TapHub | undefined =
@@ -53,12 +54,7 @@ export class SpanReplayer {
   replay(conn: ConnView, rec: HttpRecord): void {
     const { clock } = this.deps;
     const server = conn.requestDir === 'ingress';
-    let attributes = this.identity(conn);
-    if (rec.partial || rec.streamId !== undefined) {
-      attributes = { ...attributes };
-      if (rec.partial) attributes['sidetrace.capture.partial'] = true;
-      if (rec.streamId !== undefined) attributes['sidetrace.http2.stream_id'] = rec.streamId;
-    }
+    const attributes = this.identity(conn);
     this.current = rec;
     try {
       const ex = this.exchanges.start({
@@ -113,6 +109,10 @@ export class SpanReplayer {
     if (rec !== undefined) {
       bodySize(span.attributes, REQUEST_BODY, rec.requestBodySize);
       bodySize(span.attributes, RESPONSE_BODY, rec.responseBodySize);
+      // Per record, so set on the finished span rather than on a copy of the connection's
+      // identity made for every HTTP/2 record.
+      if (rec.partial) span.attributes['sidetrace.capture.partial'] = true;
+      if (rec.streamId !== undefined) span.attributes['sidetrace.http2.stream_id'] = rec.streamId;
     }
     return span;
   }
