@@ -2,7 +2,7 @@
 // Pure: takes the env and flags, returns a validated config or throws naming the bad variable.
 
 import { parseKeyValueList, KeyValueListError } from './key-value-list.js';
-import type { Env } from './resource.js';
+import { nonEmpty, type Env } from './resource.js';
 
 export type TracesExporter = 'otlp' | 'console' | 'none';
 export type Compression = 'gzip' | 'none';
@@ -139,9 +139,9 @@ export function redactExportConfig(cfg: ExportConfig): Omit<ExportConfig, 'heade
 function resolveExporter(env: Env, flags: ExportFlags): TracesExporter {
   if (flags.exporter !== undefined) return parseExporter('--exporter', flags.exporter);
   if (flags.console) return 'console';
-  const disabled = blankToUndefined(env.OTEL_SDK_DISABLED);
+  const disabled = nonEmpty(env.OTEL_SDK_DISABLED);
   if (disabled !== undefined && parseBool('OTEL_SDK_DISABLED', disabled)) return 'none';
-  const v = blankToUndefined(env.OTEL_TRACES_EXPORTER);
+  const v = nonEmpty(env.OTEL_TRACES_EXPORTER);
   return v === undefined ? 'otlp' : parseExporter('OTEL_TRACES_EXPORTER', v);
 }
 
@@ -154,17 +154,12 @@ function parseExporter(name: string, value: string): TracesExporter {
 /** The traces-specific variable wins over the general one (OTLP exporter spec). */
 function signal(env: Env, suffix: string): { name: string; value: string } | undefined {
   for (const name of [`OTEL_EXPORTER_OTLP_TRACES_${suffix}`, `OTEL_EXPORTER_OTLP_${suffix}`]) {
-    const value = blankToUndefined(env[name]);
+    const value = nonEmpty(env[name]);
     if (value !== undefined) return { name, value };
   }
   return undefined;
 }
 
-function blankToUndefined(s: string | undefined): string | undefined {
-  if (s === undefined) return undefined;
-  const t = s.trim();
-  return t === '' ? undefined : t;
-}
 
 /**
  * gRPC endpoints: `host:port`, or `http(s)://host[:port]`. A scheme decides TLS and overrides
@@ -237,7 +232,7 @@ function parsePositiveInt(name: string, raw: string): number {
 }
 
 function intVar(env: Env, name: string, fallback: number): number {
-  const v = blankToUndefined(env[name]);
+  const v = nonEmpty(env[name]);
   return v === undefined ? fallback : parsePositiveInt(name, v);
 }
 

@@ -74,7 +74,8 @@ export function detectResource(env: Env, flags: { serviceName?: string } = {}): 
   return { serviceName, attributes, warnings };
 }
 
-function nonEmpty(s: string | undefined): string | undefined {
+/** An environment value trimmed, or undefined when unset or blank (the spec treats both as unset). */
+export function nonEmpty(s: string | undefined): string | undefined {
   if (s === undefined) return undefined;
   const t = s.trim();
   return t === '' ? undefined : t;
