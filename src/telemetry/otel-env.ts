@@ -160,7 +160,6 @@ function signal(env: Env, suffix: string): { name: string; value: string } | und
   return undefined;
 }
 
-
 /**
  * gRPC endpoints: `host:port`, or `http(s)://host[:port]`. A scheme decides TLS and overrides
  * the insecure setting (spec); without one, TLS is used unless insecure is set.
