@@ -18,8 +18,8 @@ type Decoder = (buf: Buffer, maxOutputLength: number) => Buffer;
 // Z_SYNC_FLUSH / BROTLI_OPERATION_FLUSH as finishFlush return what a cut stream holds so far
 // instead of failing with "unexpected end of file".
 const ZLIB_OPTS = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
-const gunzip: Decoder = (buf, max) => zlib.gunzipSync(buf, { ...ZLIB_OPTS, maxOutputLength: max });
-const inflate: Decoder = (buf, max) => {
+export const gunzip: Decoder = (buf, max) => zlib.gunzipSync(buf, { ...ZLIB_OPTS, maxOutputLength: max });
+export const inflate: Decoder = (buf, max) => {
   // `deflate` is meant to be zlib-wrapped, but some servers send raw deflate.
   try {
     return zlib.inflateSync(buf, { ...ZLIB_OPTS, maxOutputLength: max });
@@ -45,8 +45,9 @@ function decoderFor(encoding: string): Decoder | undefined {
   }
 }
 
-function isTooLarge(err: unknown): boolean {
-  return (err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE';
+/** zlib's answer to output past maxOutputLength (a RangeError, code ERR_BUFFER_TOO_LARGE). */
+export function isTooLarge(err: unknown): boolean {
+  return err instanceof RangeError || (err as { code?: string } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
 }
 
 /**

@@ -2,7 +2,7 @@
 // payload), read from a whole captured body at span end. While bytes stream, the proxy only
 // counts messages (capture/grpc-messages.ts); payloads are read here, once, if the span is kept.
 
-import zlib from 'node:zlib';
+import { gunzip, inflate, isTooLarge } from '../capture/decode.js';
 
 const GRPC_FRAME_HEADER_LENGTH = 5;
 
@@ -90,18 +90,12 @@ export function inflateGrpcPayload(
 ): InflateResult {
   const enc = encoding.trim().toLowerCase();
   if (enc === 'identity') return { ok: true, data: payload };
-  const opts: zlib.ZlibOptions = { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: Math.max(1, maxOutput) };
+  const max = Math.max(1, maxOutput);
   try {
-    if (enc === 'gzip') return { ok: true, data: zlib.gunzipSync(payload, opts) };
-    if (enc === 'deflate') {
-      // gRPC's "deflate" is zlib-wrapped (RFC 1950), but some peers send raw RFC 1951 streams.
-      try {
-        return { ok: true, data: zlib.inflateSync(payload, opts) };
-      } catch (err) {
-        if (isTooLarge(err)) throw err;
-        return { ok: true, data: zlib.inflateRawSync(payload, opts) };
-      }
-    }
+    // The same decoders as captured HTTP bodies (sync flush for cut input; raw-deflate fallback,
+    // which some gRPC peers send for "deflate").
+    if (enc === 'gzip') return { ok: true, data: gunzip(payload, max) };
+    if (enc === 'deflate') return { ok: true, data: inflate(payload, max) };
   } catch (err) {
     if (isTooLarge(err)) {
       return { ok: false, code: GrpcErrorCode.InflateTooLarge, error: `${GrpcErrorCode.InflateTooLarge}: ${enc} payload inflates beyond ${maxOutput} bytes` };
@@ -116,6 +110,3 @@ export function inflateGrpcPayload(
   };
 }
 
-function isTooLarge(err: unknown): boolean {
-  return err instanceof RangeError || (err as { code?: string } | null)?.code === 'ERR_BUFFER_TOO_LARGE';
-}
