@@ -1,5 +1,6 @@
 // The node agent's benchmark: nginx (1 worker, 1 KiB answer, plain HTTP and TLS) under wrk with
-// the agent off and on, interleaved in one run, plus a fixed 10k rps point (fortio, plain HTTP).
+// the agent off and on, interleaved in one run, plus a fixed 10k rps point (fortio, plain HTTP),
+// traced on both sides (2 spans per request) and on the server's side alone (1 span per request).
 // Reports throughput on/off, the agent's CPU per 1k rps and peak RSS, and event loss.
 //   node bench/agent.js              full run (~4 min), as root; results under bench/out/agent-<run>/
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
@@ -13,7 +14,7 @@
 // add inside the traced app whichever core the agent runs on.
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
-import { mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,18 +81,30 @@ async function main() {
       }
     }
   }
-  const fixedRuns = [];
+  // The 10k req/s point twice, interleaved: with both sides traced (fortio and nginx on this node:
+  // 2 spans per request), and with the server's side alone, as when the clients run on other
+  // nodes (fortio under its own uid, which the agent skips: 1 span per request).
+  const untraced = untracedFortio(fortio);
+  const fixedRuns = { both: [], server: [] };
   for (let i = 0; i < cfg.fixedRuns; i++) {
-    const f = await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile && i === 0 });
-    fixedRuns.push(f);
-    log(`fixed ${FIXED_QPS} rps plain: ${f.rps.toFixed(0)} req/s, agent ${f.agentCores.toFixed(3)} core, ${f.rssMiB.toFixed(0)} MiB, spans ${f.spans}/${2 * f.requests}`);
+    for (const sides of ['both', 'server']) {
+      const f = sides === 'both'
+        ? await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile && i === 0 })
+        : await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(untraced.path, urls.plain, untraced)), { extraArgs: ['--skip-uid', String(untraced.uid)] });
+      f.sides = sides === 'both' ? 2 : 1;
+      fixedRuns[sides].push(f);
+      log(`fixed ${FIXED_QPS} rps plain, ${sides === 'both' ? 'both sides' : 'server side'} traced: ${f.rps.toFixed(0)} req/s, agent ${f.agentCores.toFixed(3)} core, ${f.rssMiB.toFixed(0)} MiB, spans ${f.spans}/${f.sides * f.requests}`);
+    }
   }
   // The run with the median agent CPU stands for the point; the others' CPU and RSS are listed.
-  const fixed = [...fixedRuns].sort((a, b) => a.agentCores - b.agentCores)[(fixedRuns.length - 1) >> 1];
-  fixed.allCores = fixedRuns.map((f) => f.agentCores);
-  fixed.allRss = fixedRuns.map((f) => f.rssMiB);
+  const medianRun = (runs) => {
+    const f = [...runs].sort((a, b) => a.agentCores - b.agentCores)[(runs.length - 1) >> 1];
+    return { ...f, allCores: runs.map((x) => x.agentCores), allRss: runs.map((x) => x.rssMiB) };
+  };
+  const fixed = medianRun(fixedRuns.both);
+  const fixedServer = medianRun(fixedRuns.server);
 
-  const summary = summarize(rows, fixed);
+  const summary = summarize(rows, fixed, fixedServer);
   const result = {
     runId,
     commit: git('rev-parse', '--short', 'HEAD'),
@@ -104,6 +117,7 @@ async function main() {
     config: { ...cfg, connections: CONNECTIONS, fixedQps: FIXED_QPS, responseBytes: RESPONSE_BYTES, cpuLimit },
     rows,
     fixed,
+    fixedServer,
     summary,
   };
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(result, null, 2));
@@ -177,9 +191,29 @@ async function wrk(url, seconds, label) {
   return { rps, requests };
 }
 
-async function fortioLoad(fortio, url) {
-  const jsonPath = path.join(outDir, 'fortio-fixed.json');
-  const child = spawnPinned(LOAD_CORE, fortio, ['load', '-quiet', '-qps', String(FIXED_QPS), '-c', String(CONNECTIONS), '-t', `${cfg.seconds}s`, '-json', jsonPath, url], { logFile: path.join(outDir, 'fortio.log') });
+/**
+ * fortio runnable as an unprivileged uid the agent is told to skip: a copy of the binary and a
+ * result directory that uid can reach (the cached binary lives under root's home).
+ */
+function untracedFortio(fortio) {
+  // Not nobody (65534): nginx's workers run as nobody when started by root.
+  const uid = 40999;
+  const dir = path.join(outDir, 'untraced');
+  mkdirSync(dir, { recursive: true, mode: 0o777 });
+  chmodSync(dir, 0o777);
+  const copy = path.join(dir, 'fortio');
+  copyFileSync(fortio, copy);
+  chmodSync(copy, 0o755);
+  return { path: copy, uid, dir };
+}
+
+async function fortioLoad(fortio, url, untraced) {
+  const jsonPath = path.join(untraced?.dir ?? outDir, 'fortio-fixed.json');
+  const args = ['load', '-quiet', '-qps', String(FIXED_QPS), '-c', String(CONNECTIONS), '-t', `${cfg.seconds}s`, '-json', jsonPath, url];
+  const logFile = path.join(outDir, 'fortio.log');
+  const child = untraced
+    ? spawnPinned(LOAD_CORE, 'setpriv', [`--reuid=${untraced.uid}`, `--regid=${untraced.uid}`, '--clear-groups', fortio, ...args], { logFile })
+    : spawnPinned(LOAD_CORE, fortio, args, { logFile });
   const { code } = await child.exited;
   if (code !== 0) throw new Error(`fortio exited ${code}`);
   const r = JSON.parse(readFileSync(jsonPath, 'utf8'));
@@ -191,12 +225,12 @@ async function fortioLoad(fortio, url) {
  * its CPU, peak RSS, kernel counters and span count. Its own admin and export ports are skipped so
  * the bench's scraping and the receiver's side of the export are not traced.
  */
-async function measuredOn(runner, receiver, load, { profile = false, cgroup } = {}) {
+async function measuredOn(runner, receiver, load, { profile = false, cgroup, extraArgs = [] } = {}) {
   const adminPort = await freePort();
   const profDir = path.join(outDir, 'profile');
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
-    '--skip-port', String(adminPort), '--skip-port', String(receiver.port)];
+    '--skip-port', String(adminPort), '--skip-port', String(receiver.port), ...extraArgs];
   // The agent's own export defaults (queue 2048 spans / 32 MiB), as a user runs it; OTEL_* in the
   // bench's environment pass through.
   // The node options the chart's DaemonSet sets (V8's young generation size), so the figures are
@@ -288,7 +322,7 @@ const median = (xs) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-function summarize(rows, fixed) {
+function summarize(rows, fixed, fixedServer) {
   const out = {};
   for (const proto of ['plain', 'tls']) {
     const off = rows.filter((r) => r.proto === proto && r.mode === 'off');
@@ -322,7 +356,8 @@ function summarize(rows, fixed) {
       };
     }
   }
-  out.fixed = {
+  const point = (fixed) => ({
+    sides: fixed.sides,
     allCores: fixed.allCores,
     allRss: fixed.allRss,
     rps: fixed.rps,
@@ -336,7 +371,9 @@ function summarize(rows, fixed) {
     requests: fixed.requests,
     records: fixed.records,
     spansDropped: fixed.spansDropped,
-  };
+  });
+  out.fixed = point(fixed);
+  out.fixedServer = point(fixedServer);
   return out;
 }
 
@@ -345,7 +382,7 @@ function renderSummary(r) {
   const pct = (x) => `${(100 * x).toFixed(1)}%`;
   const lines = [
     `commit ${r.commit}${r.dirty ? ' (+ uncommitted src/native changes)' : ''}, kernel ${r.kernel}, ${r.cpus} × ${r.cpuModel}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`,
-    '| load | agent | off req/s | on req/s | on/off (median; per round) | nginx CPU µs/request off → on | agent cores | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/(2×requests) | spans received/(2×requests) | dropped by the export queue |',
+    '| load | agent | off req/s | on req/s | on/off (median; per round) | nginx CPU µs/request off → on | agent cores | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/spans expected | spans received/expected | dropped by the export queue |',
     '|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const key of ['plain-on', 'plain-limited', 'tls-on', 'tls-limited']) {
@@ -354,9 +391,12 @@ function renderSummary(r) {
     const agent = p.mode === 'on' ? 'unlimited' : `CPU limit ${r.config.cpuLimit} core`;
     lines.push(`| ${p.proto === 'plain' ? 'HTTP' : 'HTTPS'}, wrk saturation | ${agent} | ${p.offRps.toFixed(0)} | ${p.onRps.toFixed(0)} | ${p.ratio.toFixed(3)} (${p.ratios.map((x) => x.toFixed(3)).join(', ')}) | ${p.serverUsOff.toFixed(2)} → ${p.serverUsOn.toFixed(2)} | ${p.agentCores.toFixed(3)} | ${p.cpuUsPerRequest.toFixed(1)} | ${p.rssMiB.toFixed(0)} MiB | ${p.kernelDropped}/${p.kernelSent} | ${p.records}/${p.expectedSpans} | ${p.spans}/${p.expectedSpans} (${pct(p.spans / p.expectedSpans)}) | ${p.spansDropped} |`);
   }
-  const f = s.fixed;
-  const runs = f.allCores.length > 1 ? ` (runs: ${f.allCores.map((c) => c.toFixed(3)).join(', ')}; ${f.allRss.map((m) => m.toFixed(0)).join(', ')} MiB)` : '';
-  lines.push(`| HTTP, fortio ${FIXED_QPS} req/s${runs} | unlimited | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${2 * f.requests} | ${f.spans}/${2 * f.requests} (${pct(f.spans / (2 * f.requests))}) | ${f.spansDropped} |`);
+  for (const f of [s.fixed, s.fixedServer]) {
+    const runs = f.allCores.length > 1 ? ` (runs: ${f.allCores.map((c) => c.toFixed(3)).join(', ')}; ${f.allRss.map((m) => m.toFixed(0)).join(', ')} MiB)` : '';
+    const sides = f.sides === 2 ? 'both sides traced' : 'server side traced (fortio skipped by uid)';
+    const expected = f.sides * f.requests;
+    lines.push(`| HTTP, fortio ${FIXED_QPS} req/s, ${sides}${runs} | unlimited | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${expected} | ${f.spans}/${expected} (${pct(f.spans / expected)}) | ${f.spansDropped} |`);
+  }
   return lines.join('\n') + '\n';
 }
 
