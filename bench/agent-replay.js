@@ -3,13 +3,16 @@
 // the connection table, the HTTP/1 parser and stitcher, and span building into a counting sink
 // (no export). Deterministic and CPU-only, so two revisions can be compared on a noisy machine:
 //   node bench/agent-replay.js [REV ...]     default: the working tree; REV: a git revision
-//   node --cpu-prof bench/agent-replay.js --child bench/out/replay-<rev> spans|parse
+//   node --cpu-prof bench/agent-replay.js --child bench/out/replay-<rev> spans|parse|decode
 //                                            one measured run of a tree that a run above prepared
 // Each revision's src/ is transpiled with esbuild into bench/out/replay-<rev>/ and run in its own
 // child process, alternating revisions over 5 rounds. Times are the process's CPU time (user +
 // system, all threads: GC included) during the measured run, not wall time, so other load on the
 // machine inflates them less. Prints per revision the median µs per request (both sides) for
-// parse + stitch, for parse + stitch + span built, and their difference (span building alone).
+// parse + stitch, for parse + stitch + span built, and their difference (span building alone);
+// and for decode + parse + stitch, where the same traffic is encoded once into the addon's batches
+// (native/bpf/abi.h records, [u32 length][record] back to back) and each batch goes through
+// native.ts's decodeBatch into the connection table, as in the agent.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +24,7 @@ const BATCH_EVENTS = 256;
 const ROUNDS = 5;
 
 if (process.argv[2] === '--child') {
-  await child(process.argv[3], process.argv[4] === 'spans');
+  await child(process.argv[3], process.argv[4]);
 } else {
   await parent(process.argv.slice(2));
 }
@@ -33,7 +36,7 @@ async function parent(revs) {
   const results = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const rev of revs) {
-      for (const mode of ['parse', 'spans']) {
+      for (const mode of ['parse', 'spans', 'decode']) {
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], mode], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`${rev} ${mode}: ${r.stderr}`);
         (results[`${rev} ${mode}`] ??= []).push(Number(r.stdout.trim()));
@@ -50,6 +53,7 @@ async function parent(revs) {
     console.log(`${rev.padEnd(10)} + span built  ${fmt(spans)}`);
     // Rounds pair up (same round, back to back), so the per-round difference is less noisy.
     console.log(`${rev.padEnd(10)} span building ${fmt(spans.map((x, i) => x - parse[i]))}`);
+    console.log(`${rev.padEnd(10)} decode+parse+stitch ${fmt(results[`${rev} decode`])}`);
   }
 }
 
@@ -90,7 +94,55 @@ function traffic() {
   return events;
 }
 
-async function child(dir, spans) {
+/** The events as the addon hands them over: batches of BATCH_EVENTS ring records (abi.h layout). */
+function encodeBatches(events) {
+  const record = (ev) => {
+    const head = (type, size) => {
+      const r = Buffer.alloc(size);
+      r.writeUInt32LE(type, 0);
+      r.writeUInt32LE(ev.pid, 4);
+      r.writeUInt32LE(ev.tid, 8);
+      r.writeInt32LE(ev.fd, 12);
+      r.writeBigUInt64LE(BigInt(ev.tsNs), 16);
+      r.writeBigUInt64LE(BigInt(ev.connId), 24);
+      return r;
+    };
+    if (ev.kind === 'open') {
+      const r = head(1, 88);
+      r[32] = ev.role === 'client' ? 1 : 2;
+      r[33] = 2;
+      r.writeUInt16LE(ev.local.port, 34);
+      r.writeUInt16LE(ev.remote.port, 36);
+      Buffer.from(ev.local.address.split('.').map(Number)).copy(r, 40);
+      Buffer.from(ev.remote.address.split('.').map(Number)).copy(r, 56);
+      r.write(ev.comm, 72, 'latin1');
+      return r;
+    }
+    const r = head(2, 56 + ev.data.length);
+    r.writeBigUInt64LE(BigInt(ev.pos), 32);
+    r.writeBigUInt64LE(BigInt(ev.size), 40);
+    r.writeUInt32LE(ev.data.length, 48);
+    r[52] = ev.direction === 'egress' ? 0 : 1;
+    r[53] = ev.source === 'syscall' ? 0 : 1;
+    ev.data.copy(r, 56);
+    return r;
+  };
+  const batches = [];
+  for (let i = 0; i < events.length; i += BATCH_EVENTS) {
+    const parts = [];
+    for (const ev of events.slice(i, i + BATCH_EVENTS)) {
+      const r = record(ev);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(r.length);
+      parts.push(len, r);
+    }
+    batches.push(Buffer.concat(parts));
+  }
+  return batches;
+}
+
+async function child(dir, mode) {
+  const spans = mode === 'spans';
   const imp = (p) => import(path.resolve(dir, 'src', p));
   const { ConnTable } = await imp('bpf-fallback/conn-table.js');
   const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
@@ -116,9 +168,12 @@ async function child(dir, spans) {
   }
   let records = 0;
   const events = traffic();
+  const { decodeBatch } = mode === 'decode' ? await imp('bpf-fallback/native.js') : {};
+  const batches = mode === 'decode' ? encodeBatches(events) : [];
   const run = () => {
     const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (conn, rec) => (records++, onRecord(conn, rec)) });
-    for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
+    if (mode === 'decode') for (const b of batches) table.handle(decodeBatch(b));
+    else for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
   };
   run(); // warm-up: JIT and caches
   records = 0;
