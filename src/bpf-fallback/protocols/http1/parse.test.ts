@@ -1,8 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from '../../events.js';
 import { connEvents, type Write } from '../../test-support/synthetic.js';
 import { runBatches, summary } from '../../test-support/run.js';
-import { createH1State, detectH1, findH1Boundary, parseH1Frame } from './parse.js';
+import { createH1State, detectH1, findH1Boundary, headEnd, headHeaders, IRREGULAR, parseH1Frame, scanHead, scannedHead, textHead } from './parse.js';
 import type { H1Frame } from './types.js';
 
 const opts = { midStream: false, maxBodyBytes: 1 << 20 };
@@ -73,6 +74,55 @@ describe('HTTP/1 heads: where the head ends', () => {
       expect(line(bad).error, bad).toMatch(/./);
     }
     expect(line('BREW /pot HTTP/1.1').error).toMatch(/not an HTTP\/1 request line/);
+  });
+});
+
+describe('HTTP/1 heads: the one-pass scan agrees with the general path', () => {
+  // Heads of random lines over the bytes that matter to either path (token bytes, colon, OWS,
+  // CR and LF alone or paired, non-token and non-ASCII bytes), ended or not, cut anywhere, some
+  // long enough to cross the scan's byte limit: wherever scanHead answers, it gives headEnd's end,
+  // textHead's first line end and parseHeaderText's header list.
+  const name = fc.array(fc.constantFrom('a', 'Z', '-', '!', '~', '1', ' ', '\t', '(', '\xe9', '\r', '\n'), { minLength: 0, maxLength: 6 }).map((c) => c.join(''));
+  const value = fc.array(fc.constantFrom('v', 'W', ' ', '\t', ':', '\r', '\n', '\r\n', '\x00', '\xff'), { maxLength: 8 }).map((c) => c.join(''));
+  const regular = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'x', 'A-b'), fc.constantFrom(':', ': ', ':\t '), value, fc.constant('\r\n')).map((p) => p.join(''));
+  const odd = fc.tuple(fc.oneof(name, fc.constantFrom('Host', 'x')), fc.constantFrom(':', ': ', '', ' :'), value, fc.constantFrom('\r\n', '\n', '\r', '')).map((p) => p.join(''));
+  const line = fc.oneof({ arbitrary: regular, weight: 12 }, { arbitrary: odd, weight: 1 });
+  const head = fc.record({
+    first: fc.constantFrom('HTTP/1.1 200 OK', 'GET / HTTP/1.1', '', 'X\r', ' '),
+    lines: fc.oneof(fc.array(line, { maxLength: 8 }), fc.array(line, { maxLength: 70 })),
+    ended: fc.boolean(),
+    pad: fc.constantFrom(0, 0, 0, 900, 1000, 1020, 1030, 1100),
+    tail: value,
+    cut: fc.option(fc.nat(), { freq: 3 }),
+  });
+
+  test('same end, first line and headers on random heads', () => {
+    let scanned = 0;
+    let irregular = 0;
+    fc.assert(
+      fc.property(head, (h) => {
+        const padLine = h.pad > 0 ? `X-Pad: ${'p'.repeat(h.pad)}\r\n` : '';
+        let text = `${h.first}\r\n${padLine}${h.lines.join('')}${h.ended ? '\r\n' : ''}${h.tail}`;
+        if (h.cut !== null) text = text.slice(0, h.cut % (text.length + 1));
+        const buf = Buffer.from(text, 'latin1');
+        const end = scanHead(buf);
+        if (end === IRREGULAR) {
+          irregular++;
+          return;
+        }
+        expect(end).toBe(headEnd(buf));
+        if (end < 0) return;
+        scanned++;
+        const fast = scannedHead(buf.toString('latin1', 0, end));
+        const slow = textHead(buf.toString('latin1', 0, end));
+        expect(fast.lineEnd).toBe(slow.lineEnd);
+        expect(headHeaders(fast)).toEqual(headHeaders(slow));
+      }),
+      { numRuns: 5000 },
+    );
+    // Both paths are exercised, not one of them alone.
+    expect(scanned).toBeGreaterThan(200);
+    expect(irregular).toBeGreaterThan(200);
   });
 });
 

@@ -14,8 +14,9 @@ const MAX_PENDING_METHODS = 256;
 const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}) ([^ \x00-\x1f\x7f]+) HTTP\/1\.([01])$/;
-// RFC 9110 tchar, as a table: header names are checked once per header on every message.
-const TCHAR = new Uint8Array(128);
+// RFC 9110 tchar, as a table: header names are checked once per header on every message. All
+// 256 byte values, so scanHead indexes it with any byte without a range check.
+const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const HTTP1_PREFIX = 'HTTP/1.';
@@ -161,11 +162,20 @@ function invalid(reason: string): ParseResult<never> {
   return { kind: 'invalid', reason };
 }
 
+/** A head as readHead found it: its text (without the final CRLFCRLF), where its first line ends,
+ * the bytes it takes, and how many header lines scanHead left in LINES (-1: not scanned). */
+export interface Head {
+  text: string;
+  lineEnd: number;
+  consumed: number;
+  lines: number;
+}
+
 /**
- * Returns the head's text (without its final CRLFCRLF), where its first line ends, and the bytes
- * it takes; or a ParseResult to hand back as is. Lines are walked in place, never split into an array.
+ * Returns the head, or a ParseResult to hand back as is. Lines are walked in place, never split
+ * into an array.
  */
-function readHead(buf: Buffer, type: MessageType): { text: string; lineEnd: number; consumed: number } | ParseResult<never> {
+function readHead(buf: Buffer, type: MessageType): Head | ParseResult<never> {
   if (buf.length === 0) return NEEDS_MORE_DATA;
   // Stray CRLFs between messages are allowed before a request line (RFC 9112 §2.2).
   if (buf[0] === 13 || buf[0] === 10) {
@@ -173,15 +183,116 @@ function readHead(buf: Buffer, type: MessageType): { text: string; lineEnd: numb
     while (i < buf.length && (buf[i] === 13 || buf[i] === 10)) i++;
     return { kind: 'ignored', consumed: i };
   }
-  const end = headEnd(buf);
+  let end = scanHead(buf);
+  const scanned = end !== IRREGULAR;
+  if (!scanned) end = headEnd(buf);
   // A whole request head is checked by its line's pattern (parseRequestHead); the plausibility
   // check is for heads still arriving, so garbage is refused without waiting for 64 KiB.
   const plausible = type === 'response' ? looksLikeResponse(buf, 0) : end < 0 ? looksLikeRequest(buf, 0) : true;
   if (plausible === false) return notALine(type, buf);
   if (end < 0) return buf.length > MAX_HEAD_BYTES ? invalid(`${type} head exceeds ${MAX_HEAD_BYTES} bytes`) : NEEDS_MORE_DATA;
   const text = latin1(buf, end);
+  return scanned ? scannedHead(text) : textHead(text);
+}
+
+// scannedHead and textHead are the two ways to the same head, and headEnd the general way to its
+// end; exported for the test that compares them on random bytes.
+
+/** The head that scanHead just found, its text sliced from the scanned bytes. */
+export function scannedHead(text: string): Head {
+  return { text, lineEnd: scannedLineEnd, consumed: text.length + 4, lines: scannedLines };
+}
+
+/** A head found by headEnd: its lines are parsed from its text. */
+export function textHead(text: string): Head {
   const lineEnd = text.indexOf('\r\n');
-  return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: end + 4 };
+  return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: text.length + 4, lines: -1 };
+}
+
+/** The head's header list (or why it is refused): from the offsets scanHead left, or parsed from its text. */
+export function headHeaders(head: Head): RawHeaders | string {
+  if (head.lines < 0) return parseHeaderText(head.text, head.lineEnd + 2);
+  const headers: RawHeaders = [];
+  const text = head.text;
+  for (let k = 0; k < head.lines * 4; k += 4) headers.push(text.slice(LINES[k], LINES[k + 1]), text.slice(LINES[k + 2], LINES[k + 3]));
+  return headers;
+}
+
+// What scanHead found, read right after by the same parseFrame call: module scratch, not
+// per-head arrays, because it is the parser's hottest path. Per header line, 4 offsets: name
+// start, colon, value start and end (optional whitespace trimmed).
+const MAX_SCANNED_LINES = 64;
+const LINES = new Int32Array(4 * MAX_SCANNED_LINES);
+let scannedLines = 0;
+let scannedLineEnd = 0;
+export const IRREGULAR = -2;
+
+/**
+ * One pass over a head's bytes when it is made of plain `name: value` lines: the offset of its
+ * final CRLFCRLF (what headEnd returns) with the start line's end and each header line's offsets
+ * left in scannedLineEnd and LINES; -1 when buf holds no end (as headEnd). IRREGULAR for
+ * anything else (an obs-fold line, a byte that is not a token byte before the colon, more than
+ * MAX_SCANNED_LINES lines, no end within HEAD_SCAN_BYTES): headEnd and parseHeaderText then
+ * decide, as they do for every head. It replaces headEnd's scan, a search per line and a pass
+ * per name over the head's text with one pass over bytes (typed-array reads are cheaper than
+ * charCodeAt), and each string is sliced from the head's text once.
+ */
+export function scanHead(buf: Buffer): number {
+  const n = buf.length < HEAD_SCAN_BYTES ? buf.length : HEAD_SCAN_BYTES;
+  // Running out of bytes: the end is not in buf if all of buf was looked at.
+  const short = n < buf.length ? IRREGULAR : -1;
+  let i = crlf(buf, 0, n);
+  if (i < 0) return short;
+  scannedLineEnd = i;
+  let lines = 0;
+  for (;;) {
+    // i is the CRLF ending a line: every CRLF in the head ends a line, so the head's end is the
+    // first line that is empty.
+    i += 2;
+    if (i + 1 >= n) return short;
+    let c = buf[i];
+    if (c === 13 && buf[i + 1] === 10) {
+      scannedLines = lines;
+      return i - 2;
+    }
+    const start = i;
+    while (TCHAR[c] === 1) {
+      if (++i >= n) return short;
+      c = buf[i];
+    }
+    if (c !== 58 || i === start || lines === MAX_SCANNED_LINES) return IRREGULAR;
+    const colon = i;
+    i++;
+    while (i < n && ((c = buf[i]) === 32 || c === 9)) i++;
+    const v = i;
+    const eol = crlf(buf, i, n);
+    if (eol < 0) return short;
+    let e = eol;
+    while (e > v && ((c = buf[e - 1]) === 32 || c === 9)) e--;
+    const k = lines * 4;
+    LINES[k] = start;
+    LINES[k + 1] = colon;
+    LINES[k + 2] = v;
+    LINES[k + 3] = e;
+    lines++;
+    i = eol;
+  }
+}
+
+/**
+ * Offset of the first CRLF at or after `i` whose LF is before `n`, or -1. The byte after the
+ * current one decides the step, so text is stepped over 2 bytes at a time.
+ */
+function crlf(buf: Buffer, i: number, n: number): number {
+  while (i + 1 < n) {
+    const d = buf[i + 1];
+    if (d === 10) {
+      if (buf[i] === 13) return i;
+      i += 2;
+    } else if (d === 13) i += 1;
+    else i += 2;
+  }
+  return -1;
 }
 
 // Heads are found by a byte loop over their first bytes: Buffer.indexOf is a call into C++ that
@@ -192,7 +303,7 @@ const HEAD_SCAN_BYTES = 1024;
  * Offset of the head's final CRLFCRLF, or -1. Horspool over the 4-byte pattern: the byte where a
  * match would end decides the shift, so header text is stepped over 4 bytes at a time.
  */
-function headEnd(buf: Buffer): number {
+export function headEnd(buf: Buffer): number {
   const n = buf.length < HEAD_SCAN_BYTES ? buf.length : HEAD_SCAN_BYTES;
   let i = 3;
   while (i < n) {
@@ -223,7 +334,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
     const line = head.text.slice(0, head.lineEnd);
     return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
   }
-  const headers = parseHeaderText(head.text, head.lineEnd + 2);
+  const headers = headHeaders(head);
   if (typeof headers === 'string') return invalid(headers);
   const method = m.method;
   const framing = bodyFraming(headers);
@@ -253,7 +364,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   if ('kind' in head) return head;
   const status = statusLine(head.text, head.lineEnd);
   if (status === 0) return invalid(`bad status line "${head.text.slice(0, Math.min(head.lineEnd, 64))}"`);
-  const headers = parseHeaderText(head.text, head.lineEnd + 2);
+  const headers = headHeaders(head);
   if (typeof headers === 'string') return invalid(headers);
   const version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const dir = state.response;
