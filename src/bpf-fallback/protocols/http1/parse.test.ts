@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from '../../events.js';
 import { connEvents, type Write } from '../../test-support/synthetic.js';
 import { runBatches, summary } from '../../test-support/run.js';
-import { createH1State, detectH1, findH1Boundary, headEnd, headHeaders, IRREGULAR, parseH1Frame, scanHead, scannedHead, textHead } from './parse.js';
+import { createH1State, detectH1, findH1Boundary, headEnd, headFraming, headHeaders, IRREGULAR, parseH1Frame, scanHead, scannedHead, textHead } from './parse.js';
 import type { H1Frame } from './types.js';
 
 const opts = { midStream: false, maxBodyBytes: 1 << 20 };
@@ -81,10 +81,11 @@ describe('HTTP/1 heads: the one-pass scan agrees with the general path', () => {
   // Heads of random lines over the bytes that matter to either path (token bytes, colon, OWS,
   // CR and LF alone or paired, non-token and non-ASCII bytes), ended or not, cut anywhere, some
   // long enough to cross the scan's byte limit: wherever scanHead answers, it gives headEnd's end,
-  // textHead's first line end and parseHeaderText's header list.
+  // textHead's first line end, parseHeaderText's header list and bodyFraming's framing.
   const name = fc.array(fc.constantFrom('a', 'Z', '-', '!', '~', '1', ' ', '\t', '(', '\xe9', '\r', '\n'), { minLength: 0, maxLength: 6 }).map((c) => c.join(''));
   const value = fc.array(fc.constantFrom('v', 'W', ' ', '\t', ':', '\r', '\n', '\r\n', '\x00', '\xff'), { maxLength: 8 }).map((c) => c.join(''));
-  const regular = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'x', 'A-b'), fc.constantFrom(':', ': ', ':\t '), value, fc.constant('\r\n')).map((p) => p.join(''));
+  const framingValue = fc.oneof(value, fc.constantFrom('12', '0', '007', ' 5 ', '1, 1', '9'.repeat(15), '9'.repeat(16), 'chunked', 'gzip, chunked'));
+  const regular = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'content-LENGTH', 'Transfer-Encoding', 'x', 'A-b'), fc.constantFrom(':', ': ', ':\t '), framingValue, fc.constant('\r\n')).map((p) => p.join(''));
   const odd = fc.tuple(fc.oneof(name, fc.constantFrom('Host', 'x')), fc.constantFrom(':', ': ', '', ' :'), value, fc.constantFrom('\r\n', '\n', '\r', '')).map((p) => p.join(''));
   const line = fc.oneof({ arbitrary: regular, weight: 12 }, { arbitrary: odd, weight: 1 });
   const head = fc.record({
@@ -116,7 +117,9 @@ describe('HTTP/1 heads: the one-pass scan agrees with the general path', () => {
         const fast = scannedHead(buf.toString('latin1', 0, end));
         const slow = textHead(buf.toString('latin1', 0, end));
         expect(fast.lineEnd).toBe(slow.lineEnd);
-        expect(headHeaders(fast)).toEqual(headHeaders(slow));
+        const headers = headHeaders(slow);
+        expect(headHeaders(fast)).toEqual(headers);
+        if (typeof headers !== 'string') expect(headFraming(fast, headers)).toEqual(headFraming(slow, headers));
       }),
       { numRuns: 5000 },
     );

@@ -169,6 +169,8 @@ export interface Head {
   lineEnd: number;
   consumed: number;
   lines: number;
+  /** scanHead's framing (Content-Length, FRAMING_NONE, FRAMING_BY_TEXT); FRAMING_BY_TEXT when not scanned. */
+  framing: number;
 }
 
 /**
@@ -200,13 +202,13 @@ function readHead(buf: Buffer, type: MessageType): Head | ParseResult<never> {
 
 /** The head that scanHead just found, its text sliced from the scanned bytes. */
 export function scannedHead(text: string): Head {
-  return { text, lineEnd: scannedLineEnd, consumed: text.length + 4, lines: scannedLines };
+  return { text, lineEnd: scannedLineEnd, consumed: text.length + 4, lines: scannedLines, framing: scannedFraming };
 }
 
 /** A head found by headEnd: its lines are parsed from its text. */
 export function textHead(text: string): Head {
   const lineEnd = text.indexOf('\r\n');
-  return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: text.length + 4, lines: -1 };
+  return { text, lineEnd: lineEnd < 0 ? text.length : lineEnd, consumed: text.length + 4, lines: -1, framing: FRAMING_BY_TEXT };
 }
 
 /** The head's header list (or why it is refused): from the offsets scanHead left, or parsed from its text. */
@@ -225,6 +227,14 @@ const MAX_SCANNED_LINES = 64;
 const LINES = new Int32Array(4 * MAX_SCANNED_LINES);
 let scannedLines = 0;
 let scannedLineEnd = 0;
+/** The head's Content-Length as scanHead read it from bytes, FRAMING_NONE without one, or
+ * FRAMING_BY_TEXT when bodyFraming must decide (Transfer-Encoding, a Content-Length that is not
+ * plain digits): saves a case-insensitive compare per header name and a Number() per message. */
+let scannedFraming = 0;
+const FRAMING_NONE = -1;
+const FRAMING_BY_TEXT = -2;
+const CONTENT_LENGTH = Buffer.from('content-length');
+const TRANSFER_ENCODING = Buffer.from('transfer-encoding');
 export const IRREGULAR = -2;
 
 /**
@@ -245,6 +255,7 @@ export function scanHead(buf: Buffer): number {
   if (i < 0) return short;
   scannedLineEnd = i;
   let lines = 0;
+  let framing = FRAMING_NONE;
   for (;;) {
     // i is the CRLF ending a line: every CRLF in the head ends a line, so the head's end is the
     // first line that is empty.
@@ -253,6 +264,7 @@ export function scanHead(buf: Buffer): number {
     let c = buf[i];
     if (c === 13 && buf[i + 1] === 10) {
       scannedLines = lines;
+      scannedFraming = framing;
       return i - 2;
     }
     const start = i;
@@ -269,6 +281,12 @@ export function scanHead(buf: Buffer): number {
     if (eol < 0) return short;
     let e = eol;
     while (e > v && ((c = buf[e - 1]) === 32 || c === 9)) e--;
+    const nameLength = colon - start;
+    if (nameLength === 14 && isNameAt(buf, start, CONTENT_LENGTH)) {
+      const length = digitsAt(buf, v, e);
+      if (length < 0) framing = FRAMING_BY_TEXT;
+      else if (framing !== FRAMING_BY_TEXT) framing = length;
+    } else if (nameLength === 17 && isNameAt(buf, start, TRANSFER_ENCODING)) framing = FRAMING_BY_TEXT;
     const k = lines * 4;
     LINES[k] = start;
     LINES[k + 1] = colon;
@@ -277,6 +295,24 @@ export function scanHead(buf: Buffer): number {
     lines++;
     i = eol;
   }
+}
+
+/** Case-insensitive equality of buf's bytes from `at` with a lower-case token of the same length. */
+function isNameAt(buf: Buffer, at: number, lower: Buffer): boolean {
+  for (let i = 0; i < lower.length; i++) if ((buf[at + i] | 0x20) !== lower[i]) return false;
+  return true;
+}
+
+/** The number that bytes [from, to) spell as 1 to 15 ASCII digits (as isDigits accepts), or -1. */
+function digitsAt(buf: Buffer, from: number, to: number): number {
+  if (to <= from || to - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = buf[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
 }
 
 /**
@@ -337,7 +373,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   const headers = headHeaders(head);
   if (typeof headers === 'string') return invalid(headers);
   const method = m.method;
-  const framing = bodyFraming(headers);
+  const framing = headFraming(head, headers);
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
   let complete = false;
@@ -386,7 +422,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   }
   else if (method === 'HEAD' || status === 204 || status === 304) dir.mode = 'head';
   else {
-    const framing = bodyFraming(headers);
+    const framing = headFraming(head, headers);
     if (framing === 'invalid') return invalid('bad Content-Length in response');
     if (framing === 'chunked') {
       dir.mode = 'chunk-size';
@@ -514,6 +550,13 @@ function isName(s: string, lower: string): boolean {
   if (s.length !== lower.length) return false;
   for (let i = 0; i < s.length; i++) if ((s.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
+}
+
+/** The head's framing: as scanHead read it from bytes, or bodyFraming's. Exported for the test. */
+export function headFraming(head: Head, headers: RawHeaders): 'chunked' | 'none' | 'invalid' | number {
+  const f = head.framing;
+  if (f >= 0) return f;
+  return f === FRAMING_NONE ? 'none' : bodyFraming(headers);
 }
 
 /** 'chunked', a Content-Length, 'none' (no framing header) or 'invalid'. */
