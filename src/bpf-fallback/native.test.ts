@@ -1,6 +1,7 @@
 // Pins the record layout of native/bpf/abi.h as decodeBatch reads it: records are built here
 // byte by byte at the C offsets, so a layout change on either side fails this test.
 
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeBatch } from './native.js';
 
@@ -76,5 +77,40 @@ describe('decodeBatch', () => {
     const whole = batch(open(2, [1, 2, 3, 4], [5, 6, 7, 8], 0));
     expect(decodeBatch(whole.subarray(0, whole.length - 1))).toEqual([]);
     expect(decodeBatch(whole)[0]).toMatchObject({ role: 'unknown' });
+  });
+
+  it('reads any data record field as the Buffer readers do, at any alignment', () => {
+    const u64 = fc.bigInt({ min: 0n, max: 2n ** 53n - 1n });
+    const record = fc.record({ pid: fc.nat({ max: 2 ** 32 - 1 }), tid: fc.nat({ max: 2 ** 32 - 1 }), fd: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), ts: u64, conn: u64, pos: u64, size: u64, captured: fc.nat({ max: 70 }), len: fc.nat({ max: 64 }), direction: fc.nat({ max: 3 }), source: fc.nat({ max: 3 }) });
+    fc.assert(
+      fc.property(fc.array(record, { maxLength: 6 }), fc.nat({ max: 7 }), (recs, lead) => {
+        const raw = recs.map((f) => {
+          const r = header(2, 56 + f.len, f);
+          r.writeBigUInt64LE(f.pos, 32);
+          r.writeBigUInt64LE(f.size, 40);
+          r.writeUInt32LE(f.captured, 48);
+          r[52] = f.direction;
+          r[53] = f.source;
+          for (let i = 56; i < r.length; i++) r[i] = i;
+          return r;
+        });
+        // Misaligned on purpose: a batch is records back to back at any offset of its memory.
+        const buf = Buffer.concat([Buffer.alloc(lead), batch(...raw)]).subarray(lead);
+        const expected = raw.map((r) => ({
+          kind: 'data',
+          pid: r.readUInt32LE(4),
+          tid: r.readUInt32LE(8),
+          fd: r.readInt32LE(12),
+          tsNs: Number(r.readBigUInt64LE(16)),
+          connId: Number(r.readBigUInt64LE(24)),
+          pos: Number(r.readBigUInt64LE(32)),
+          size: Number(r.readBigUInt64LE(40)),
+          direction: r[52] === 0 ? 'egress' : 'ingress',
+          source: r[53] === 0 ? 'syscall' : 'tls',
+          data: r.subarray(56, 56 + Math.min(r.readUInt32LE(48), r.length - 56)),
+        }));
+        expect(decodeBatch(buf)).toEqual(expected);
+      }),
+    );
   });
 });

@@ -108,9 +108,12 @@ const DATA_HEADER = 56;
 const ROLES: Role[] = ['unknown', 'client', 'server'];
 const TWO_32 = 4294967296;
 
-// Fields are read byte by byte: Buffer's readUInt32LE validates its offset on every call and
-// was not inlined into the decode loop, the agent's hottest, which stays within the record bounds
-// it checks once per record.
+// Fields of the header and of data records, the agent's hottest loop, are read through one
+// DataView per batch: its little-endian getters are inlined (a read costs about a quarter of four
+// byte loads and adds), while Buffer's readUInt32LE validates its offset on every call and was
+// not inlined. Those reads stay within the record bounds checked once per record. The other
+// records are rare and read byte by byte, as before: their fields are not bounds-checked against
+// the record's length, and a byte read past a batch gives NaN where a DataView would throw.
 function u32(b: Buffer, off: number): number {
   return b[off] + b[off + 1] * 256 + b[off + 2] * 65536 + b[off + 3] * 16777216;
 }
@@ -121,6 +124,10 @@ function i32(b: Buffer, off: number): number {
 
 function u64(b: Buffer, off: number): number {
   return u32(b, off) + u32(b, off + 4) * TWO_32;
+}
+
+function dvU64(v: DataView, off: number): number {
+  return v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO_32;
 }
 
 function comm(b: Buffer, off: number): string {
@@ -166,26 +173,27 @@ function sockAddr(b: Buffer, family: number, addrOff: number, port: number): Soc
  * test; the hot path of the agent. */
 export function decodeBatch(buf: Buffer): AgentEvent[] {
   const out: AgentEvent[] = [];
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
   let off = 0;
   while (off + 4 <= buf.length) {
-    const len = u32(buf, off);
+    const len = v.getUint32(off, true);
     const r = off + 4;
     off = r + len;
     if (len < 32 || off > buf.length) break;
-    const type = u32(buf, r);
-    const pid = u32(buf, r + 4);
-    const tsNs = u64(buf, r + 16);
+    const type = v.getUint32(r, true);
+    const pid = v.getUint32(r + 4, true);
+    const tsNs = dvU64(v, r + 16);
     if (type === EV_DATA && len >= DATA_HEADER) {
-      const captured = u32(buf, r + 48);
+      const captured = v.getUint32(r + 48, true);
       out.push({
         kind: 'data',
         pid,
-        tid: u32(buf, r + 8),
-        fd: i32(buf, r + 12),
+        tid: v.getUint32(r + 8, true),
+        fd: v.getInt32(r + 12, true),
         tsNs,
-        connId: u64(buf, r + 24),
-        pos: u64(buf, r + 32),
-        size: u64(buf, r + 40),
+        connId: dvU64(v, r + 24),
+        pos: dvU64(v, r + 32),
+        size: dvU64(v, r + 40),
         direction: buf[r + 52] === 0 ? 'egress' : 'ingress',
         source: buf[r + 53] === 0 ? 'syscall' : 'tls',
         data: buf.subarray(r + DATA_HEADER, r + DATA_HEADER + Math.min(captured, len - DATA_HEADER)),
