@@ -90,7 +90,7 @@ async function main() {
     for (const sides of ['both', 'server']) {
       const f = sides === 'both'
         ? await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile && i === 0 })
-        : await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(untraced.path, urls.plain, untraced)), { extraArgs: ['--skip-uid', String(untraced.uid)] });
+        : await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(untraced.path, urls.plain, untraced)), { profile: cfg.profile && i === 0, profileLabel: 'server', extraArgs: ['--skip-uid', String(untraced.uid)] });
       f.sides = sides === 'both' ? 2 : 1;
       fixedRuns[sides].push(f);
       log(`fixed ${FIXED_QPS} rps plain, ${sides === 'both' ? 'both sides' : 'server side'} traced: ${f.rps.toFixed(0)} req/s, agent ${f.agentCores.toFixed(3)} core, ${f.rssMiB.toFixed(0)} MiB, spans ${f.spans}/${f.sides * f.requests}`);
@@ -122,7 +122,7 @@ async function main() {
   };
   writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(result, null, 2));
   process.stdout.write(renderSummary(result));
-  if (fixed.profileTop) process.stdout.write(fixed.profileTop);
+  for (const f of [fixed, fixedServer]) if (f.profileTop) process.stdout.write(`${f.sides === 2 ? 'both sides' : 'server side'}: ${f.profileTop}`);
 }
 
 /** Transpiles src/ into the run's dir, with an entry that runs the agent. */
@@ -225,9 +225,9 @@ async function fortioLoad(fortio, url, untraced) {
  * its CPU, peak RSS, kernel counters and span count. Its own admin and export ports are skipped so
  * the bench's scraping and the receiver's side of the export are not traced.
  */
-async function measuredOn(runner, receiver, load, { profile = false, cgroup, extraArgs = [] } = {}) {
+async function measuredOn(runner, receiver, load, { profile = false, profileLabel = 'both', cgroup, extraArgs = [] } = {}) {
   const adminPort = await freePort();
-  const profDir = path.join(outDir, 'profile');
+  const profDir = path.join(outDir, `profile-${profileLabel}`);
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
   const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port), ...extraArgs];
