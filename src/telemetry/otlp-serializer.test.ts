@@ -253,6 +253,107 @@ describe('OtlpTraceSerializer', () => {
     expect(Buffer.from(ser.serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
   });
 
+  // Each key's last value and KeyValue are memoised across spans (and across serializers: the
+  // memos are the module's): whatever a span repeats, changes, reorders or retypes, its bytes
+  // must stay the official ones.
+  const memoKey = fc.constantFrom('http.request.method', 'server.port', 'url.path', 'h', 'é', '\u{1f600}', 'k'.repeat(300));
+  const memoValue: fc.Arbitrary<AttrValue> = fc.oneof(
+    fc.constantFrom<AttrValue>('GET', 'POST', '1', 1, 1.5, -1, 2 ** 40, true, false, 'é', '\ud800', 'x'.repeat(300), 'y'.repeat(250)),
+    fc.constantFrom<AttrValue>(['1'], ['1', '2'], [], ['é'], ['a', 'b', 'c', 'd', 'e'], ['z'.repeat(300)]),
+    fc.constantFrom(new Uint8Array([49]), new Uint8Array(300).fill(7)),
+    attrValue,
+  );
+  const memoSpans = fc
+    .tuple(
+      fc.dictionary(memoKey, memoValue, { minKeys: 1 }),
+      // Per span: values changed (or keys added), and the order the keys are listed in.
+      fc.array(fc.tuple(fc.dictionary(memoKey, memoValue, { maxKeys: 3 }), fc.nat(), fc.boolean()), { minLength: 2, maxLength: 12 }),
+    )
+    .map(([base, steps]) => {
+      let current: Record<string, AttrValue> = { ...base };
+      return steps.map(([changes, rotate, reverse], i): SpanRecord => {
+        current = { ...current, ...changes };
+        const entries = Object.entries(current);
+        const r = rotate % entries.length;
+        const ordered = [...entries.slice(r), ...entries.slice(0, r)];
+        if (reverse) ordered.reverse();
+        return {
+          traceId: '0af7651916cd43dd8448eb211c80319c',
+          spanId: (i + 1).toString(16).padStart(16, '0'),
+          sampled: true,
+          name: 'GET',
+          kind: SpanKind.CLIENT,
+          startMs: 1_700_000_000_000 + i,
+          endMs: 1_700_000_000_001 + i,
+          attributes: Object.fromEntries(ordered),
+          events: i % 3 === 2 ? [{ name: 'e', timeMs: 1_700_000_000_000 + i, attributes: Object.fromEntries(entries.slice(0, 2)) }] : [],
+          status: { code: StatusCode.UNSET },
+        };
+      });
+    });
+
+  it('repeated, changed, reordered and retyped attribute values encode as the official serializer does', () => {
+    fc.assert(
+      fc.property(memoSpans, (spans) => {
+        const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
+        const expected = Buffer.from(official(spans, { 'service.name': 's' }));
+        const encoded = spans.map((s) => ser.encodeSpan(s));
+        expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(expected)).toBe(true);
+        expect(Buffer.from(ser.serializeRequest(spans)).equals(expected)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a value that changes many spans in a row, then settles, then switches type, encodes right throughout', () => {
+    // Runs of changing values past the miss streak that pauses a key's memo, then repeats (memo
+    // taken again), and values of every type in turn under the same key.
+    const values: AttrValue[] = [];
+    for (let i = 0; i < 150; i++) values.push(`v${i}`);
+    for (let i = 0; i < 100; i++) values.push('same');
+    const kinds: AttrValue[] = ['1', 1, ['1'], true, '1', new Uint8Array([49]), 1.5, 'é', ['é', 'x'], 'x'.repeat(257), 2 ** 53, ['1']];
+    for (let r = 0; r < 4; r++) for (const k of kinds) values.push(k, k, k);
+    const items = ['a'];
+    const spans = values.map((v, i): SpanRecord => {
+      // The same array object, changed in place between spans: a memo must not keep the caller's array.
+      if (i % 7 === 0) items[0] = `a${i % 3}`;
+      return {
+        traceId: '0af7651916cd43dd8448eb211c80319c',
+        spanId: (i + 1).toString(16).padStart(16, '0'),
+        sampled: true,
+        name: 'n',
+        kind: SpanKind.SERVER,
+        startMs: 1,
+        endMs: 2,
+        attributes: { fixed: 'GET', v, items, port: i % 2 === 0 ? 8080 : 40000 + i },
+        events: [],
+        status: { code: StatusCode.UNSET },
+      };
+    });
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    for (let i = 0; i < spans.length; i++) {
+      const expected = Buffer.from(official([spans[i]], {}));
+      expect(Buffer.from(ser.encodedSpans.serializeRequest([ser.encodeSpan(spans[i])])!).equals(expected)).toBe(true);
+    }
+  });
+
+  it('encodes spans right with more keys than the memos and key positions are kept for', () => {
+    // Windows over 5000 keys, 100 per span (past both bounds), each key always with the same value:
+    // memo hits right before and after the memos start over.
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < 120; i++) {
+      const attributes: Record<string, AttrValue> = { 'http.request.method': 'GET' };
+      for (let k = 0; k < 100; k++) {
+        const n = (i * 41 + k) % 5000;
+        attributes[`http.request.header.x-${n.toString(36)}`] = n % 3 === 0 ? [`v${n}`] : n % 3 === 1 ? `v${n}` : n;
+      }
+      spans.push({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes, events: [], status: { code: StatusCode.UNSET } });
+    }
+    const encoded = spans.map((s) => ser.encodeSpan(s));
+    expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, {})))).toBe(true);
+  });
+
   it('writes the fields a backend reads, with their OTLP values', () => {
     const span: SpanRecord = {
       traceId: '0af7651916cd43dd8448eb211c80319c',

@@ -144,9 +144,13 @@ for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
 function putHexField(tag: number, hex: string): void {
   const n = hex.length >>> 1;
   ensure(2 + n);
-  buf[pos++] = tag;
-  buf[pos++] = n;
-  for (let i = 0; i < n; i++) buf[pos++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  // buf and pos are module variables: in locals, the loop keeps them in registers.
+  const b = buf;
+  let at = pos;
+  b[at++] = tag;
+  b[at++] = n;
+  for (let i = 0; i < n; i++) b[at++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  pos = at;
 }
 
 // Below this many UTF-16 units a JS loop beats a call into C++ (Buffer.byteLength, Buffer#write);
@@ -288,35 +292,122 @@ function putAnyValue(v: unknown, size: number): void {
   }
 }
 
-// Attribute keys repeat span after span (a few dozen semantic-convention and header names), so
-// each key's encoded KeyValue.key field (tag, length, UTF-8) is kept and copied with one memcpy
-// instead of being sized and copied char by char per span. Keys come from Object.keys, so they
-// are internalized strings with a cached hash: a lookup is cheap. Header names are chosen by
-// clients, so the cache is bounded: it starts over when full, and overlong keys are not kept.
+// Attribute keys repeat span after span (a few dozen semantic-convention and header names), and
+// so do most of their values (a connection's addresses, the process, the method, most header
+// values). So each key has a memo: its encoded KeyValue.key field (tag, length, UTF-8), copied
+// instead of being sized and copied char by char per span, and the last value written under it
+// with the KeyValue it made: when the next span has the same value, that KeyValue is copied
+// instead of being sized and encoded again. Keys come from for-in, so they are internalized
+// strings with a cached hash: a lookup is cheap. Header names are chosen by clients, so the memos
+// are bounded: they start over when full, and overlong keys are not kept.
 const KEY_CACHE_MAX = 2048;
 const KEY_CACHE_MAX_LENGTH = 256;
-const keyFields = new Map<string, Buffer>();
+// KeyValues are memoised up to this many bytes (so memos stay under 1 MiB in all), for strings,
+// numbers, booleans and arrays of up to MEMO_MAX_ITEMS strings (header values); bytes are not
+// (comparing them costs about what copying them does).
+const MEMO_MAX_BYTES = 256;
+const MEMO_MAX_ITEMS = 4;
+// A key whose value changed MEMO_MAX_MISSES times in a row (a client's port, a timestamp) is not
+// memoised for its next MEMO_PAUSE values: keeping them would cost a copy each and save nothing.
+const MEMO_MAX_MISSES = 4;
+const MEMO_PAUSE = 64;
+const NO_KEY_VALUE = new Uint8Array(0);
 
-function keyField(key: string): Buffer {
-  let field = keyFields.get(key);
-  if (field !== undefined) return field;
-  const n = Buffer.byteLength(key, 'utf8');
-  field = Buffer.allocUnsafe(1 + varintSize(n) + n);
-  field[0] = 0x0a; // KeyValue.key = 1
-  let at = 1;
-  for (let v = n; ; v >>>= 7) {
-    if (v < 0x80) {
-      field[at++] = v;
-      break;
+class KeyMemo {
+  /** KeyValue.key = 1, tag and length included. */
+  readonly field: Buffer;
+  /** The KeyValue last written under this key, less its tag (empty: none memoised). */
+  keyValue: Uint8Array = NO_KEY_VALUE;
+  /** Its value: the string, number or boolean, or `items` for an array of strings. */
+  value: unknown = undefined;
+  /** The items of the array value, copied: the caller's array is not ours to keep. */
+  readonly items: string[] = [];
+  /** Values different from the memoised one in a row. */
+  misses = 0;
+  /** Values left to write without memoising them (see MEMO_PAUSE). */
+  paused = 0;
+
+  constructor(key: string) {
+    const n = Buffer.byteLength(key, 'utf8');
+    const field = Buffer.allocUnsafe(1 + varintSize(n) + n);
+    field[0] = 0x0a; // KeyValue.key = 1
+    let at = 1;
+    for (let v = n; ; v >>>= 7) {
+      if (v < 0x80) {
+        field[at++] = v;
+        break;
+      }
+      field[at++] = (v & 0x7f) | 0x80;
     }
-    field[at++] = (v & 0x7f) | 0x80;
+    field.write(key, at, n, 'utf8');
+    this.field = field;
   }
-  field.write(key, at, n, 'utf8');
+}
+
+const keyMemos = new Map<string, KeyMemo>();
+
+function keyMemo(key: string): KeyMemo {
+  let memo = keyMemos.get(key);
+  if (memo !== undefined) return memo;
+  memo = new KeyMemo(key);
   if (key.length <= KEY_CACHE_MAX_LENGTH) {
-    if (keyFields.size >= KEY_CACHE_MAX) keyFields.clear();
-    keyFields.set(key, field);
+    if (keyMemos.size >= KEY_CACHE_MAX) keyMemos.clear();
+    keyMemos.set(key, memo);
   }
-  return field;
+  return memo;
+}
+
+// The keys last written at each attribute position (up to SEQUENCE_MAX), with their memos: the
+// spans of a process mostly list the same keys in the same order, and comparing a key with the
+// one last at its position (internalized strings: by pointer) is cheaper than a Map lookup.
+const SEQUENCE_MAX = 64;
+const sequenceKeys: string[] = [];
+const sequenceMemos: KeyMemo[] = [];
+
+/** Whether `v` is the value whose KeyValue `memo` holds. */
+function isMemoised(memo: KeyMemo, v: AttrValue): boolean {
+  if (v === memo.value) return true;
+  if (memo.value !== memo.items || !Array.isArray(v)) return false;
+  const items = memo.items;
+  if (v.length !== items.length) return false;
+  for (let i = 0; i < items.length; i++) if (v[i] !== items[i]) return false;
+  return true;
+}
+
+/** Keeps the KeyValue of `v` just written at `start` (its tag) .. pos, if worth it. */
+function memoise(memo: KeyMemo, v: AttrValue, start: number): void {
+  if (memo.paused > 0) {
+    memo.paused--;
+    return;
+  }
+  if (memo.keyValue !== NO_KEY_VALUE && ++memo.misses >= MEMO_MAX_MISSES) {
+    memo.misses = 0;
+    memo.paused = MEMO_PAUSE;
+    forget(memo);
+    return;
+  }
+  const n = pos - start - 1;
+  if (n > MEMO_MAX_BYTES) return forget(memo);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') memo.value = v;
+  else if (Array.isArray(v) && v.length <= MEMO_MAX_ITEMS) {
+    const items = memo.items;
+    items.length = 0;
+    for (let i = 0; i < v.length; i++) {
+      const item = v[i] as unknown;
+      if (typeof item !== 'string') return forget(memo);
+      items.push(item);
+    }
+    memo.value = items;
+  } else return forget(memo);
+  // Values of a key mostly keep their size (a port, a date), so the memo's array is mostly reused.
+  let kv = memo.keyValue;
+  if (kv.length !== n) kv = memo.keyValue = new Uint8Array(n);
+  for (let i = 0, from = start + 1; i < n; i++) kv[i] = buf[from + i];
+}
+
+function forget(memo: KeyMemo): void {
+  memo.keyValue = NO_KEY_VALUE;
+  memo.value = undefined;
 }
 
 // Up to this many UTF-16 units, a string assumed ASCII is copied by a JS loop that also checks
@@ -411,29 +502,53 @@ function putAttributes(tag: number, attrs: Attributes): void {
   // for-in walks V8's cached key list without the array Object.keys would allocate per span.
   // Attributes are plain objects (nothing enumerable inherited), so it visits exactly the own
   // keys in insertion order, as the official writer's for-in + hasOwnProperty does.
+  let at = 0;
   for (const key in attrs) {
     const v: AttrValue = attrs[key];
-    const kf = keyField(key);
-    if (typeof v === 'string') {
-      if (putAsciiStringKeyValue(tag, kf, v)) continue;
-    } else if (Array.isArray(v) && putAsciiArrayKeyValue(tag, kf, v)) continue;
-    // Numbers, booleans, bytes, and strings that are not ASCII: sized exactly, then written.
-    const sn = typeof v === 'string' ? utf8Length(v) : 0;
-    const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
-    const kvLen = kf.length + 1 + varintSize(vn) + vn;
-    ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
-    buf[pos++] = tag;
-    putVarint32(kvLen);
-    buf.set(kf, pos);
-    pos += kf.length;
-    buf[pos++] = 0x12; // KeyValue.value = 2
-    putVarint32(vn);
-    if (typeof v === 'string') {
-      buf[pos++] = 0x0a; // AnyValue.string_value = 1
-      putVarint32(sn);
-      putStringBytes(v, sn);
-    } else putAnyValue(v, vn);
+    let memo: KeyMemo;
+    if (at >= SEQUENCE_MAX) memo = keyMemo(key);
+    else if (sequenceKeys[at] === key) memo = sequenceMemos[at++];
+    else {
+      memo = keyMemo(key);
+      sequenceKeys[at] = key;
+      sequenceMemos[at++] = memo;
+    }
+    if (memo.keyValue !== NO_KEY_VALUE && isMemoised(memo, v)) {
+      memo.misses = 0;
+      const kv = memo.keyValue;
+      ensure(1 + kv.length);
+      buf[pos++] = tag;
+      buf.set(kv, pos);
+      pos += kv.length;
+      continue;
+    }
+    const start = pos;
+    putKeyValue(tag, memo.field, v);
+    memoise(memo, v, start);
   }
+}
+
+/** One KeyValue, written from scratch. */
+function putKeyValue(tag: number, kf: Buffer, v: AttrValue): void {
+  if (typeof v === 'string') {
+    if (putAsciiStringKeyValue(tag, kf, v)) return;
+  } else if (Array.isArray(v) && putAsciiArrayKeyValue(tag, kf, v)) return;
+  // Numbers, booleans, bytes, and strings that are not ASCII: sized exactly, then written.
+  const sn = typeof v === 'string' ? utf8Length(v) : 0;
+  const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
+  const kvLen = kf.length + 1 + varintSize(vn) + vn;
+  ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
+  buf[pos++] = tag;
+  putVarint32(kvLen);
+  buf.set(kf, pos);
+  pos += kf.length;
+  buf[pos++] = 0x12; // KeyValue.value = 2
+  putVarint32(vn);
+  if (typeof v === 'string') {
+    buf[pos++] = 0x0a; // AnyValue.string_value = 1
+    putVarint32(sn);
+    putStringBytes(v, sn);
+  } else putAnyValue(v, vn);
 }
 
 /** Reserves `guess` bytes for a length written by endLength(); returns where the body starts. */
@@ -614,10 +729,8 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     const scratch = buf;
     buf = this.slab;
     pos = this.slabPos;
+    // The reference lists are empty here: every encodeSpan leaves them so.
     referencing = true;
-    refAt.length = 0;
-    refBytes.length = 0;
-    refTotal = 0;
     try {
       putSpan(span);
       // ensure() may have moved the slab to a bigger copy (the span outgrew the room left);
@@ -641,9 +754,12 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     } finally {
       buf = scratch;
       referencing = false;
-      refAt.length = 0;
-      refBytes.length = 0;
-      refTotal = 0;
+      // Most spans reference nothing, and setting an array's length is a runtime call.
+      if (refAt.length !== 0) {
+        refAt.length = 0;
+        refBytes.length = 0;
+        refTotal = 0;
+      }
     }
   }
 
