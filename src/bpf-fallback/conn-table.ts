@@ -245,8 +245,13 @@ export class ConnTable {
     } else if (ev.source !== conn.source) return;
     if (conn.unsupported) return;
     if (ev.tsNs > conn.lastNs) conn.lastNs = ev.tsNs;
-    conn.streams[ev.direction].accept(ev, this.segs);
-    this.feed(conn, ev.direction);
+    const stream = conn.streams[ev.direction];
+    // In-order events (nearly all) skip the Segment and the feed loop.
+    if (stream.takeNext(ev)) this.append(conn, ev.direction, stream, ev.data, ev.tsNs);
+    else {
+      stream.accept(ev, this.segs);
+      this.feed(conn, ev.direction);
+    }
     if (!conn.dirty) {
       conn.dirty = true;
       this.dirty.push(conn);
@@ -262,19 +267,21 @@ export class ConnTable {
     if (segs.length === 0) return;
     const stream = conn.streams[dir];
     for (const seg of segs) {
-      const buf = conn.bufs[dir];
-      if (seg.kind === 'data') {
-        if (buf.length === 0 && !buf.resyncing && conn.protocol === undefined && stream.firstPos > 0) {
-          conn.midStream = true;
-          buf.resyncing = true;
-        }
-        buf.append(seg.data, seg.tsNs);
-        continue;
-      }
-      this.gap(conn, dir, seg);
+      if (seg.kind === 'data') this.append(conn, dir, stream, seg.data, seg.tsNs);
+      else this.gap(conn, dir, seg);
     }
     // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
     while (segs.length > 0) segs.pop();
+  }
+
+  /** In-order bytes of one direction into its parse buffer. */
+  private append(conn: Connection, dir: Dir, stream: ByteStream, data: Buffer, tsNs: number): void {
+    const buf = conn.bufs[dir];
+    if (buf.length === 0 && !buf.resyncing && conn.protocol === undefined && stream.firstPos > 0) {
+      conn.midStream = true;
+      buf.resyncing = true;
+    }
+    buf.append(data, tsNs);
   }
 
   private gap(conn: Connection, dir: Dir, seg: Segment & { kind: 'gap' }): void {
@@ -389,9 +396,9 @@ export class ConnTable {
         buf.consume(at);
         buf.resyncing = false;
       }
-      const r = protocol.parseFrame(type, buf.buf, conn.state, buf.timeAt(0));
+      const startNs = buf.timeAt(0);
+      const r = protocol.parseFrame(type, buf.buf, conn.state, startNs);
       if (r.kind === 'success') {
-        const startNs = buf.timeAt(0);
         frames.push({ frame: r.frame, startNs, endNs: r.consumed > 0 ? buf.timeAt(r.consumed - 1) : startNs });
         buf.consume(r.consumed);
       } else if (r.kind === 'ignored' && r.consumed > 0) {

@@ -77,6 +77,18 @@ export class ByteStream {
     this.drain(out);
   }
 
+  /**
+   * The usual event, taken without a Segment: it starts where the stream is, was copied whole
+   * and nothing is held. True when it was taken (its data are the stream's next bytes, for the
+   * caller to use as accept's one data segment); false leaves it to accept.
+   */
+  takeNext(ev: DataEvent): boolean {
+    if (ev.pos !== this.next || ev.size === 0 || ev.data.length !== ev.size || this.pending.length > 0) return false;
+    this.next += ev.size;
+    this.lastNs = ev.tsNs;
+    return true;
+  }
+
   /** End of a batch: a hole open for too long is declared lost. */
   tick(out: Segment[]): void {
     if (this.pending.length === 0) return;
