@@ -246,7 +246,8 @@ export class ParseBuffer {
 
   /** Unparsed leftovers outlive their batch: copy them out of a much larger capture buffer. */
   detach(): void {
-    this.buf = unpinned(this.buf);
+    // An emptied `buf` is always EMPTY (consume and clear put it there), never a view.
+    if (this.buf.length > 0) this.buf = unpinned(this.buf);
     const q = this.queue;
     for (let i = 0; i < q.length; i++) q[i] = unpinned(q[i]);
   }
