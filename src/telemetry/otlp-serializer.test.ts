@@ -337,6 +337,20 @@ describe('OtlpTraceSerializer', () => {
     }
   });
 
+  it('copies nothing from an attribute list whose bytes were overwritten (failed span, earlier batch)', () => {
+    // The same attributes after a span whose bytes are written over: a longer name than that
+    // span's puts the next span's own bytes where its attributes were.
+    const attributes = { 'http.request.method': 'GET', 'server.port': 8080, 'url.path': '/a/b', h: ['x'] };
+    const mk = (name: string, events?: SpanRecord['events']): SpanRecord => ({ traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name, kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes: { ...attributes }, events: events!, status: { code: StatusCode.OK } });
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    const ok = mk('n'.repeat(200), []);
+    ser.encodeSpan(mk('a', []));
+    expect(() => ser.encodeSpan(mk('a'))).toThrow();
+    expect(Buffer.from(ser.encodedSpans.serializeRequest([ser.encodeSpan(ok)])!).equals(Buffer.from(official([ok], {})))).toBe(true);
+    ser.serializeRequest([mk('a', [])]);
+    expect(Buffer.from(ser.serializeRequest([ok])).equals(Buffer.from(official([ok], {})))).toBe(true);
+  });
+
   it('encodes spans right with more keys than the memos and key positions are kept for', () => {
     // Windows over 5000 keys, 100 per span (past both bounds), each key always with the same value:
     // memo hits right before and after the memos start over.

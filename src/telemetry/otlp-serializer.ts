@@ -326,6 +326,9 @@ class KeyMemo {
   misses = 0;
   /** Values left to write without memoising them (see MEMO_PAUSE). */
   paused = 0;
+  /** The attribute list (lists' count) that last wrote this key, and where in buf (its tag). */
+  list = 0;
+  at = 0;
 
   constructor(key: string) {
     const n = Buffer.byteLength(key, 'utf8');
@@ -363,6 +366,21 @@ function keyMemo(key: string): KeyMemo {
 const SEQUENCE_MAX = 64;
 const sequenceKeys: string[] = [];
 const sequenceMemos: KeyMemo[] = [];
+
+// Attribute lists written so far, and the buffer and tag of the last one while its bytes are
+// intact (undefined once they may have moved or been overwritten). A list whose keys and values
+// are the last one's, in the same order, is mostly copied from that one's bytes, a run of
+// KeyValues at a time with one copyWithin, rather than memo by memo: copying a memo is a
+// TypedArray#set call, which costs as much as copying a few dozen bytes, and most of a span's
+// KeyValues repeat the previous span's.
+let lists = 0;
+let lastListBuf: Buffer | undefined;
+let lastListTag = 0;
+
+/** The last attribute list's bytes are no longer where its memos say (moved, or reused). */
+function forgetLastList(): void {
+  lastListBuf = undefined;
+}
 
 /** Whether `v` is the value whose KeyValue `memo` holds. */
 function isMemoised(memo: KeyMemo, v: AttrValue): boolean {
@@ -502,6 +520,11 @@ function putAttributes(tag: number, attrs: Attributes): void {
   // for-in walks V8's cached key list without the array Object.keys would allocate per span.
   // Attributes are plain objects (nothing enumerable inherited), so it visits exactly the own
   // keys in insertion order, as the official writer's for-in + hasOwnProperty does.
+  const list = ++lists;
+  const copyable = lastListBuf === buf && lastListTag === tag;
+  // The run of the last list's bytes [runFrom, runTo) that goes next at pos.
+  let runFrom = 0;
+  let runTo = 0;
   let at = 0;
   for (const key in attrs) {
     const v: AttrValue = attrs[key];
@@ -515,17 +538,44 @@ function putAttributes(tag: number, attrs: Attributes): void {
     }
     if (memo.keyValue !== NO_KEY_VALUE && isMemoised(memo, v)) {
       memo.misses = 0;
-      const kv = memo.keyValue;
-      ensure(1 + kv.length);
-      buf[pos++] = tag;
-      buf.set(kv, pos);
-      pos += kv.length;
+      if (copyable && memo.list === list - 1) {
+        if (memo.at !== runTo) {
+          putRun(runFrom, runTo);
+          runFrom = runTo = memo.at;
+        }
+        memo.at = pos + runTo - runFrom;
+        runTo += 1 + memo.keyValue.length;
+      } else {
+        putRun(runFrom, runTo);
+        runFrom = runTo = 0;
+        const kv = memo.keyValue;
+        ensure(1 + kv.length);
+        memo.at = pos;
+        buf[pos++] = tag;
+        buf.set(kv, pos);
+        pos += kv.length;
+      }
+      memo.list = list;
       continue;
     }
-    const start = pos;
+    putRun(runFrom, runTo);
+    runFrom = runTo = 0;
+    memo.at = pos;
+    memo.list = list;
     putKeyValue(tag, memo.field, v);
-    memoise(memo, v, start);
+    memoise(memo, v, memo.at);
   }
+  putRun(runFrom, runTo);
+  lastListBuf = buf;
+  lastListTag = tag;
+}
+
+/** Copies buf[from, to) (the last attribute list's bytes, before pos) to pos. */
+function putRun(from: number, to: number): void {
+  if (from === to) return;
+  ensure(to - from);
+  buf.copyWithin(pos, from, to);
+  pos += to - from;
 }
 
 /** One KeyValue, written from scratch. */
@@ -569,6 +619,7 @@ function endLength(start: number, guess: number, refsBefore: number): void {
     ensure(need - guess);
     buf.copyWithin(start + need - guess, start, pos);
     pos += need - guess;
+    forgetLastList();
     for (let i = 0; i < refAt.length; i++) if (refAt[i] >= start) refAt[i] += need - guess;
   }
   const end = pos;
@@ -645,6 +696,7 @@ function putSpan(s: SpanRecord): void {
 /** Encodes one message field into a fresh buffer, with the scratch writer. */
 function encodeOnce(write: () => void): Buffer {
   pos = 0;
+  forgetLastList();
   write();
   const out = Buffer.allocUnsafe(pos);
   buf.copy(out, 0, 0, pos);
@@ -705,6 +757,7 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     // the outer lengths are known, so the spans never move.
     const room = this.headerRoom;
     pos = 0;
+    forgetLastList();
     ensure(room);
     pos = room;
     for (let i = 0; i < spans.length; i++) putSpan(spans[i]);
@@ -751,6 +804,10 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
       }
       pieces.push(buf.subarray(from, pos));
       return pieces;
+    } catch (err) {
+      // The failed span's bytes will be overwritten by the next one.
+      forgetLastList();
+      throw err;
     } finally {
       buf = scratch;
       referencing = false;
