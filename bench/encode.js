@@ -2,8 +2,11 @@
 // 1 KiB octet-stream body over 16 keep-alive connections, 27 attributes each) are built once by
 // the working tree's replay pipeline, then each revision's OtlpTraceSerializer encodes them over
 // and over, releasing its slabs as the exporter does. Deterministic and CPU-only:
-//   node bench/encode.js [REV ...]      default: the working tree; REV: a git revision or WORKTREE
-//   node --cpu-prof bench/encode.js --child bench/out/encode-<rev>   one measured run, to profile
+//   node bench/encode.js [--time-order] [REV ...]   default: the working tree; REV: a git revision or WORKTREE
+//   node --cpu-prof bench/encode.js --child bench/out/encode-<rev> [false|true]   one measured run, to profile
+// The spans come as the replay gives them, a connection's in runs of 4; --time-order sorts them
+// by start time instead, as a busy agent gets them: each from another connection or side than
+// the last.
 // Each revision runs in its own child process, alternating over 7 rounds; the figure is the
 // process's CPU time (user + system, GC included) per span, median over rounds.
 import { spawnSync } from 'node:child_process';
@@ -17,18 +20,20 @@ const REQUESTS = 4096;
 const WARMUP = 10;
 const MEASURED = 60;
 
-if (process.argv[2] === '--child') await child(path.resolve(process.argv[3]), process.argv[4] && path.resolve(process.argv[4]));
+if (process.argv[2] === '--child') await child(path.resolve(process.argv[3]), process.argv[4] === 'true', process.argv[5] && path.resolve(process.argv[5]));
 else await parent(process.argv.slice(2));
 
-async function parent(revs) {
-  if (revs.length === 0) revs = ['WORKTREE'];
+async function parent(argv) {
+  const timeOrder = argv.includes('--time-order');
+  const revs = argv.filter((a) => a !== '--time-order');
+  if (revs.length === 0) revs.push('WORKTREE');
   const worktree = await prepareRevision('WORKTREE', 'encode');
   const dirs = {};
   for (const rev of revs) dirs[rev] = rev === 'WORKTREE' ? worktree : await prepareRevision(rev, 'encode');
   const results = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const rev of revs) {
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], worktree], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], String(timeOrder), worktree], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${rev}: ${r.stderr}`);
       const m = JSON.parse(r.stdout.trim().split('\n').pop());
       (results[rev] ??= []).push(m);
@@ -91,8 +96,9 @@ async function agentSpans(dir) {
   return spans;
 }
 
-async function child(dir, spansDir) {
+async function child(dir, timeOrder, spansDir) {
   const spans = await agentSpans(spansDir ?? dir);
+  if (timeOrder) spans.sort((a, b) => a.startMs - b.startMs);
   const { OtlpTraceSerializer } = await import(path.join(dir, 'src', 'telemetry/otlp-serializer.js'));
   const ser = new OtlpTraceSerializer({ 'service.name': 'agent' }, { name: 'sidetrace' });
   const encoded = [];

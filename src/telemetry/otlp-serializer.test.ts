@@ -351,7 +351,7 @@ describe('OtlpTraceSerializer', () => {
     expect(Buffer.from(ser.serializeRequest([ok])).equals(Buffer.from(official([ok], {})))).toBe(true);
   });
 
-  it('encodes spans right with more keys than the memos and key positions are kept for', () => {
+  it('encodes spans right with more keys than memos are kept for', () => {
     // Windows over 5000 keys, 100 per span (past both bounds), each key always with the same value:
     // memo hits right before and after the memos start over.
     const ser = new OtlpTraceSerializer({}, SCOPE);

@@ -328,6 +328,9 @@ class KeyMemo {
   paused = 0;
   /** The attribute list (lists' count) that last wrote this key, and where in buf (its tag). */
   list = 0;
+  /** The key that followed this one in the last list that had it, and its memo. */
+  nextKey: string | undefined = undefined;
+  nextMemo: KeyMemo | undefined = undefined;
   at = 0;
 
   constructor(key: string) {
@@ -347,6 +350,12 @@ class KeyMemo {
   }
 }
 
+// Attribute lists mostly list the same keys in the same order (those of one producer: a client
+// span's, a server span's), so a key is first compared with the one that followed the previous
+// key last time (internalized strings: by pointer), which is cheaper than a Map lookup. A list's
+// first key is the one that followed FIRST_KEY.
+const FIRST_KEY = new KeyMemo('');
+
 const keyMemos = new Map<string, KeyMemo>();
 
 function keyMemo(key: string): KeyMemo {
@@ -354,18 +363,16 @@ function keyMemo(key: string): KeyMemo {
   if (memo !== undefined) return memo;
   memo = new KeyMemo(key);
   if (key.length <= KEY_CACHE_MAX_LENGTH) {
-    if (keyMemos.size >= KEY_CACHE_MAX) keyMemos.clear();
+    if (keyMemos.size >= KEY_CACHE_MAX) {
+      // Links from memos kept would keep the others alive.
+      for (const m of keyMemos.values()) m.nextKey = m.nextMemo = undefined;
+      FIRST_KEY.nextKey = FIRST_KEY.nextMemo = undefined;
+      keyMemos.clear();
+    }
     keyMemos.set(key, memo);
   }
   return memo;
 }
-
-// The keys last written at each attribute position (up to SEQUENCE_MAX), with their memos: the
-// spans of a process mostly list the same keys in the same order, and comparing a key with the
-// one last at its position (internalized strings: by pointer) is cheaper than a Map lookup.
-const SEQUENCE_MAX = 64;
-const sequenceKeys: string[] = [];
-const sequenceMemos: KeyMemo[] = [];
 
 // Attribute lists written so far, and the buffer and tag of the last one while its bytes are
 // intact (undefined once they may have moved or been overwritten). A list whose keys and values
@@ -525,17 +532,17 @@ function putAttributes(tag: number, attrs: Attributes): void {
   // The run of the last list's bytes [runFrom, runTo) that goes next at pos.
   let runFrom = 0;
   let runTo = 0;
-  let at = 0;
+  let previous = FIRST_KEY;
   for (const key in attrs) {
     const v: AttrValue = attrs[key];
     let memo: KeyMemo;
-    if (at >= SEQUENCE_MAX) memo = keyMemo(key);
-    else if (sequenceKeys[at] === key) memo = sequenceMemos[at++];
+    if (previous.nextKey === key) memo = previous.nextMemo!;
     else {
       memo = keyMemo(key);
-      sequenceKeys[at] = key;
-      sequenceMemos[at++] = memo;
+      previous.nextKey = key;
+      previous.nextMemo = memo;
     }
+    previous = memo;
     if (memo.keyValue !== NO_KEY_VALUE && isMemoised(memo, v)) {
       memo.misses = 0;
       if (copyable && memo.list === list - 1) {
