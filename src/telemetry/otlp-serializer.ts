@@ -328,10 +328,10 @@ class KeyMemo {
   paused = 0;
   /** The attribute list (lists' count) that last wrote this key, and where in buf (its tag). */
   list = 0;
+  at = 0;
   /** The key that followed this one in the last list that had it, and its memo. */
   nextKey: string | undefined = undefined;
   nextMemo: KeyMemo | undefined = undefined;
-  at = 0;
 
   constructor(key: string) {
     const n = Buffer.byteLength(key, 'utf8');
@@ -375,16 +375,19 @@ function keyMemo(key: string): KeyMemo {
 }
 
 // Attribute lists written so far, and the buffer and tag of the last one while its bytes are
-// intact (undefined once they may have moved or been overwritten). A list whose keys and values
-// are the last one's, in the same order, is mostly copied from that one's bytes, a run of
-// KeyValues at a time with one copyWithin, rather than memo by memo: copying a memo is a
+// intact (undefined once they may have moved or been overwritten). In encodeSpan, a list whose
+// keys and values are the last one's, in the same order, is mostly copied from that one's bytes,
+// a run of KeyValues at a time with one copyWithin, rather than memo by memo: copying a memo is a
 // TypedArray#set call, which costs as much as copying a few dozen bytes, and most of a span's
-// KeyValues repeat the previous span's.
+// KeyValues repeat the previous span's. Only there: a slab is written once, front to back, so
+// the last list's bytes stay put but for the two cases that call forgetLastList (a span that
+// failed and is written over, a span moved by endLength); the scratch buffer is written over by
+// every request.
 let lists = 0;
 let lastListBuf: Buffer | undefined;
 let lastListTag = 0;
 
-/** The last attribute list's bytes are no longer where its memos say (moved, or reused). */
+/** The last attribute list's bytes are no longer where its memos say. */
 function forgetLastList(): void {
   lastListBuf = undefined;
 }
@@ -528,7 +531,7 @@ function putAttributes(tag: number, attrs: Attributes): void {
   // Attributes are plain objects (nothing enumerable inherited), so it visits exactly the own
   // keys in insertion order, as the official writer's for-in + hasOwnProperty does.
   const list = ++lists;
-  const copyable = lastListBuf === buf && lastListTag === tag;
+  const copyable = referencing && lastListBuf === buf && lastListTag === tag;
   // The run of the last list's bytes [runFrom, runTo) that goes next at pos.
   let runFrom = 0;
   let runTo = 0;
@@ -703,7 +706,6 @@ function putSpan(s: SpanRecord): void {
 /** Encodes one message field into a fresh buffer, with the scratch writer. */
 function encodeOnce(write: () => void): Buffer {
   pos = 0;
-  forgetLastList();
   write();
   const out = Buffer.allocUnsafe(pos);
   buf.copy(out, 0, 0, pos);
@@ -764,7 +766,6 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     // the outer lengths are known, so the spans never move.
     const room = this.headerRoom;
     pos = 0;
-    forgetLastList();
     ensure(room);
     pos = room;
     for (let i = 0; i < spans.length; i++) putSpan(spans[i]);
