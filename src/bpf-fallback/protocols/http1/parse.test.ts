@@ -129,6 +129,52 @@ describe('HTTP/1 heads: the one-pass scan agrees with the general path', () => {
   });
 });
 
+describe('HTTP/1 heads: a repeated head reuses its parse', () => {
+  const value = fc.array(fc.constantFrom('v', ' ', '\t', ':', '\r', '\n', '\x00', '\xe9', '7'), { maxLength: 8 }).map((c) => c.join(''));
+  const line = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'Transfer-Encoding', 'x', ' folded', 'bad name'), fc.constantFrom(':', ': ', ''), fc.oneof(value, fc.constantFrom('3', 'chunked', '0')), fc.constant('\r\n')).map((p) => p.join(''));
+  // Heads of the same length that differ in one byte are likely: the cache must compare text.
+  const head = fc.record({
+    type: fc.constantFrom('request' as const, 'response' as const),
+    first: fc.constantFrom('GET /a HTTP/1.1', 'GET /b HTTP/1.1', 'HTTP/1.1 201 OK', 'HEAD / HTTP/1.0', 'CONNECT h:1 HTTP/1.1', 'BREW / HTTP/1.1', 'GET  / HTTP/1.1', 'HTTP/1.1 200 OK', 'HTTP/1.0 204 No', 'HTTP/1.1 101 Up', 'HTTP/1.1 100 Continue', 'HTTP/1.1 2x0 OK'),
+    lines: fc.array(line, { maxLength: 6 }),
+    pad: fc.constantFrom(0, 0, 490, 520),
+  });
+
+  test('each parse of a sequence of heads equals a first parse, whatever the callers did with their headers', () => {
+    fc.assert(
+      fc.property(fc.array(head, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { minLength: 2, maxLength: 6 }), (heads, order) => {
+        const bufs = heads.map(({ type, first, lines, pad }) => {
+          const padLine = pad > 0 ? `X-Pad: ${'p'.repeat(pad)}\r\n` : '';
+          return { type, buf: Buffer.from(`${first}\r\n${padLine}${lines.join('')}\r\n`, 'latin1') };
+        });
+        // Everything but the reused heads starts afresh, as for a new message on a new connection.
+        const parse = (state: ReturnType<typeof createH1State>, { type, buf }: (typeof bufs)[number]) => {
+          state.pendingMethods.splice(0, Infinity, { method: 'GET', startNs: 0 });
+          Object.assign(state.request, { mode: 'head', remaining: 0, lost: 0 });
+          Object.assign(state.response, { mode: 'head', remaining: 0, lost: 0 });
+          return parseH1Frame(type, buf, state);
+        };
+        const shared = createH1State(opts);
+        let previous: unknown;
+        for (const i of order) {
+          const h = bufs[i % bufs.length];
+          const fresh = createH1State(opts);
+          const expected = parse(fresh, h);
+          const got = parse(shared, h);
+          expect(got).toEqual(expected);
+          expect(shared[h.type]).toEqual(fresh[h.type]);
+          if (got.kind === 'success') {
+            expect(got.frame).not.toBe(previous);
+            previous = got.frame;
+            if ('headers' in got.frame) got.frame.headers.push('Mutated', 'by a consumer');
+          }
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe('HTTP/1 parseFrame: incomplete', () => {
   const cases: Array<[string, 'request' | 'response', string]> = [
     ['partial request line', 'request', 'GET /x HT'],

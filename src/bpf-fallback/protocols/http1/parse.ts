@@ -10,6 +10,8 @@ import type { H1DirState, H1Frame, H1State } from './types.js';
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 1024;
 const MAX_PENDING_METHODS = 256;
+/** Longest head text kept for reuse (H1CachedHead), per direction; counted by retainedH1. */
+export const MAX_CACHED_HEAD = 512;
 
 const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 
@@ -365,14 +367,22 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
-  const m = requestLine(head.text, head.lineEnd);
-  if (m === undefined || m.method === undefined) {
-    const line = head.text.slice(0, head.lineEnd);
-    return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
+  let line = state.lastRequestHead;
+  let headers: RawHeaders;
+  if (line !== undefined && line.text === head.text) headers = line.headers.slice();
+  else {
+    const m = requestLine(head.text, head.lineEnd);
+    if (m === undefined || m.method === undefined) {
+      const text = head.text.slice(0, head.lineEnd);
+      return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${text.slice(0, 64)}"`) : notALine('request', buf);
+    }
+    const parsed = headHeaders(head);
+    if (typeof parsed === 'string') return invalid(parsed);
+    headers = parsed;
+    line = { text: head.text, method: m.method, target: m.target, version: m.minor === 48 ? '1.0' : '1.1', status: 0, headers: parsed.slice() };
+    if (head.text.length <= MAX_CACHED_HEAD) state.lastRequestHead = line;
   }
-  const headers = headHeaders(head);
-  if (typeof headers === 'string') return invalid(headers);
-  const method = m.method;
+  const method = line.method;
   const framing = headFraming(head, headers);
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
@@ -390,7 +400,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   state.pendingMethods.push({ method, startNs: tsNs });
   return {
     kind: 'success',
-    frame: { kind: 'request-head', method, target: m.target, version: m.minor === 48 ? '1.0' : '1.1', headers, complete },
+    frame: { kind: 'request-head', method, target: line.target, version: line.version, headers, complete },
     consumed: head.consumed,
   };
 }
@@ -398,10 +408,20 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
 function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'response');
   if ('kind' in head) return head;
-  const status = statusLine(head.text, head.lineEnd);
-  if (status === 0) return invalid(`bad status line "${head.text.slice(0, Math.min(head.lineEnd, 64))}"`);
-  const headers = headHeaders(head);
-  if (typeof headers === 'string') return invalid(headers);
+  const cached = state.lastResponseHead;
+  let status: number;
+  let headers: RawHeaders;
+  if (cached !== undefined && cached.text === head.text) {
+    status = cached.status;
+    headers = cached.headers.slice();
+  } else {
+    status = statusLine(head.text, head.lineEnd);
+    if (status === 0) return invalid(`bad status line "${head.text.slice(0, Math.min(head.lineEnd, 64))}"`);
+    const parsed = headHeaders(head);
+    if (typeof parsed === 'string') return invalid(parsed);
+    headers = parsed;
+    if (head.text.length <= MAX_CACHED_HEAD) state.lastResponseHead = { text: head.text, method: '', target: '', version: '1.1', status, headers: parsed.slice() };
+  }
   const version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const dir = state.response;
   const frame = { kind: 'response-head' as const, status, version: version as '1.0' | '1.1', headers, interim: false, complete: true };

@@ -205,5 +205,8 @@ export function retainedH1(state: H1State): number {
   if (state.currentResponse !== undefined) n += state.currentResponse.kept;
   for (const m of state.requests) n += m.kept;
   for (const m of state.responses) n += m.kept;
+  // A reused head's text and the header strings cut from it (at most as long again).
+  if (state.lastRequestHead !== undefined) n += 2 * state.lastRequestHead.text.length;
+  if (state.lastResponseHead !== undefined) n += 2 * state.lastResponseHead.text.length;
   return n;
 }

@@ -82,4 +82,24 @@ export interface H1State {
   methodsResynced: boolean;
   /** When request bytes were lost (whole requests may be among them), oldest first. */
   requestGaps: TimeWindow[];
+  /** The last request and response heads parsed (small ones), by text: see H1CachedHead. */
+  lastRequestHead?: H1CachedHead;
+  lastResponseHead?: H1CachedHead;
+}
+
+/**
+ * A head's parse, reused when the next head of its direction has the same text: a keep-alive
+ * client repeats its request head and a server its response head (its Date changes once a
+ * second), so most heads need their header strings sliced only once. Everything kept depends
+ * on the text alone; the header list is copied per message, so no two records share one.
+ */
+export interface H1CachedHead {
+  text: string;
+  /** Request heads: the method (a known method), target and version. */
+  method: string;
+  target: string;
+  version: '1.0' | '1.1';
+  /** Response heads. */
+  status: number;
+  headers: RawHeaders;
 }
