@@ -4,8 +4,9 @@
 // (estimator pass + writer pass) and copies strings char by char; at saturation it was ~40% of
 // the proxy's busy time. This writes each batch in one pass into a reused buffer (long strings
 // such as bodies with Buffer#write, short ones in JS), resource and scope pre-encoded once, ids
-// straight from hex. The output is byte for byte what the official serializer emits for the same
-// spans (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
+// straight from hex, attributes that repeat earlier spans' copied as the bytes those made. The
+// output is byte for byte what the official serializer emits for the same spans
+// (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { AttrValue, Attributes, SpanRecord } from './span.js';
@@ -542,8 +543,11 @@ function putAttributes(tag: number, attrs: Attributes): void {
     if (previous.nextKey === key) memo = previous.nextMemo!;
     else {
       memo = keyMemo(key);
-      previous.nextKey = key;
-      previous.nextMemo = memo;
+      // Only to kept memos, so that what links keep alive is bounded by the Map.
+      if (key.length <= KEY_CACHE_MAX_LENGTH) {
+        previous.nextKey = key;
+        previous.nextMemo = memo;
+      }
     }
     previous = memo;
     if (memo.keyValue !== NO_KEY_VALUE && isMemoised(memo, v)) {
