@@ -133,16 +133,32 @@ describe('HTTP/1 heads: a repeated head reuses its parse', () => {
   const value = fc.array(fc.constantFrom('v', ' ', '\t', ':', '\r', '\n', '\x00', '\xe9', '7'), { maxLength: 8 }).map((c) => c.join(''));
   const line = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'Transfer-Encoding', 'x', ' folded', 'bad name'), fc.constantFrom(':', ': ', ''), fc.oneof(value, fc.constantFrom('3', 'chunked', '0')), fc.constant('\r\n')).map((p) => p.join(''));
   // Heads of the same length that differ in one byte are likely: the cache must compare text.
-  const head = fc.record({
-    type: fc.constantFrom('request' as const, 'response' as const),
-    first: fc.constantFrom('GET /a HTTP/1.1', 'GET /b HTTP/1.1', 'HTTP/1.1 201 OK', 'HEAD / HTTP/1.0', 'CONNECT h:1 HTTP/1.1', 'BREW / HTTP/1.1', 'GET  / HTTP/1.1', 'HTTP/1.1 200 OK', 'HTTP/1.0 204 No', 'HTTP/1.1 101 Up', 'HTTP/1.1 100 Continue', 'HTTP/1.1 2x0 OK'),
-    lines: fc.array(line, { maxLength: 6 }),
-    pad: fc.constantFrom(0, 0, 490, 520),
+  const first = fc.oneof(
+    fc.record({ type: fc.constant('request' as const), first: fc.constantFrom('GET /a HTTP/1.1', 'GET /b HTTP/1.1', 'HEAD / HTTP/1.0', 'CONNECT h:1 HTTP/1.1', 'BREW / HTTP/1.1', 'GET  / HTTP/1.1') }),
+    fc.record({ type: fc.constant('response' as const), first: fc.constantFrom('HTTP/1.1 200 OK', 'HTTP/1.1 201 OK', 'HTTP/1.0 204 No', 'HTTP/1.1 101 Up', 'HTTP/1.1 100 Continue', 'HTTP/1.1 2x0 OK', 'GET /a HTTP/1.1') }),
+  );
+  const head = fc.record({ first, lines: fc.array(line, { maxLength: 4 }), pad: fc.constantFrom(0, 0, 0, 490, 520) }).map(({ first: f, lines, pad }) => ({ type: f.type, first: f.first, lines, pad }));
+
+  test('heads of the same length that differ in one byte are told apart', () => {
+    const seq = (type: 'request' | 'response', a: string, b: string) => {
+      const state = createH1State(opts);
+      for (const text of [a, a, a, b, b, a]) {
+        state.pendingMethods.splice(0, Infinity, { method: 'GET', startNs: 0 });
+        Object.assign(state[type], { mode: 'head', remaining: 0, lost: 0 });
+        const fresh = createH1State(opts);
+        fresh.pendingMethods.push({ method: 'GET', startNs: 0 });
+        expect(parseH1Frame(type, Buffer.from(text, 'latin1'), state)).toEqual(parseH1Frame(type, Buffer.from(text, 'latin1'), fresh));
+      }
+    };
+    seq('request', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n', 'GET /b HTTP/1.1\r\nHost: h\r\n\r\n');
+    seq('request', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n', 'GET /a HTTP/1.0\r\nHost: h\r\n\r\n');
+    seq('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n', 'HTTP/1.1 201 OK\r\nContent-Length: 1\r\n\r\n');
+    seq('response', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n');
   });
 
   test('each parse of a sequence of heads equals a first parse, whatever the callers did with their headers', () => {
     fc.assert(
-      fc.property(fc.array(head, { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { minLength: 2, maxLength: 6 }), (heads, order) => {
+      fc.property(fc.array(head, { minLength: 1, maxLength: 3 }), fc.array(fc.nat({ max: 2 }), { minLength: 3, maxLength: 9 }), (heads, order) => {
         const bufs = heads.map(({ type, first, lines, pad }) => {
           const padLine = pad > 0 ? `X-Pad: ${'p'.repeat(pad)}\r\n` : '';
           return { type, buf: Buffer.from(`${first}\r\n${padLine}${lines.join('')}\r\n`, 'latin1') };

@@ -367,22 +367,33 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
-  let line = state.lastRequestHead;
+  const cached = state.lastRequestHead;
+  let method: string;
+  let target: string;
+  let version: '1.0' | '1.1';
   let headers: RawHeaders;
-  if (line !== undefined && line.text === head.text) headers = line.headers.slice();
-  else {
+  if (cached !== undefined && cached.text === head.text) {
+    method = cached.method;
+    target = cached.target;
+    version = cached.version;
+    headers = cached.headers.slice();
+  } else {
     const m = requestLine(head.text, head.lineEnd);
     if (m === undefined || m.method === undefined) {
-      const text = head.text.slice(0, head.lineEnd);
-      return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${text.slice(0, 64)}"`) : notALine('request', buf);
+      const line = head.text.slice(0, head.lineEnd);
+      return m === undefined && looksLikeRequest(buf, 0) !== false ? invalid(`bad request line "${line.slice(0, 64)}"`) : notALine('request', buf);
     }
     const parsed = headHeaders(head);
     if (typeof parsed === 'string') return invalid(parsed);
+    method = m.method;
+    target = m.target;
+    version = m.minor === 48 ? '1.0' : '1.1';
     headers = parsed;
-    line = { text: head.text, method: m.method, target: m.target, version: m.minor === 48 ? '1.0' : '1.1', status: 0, headers: parsed.slice() };
-    if (head.text.length <= MAX_CACHED_HEAD) state.lastRequestHead = line;
+    const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
+    // Kept for reuse once a text repeats: traffic whose heads all differ pays a compare, no copy.
+    if (text !== undefined && text === state.lastRequestText) state.lastRequestHead = { text, method, target, version, status: 0, headers: parsed.slice() };
+    state.lastRequestText = text;
   }
-  const method = line.method;
   const framing = headFraming(head, headers);
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
@@ -400,7 +411,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   state.pendingMethods.push({ method, startNs: tsNs });
   return {
     kind: 'success',
-    frame: { kind: 'request-head', method, target: line.target, version: line.version, headers, complete },
+    frame: { kind: 'request-head', method, target, version, headers, complete },
     consumed: head.consumed,
   };
 }
@@ -420,7 +431,9 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
     const parsed = headHeaders(head);
     if (typeof parsed === 'string') return invalid(parsed);
     headers = parsed;
-    if (head.text.length <= MAX_CACHED_HEAD) state.lastResponseHead = { text: head.text, method: '', target: '', version: '1.1', status, headers: parsed.slice() };
+    const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
+    if (text !== undefined && text === state.lastResponseText) state.lastResponseHead = { text, method: '', target: '', version: '1.1', status, headers: parsed.slice() };
+    state.lastResponseText = text;
   }
   const version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const dir = state.response;

@@ -82,16 +82,20 @@ export interface H1State {
   methodsResynced: boolean;
   /** When request bytes were lost (whole requests may be among them), oldest first. */
   requestGaps: TimeWindow[];
-  /** The last request and response heads parsed (small ones), by text: see H1CachedHead. */
+  /** Text of the last request and response head parsed, when small: a head that repeats it is cached. */
+  lastRequestText?: string;
+  lastResponseText?: string;
+  /** The last request and response heads that repeated, by text: see H1CachedHead. */
   lastRequestHead?: H1CachedHead;
   lastResponseHead?: H1CachedHead;
 }
 
 /**
- * A head's parse, reused when the next head of its direction has the same text: a keep-alive
+ * A head's parse, reused while the heads of its direction keep the same text: a keep-alive
  * client repeats its request head and a server its response head (its Date changes once a
- * second), so most heads need their header strings sliced only once. Everything kept depends
- * on the text alone; the header list is copied per message, so no two records share one.
+ * second), so most heads need their header strings sliced only once. Made on a head's first
+ * repeat, so heads that all differ (per-request ids) cost no copies. Everything kept depends on
+ * the text alone; the header list is copied per message, so no two records share one.
  */
 export interface H1CachedHead {
   text: string;
