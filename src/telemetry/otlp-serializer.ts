@@ -417,14 +417,15 @@ function memoise(memo: KeyMemo, v: AttrValue, start: number): void {
   }
   const n = pos - start - 1;
   if (n > MEMO_MAX_BYTES) return forget(memo);
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') memo.value = v;
+  if (typeof v === 'string') memo.value = ownString(v);
+  else if (typeof v === 'number' || typeof v === 'boolean') memo.value = v;
   else if (Array.isArray(v) && v.length <= MEMO_MAX_ITEMS) {
     const items = memo.items;
     items.length = 0;
     for (let i = 0; i < v.length; i++) {
       const item = v[i] as unknown;
       if (typeof item !== 'string') return forget(memo);
-      items.push(item);
+      items.push(ownString(item));
     }
     memo.value = items;
   } else return forget(memo);
@@ -432,6 +433,18 @@ function memoise(memo: KeyMemo, v: AttrValue, start: number): void {
   let kv = memo.keyValue;
   if (kv.length !== n) kv = memo.keyValue = new Uint8Array(n);
   for (let i = 0, from = start + 1; i < n; i++) kv[i] = buf[from + i];
+}
+
+// V8 makes a slice of this many chars or more a view of the string it was sliced from.
+const MIN_SLICE = 13;
+
+/**
+ * `s` as a string that keeps nothing else alive. Header values are slices of their whole head
+ * (up to 64 KiB), which a memo holding one would keep; appending a char and slicing it off copies
+ * `s` into a string of its own (one char longer) that the slice is a view of.
+ */
+function ownString(s: string): string {
+  return s.length < MIN_SLICE ? s : (s + ' ').slice(0, -1);
 }
 
 function forget(memo: KeyMemo): void {
