@@ -4,7 +4,7 @@
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
 import { NEEDS_MORE_DATA, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
-import type { H1DirState, H1Frame, H1State } from './types.js';
+import type { H1CachedHead, H1DirState, H1Frame, H1State } from './types.js';
 
 /** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -365,19 +365,23 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 }
 
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
-  const head = readHead(buf, 'request');
-  if ('kind' in head) return head;
   const cached = state.lastRequestHead;
   let method: string;
   let target: string;
   let version: '1.0' | '1.1';
   let headers: RawHeaders;
-  if (cached !== undefined && cached.text === head.text) {
+  let framingCode: number;
+  let consumed: number;
+  if (repeats(buf, cached)) {
     method = cached.method;
     target = cached.target;
     version = cached.version;
     headers = cached.headers.slice();
+    framingCode = cached.framing;
+    consumed = cached.bytes.length;
   } else {
+    const head = readHead(buf, 'request');
+    if ('kind' in head) return head;
     const m = requestLine(head.text, head.lineEnd);
     if (m === undefined || m.method === undefined) {
       const line = head.text.slice(0, head.lineEnd);
@@ -389,12 +393,16 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
     target = m.target;
     version = m.minor === 48 ? '1.0' : '1.1';
     headers = parsed;
+    framingCode = head.framing;
+    consumed = head.consumed;
     const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
     // Kept for reuse once a text repeats: traffic whose heads all differ pays a compare, no copy.
-    if (text !== undefined && text === state.lastRequestText) state.lastRequestHead = { text, method, target, version, status: 0, headers: parsed.slice() };
+    if (text !== undefined && text === state.lastRequestText) {
+      state.lastRequestHead = { bytes: copyOf(buf, consumed), method, target, version, status: 0, framing: framingCode, headers: parsed.slice() };
+    }
     state.lastRequestText = text;
   }
-  const framing = headFraming(head, headers);
+  const framing = headFraming(framingCode, headers);
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const dir = state.request;
   let complete = false;
@@ -412,39 +420,49 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   return {
     kind: 'success',
     frame: { kind: 'request-head', method, target, version, headers, complete },
-    consumed: head.consumed,
+    consumed,
   };
 }
 
 function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
-  const head = readHead(buf, 'response');
-  if ('kind' in head) return head;
   const cached = state.lastResponseHead;
   let status: number;
+  let version: '1.0' | '1.1';
   let headers: RawHeaders;
-  if (cached !== undefined && cached.text === head.text) {
+  let framingCode: number;
+  let consumed: number;
+  if (repeats(buf, cached)) {
     status = cached.status;
+    version = cached.version;
     headers = cached.headers.slice();
+    framingCode = cached.framing;
+    consumed = cached.bytes.length;
   } else {
+    const head = readHead(buf, 'response');
+    if ('kind' in head) return head;
     status = statusLine(head.text, head.lineEnd);
     if (status === 0) return invalid(`bad status line "${head.text.slice(0, Math.min(head.lineEnd, 64))}"`);
     const parsed = headHeaders(head);
     if (typeof parsed === 'string') return invalid(parsed);
+    version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
     headers = parsed;
+    framingCode = head.framing;
+    consumed = head.consumed;
     const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
-    if (text !== undefined && text === state.lastResponseText) state.lastResponseHead = { text, method: '', target: '', version: '1.1', status, headers: parsed.slice() };
+    if (text !== undefined && text === state.lastResponseText) {
+      state.lastResponseHead = { bytes: copyOf(buf, consumed), method: '', target: '', version, status, framing: framingCode, headers: parsed.slice() };
+    }
     state.lastResponseText = text;
   }
-  const version = head.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const dir = state.response;
-  const frame = { kind: 'response-head' as const, status, version: version as '1.0' | '1.1', headers, interim: false, complete: true };
+  const frame = { kind: 'response-head' as const, status, version, headers, interim: false, complete: true };
   if (status < 200 && status !== 101) {
     frame.interim = true;
-    return { kind: 'success', frame, consumed: head.consumed };
+    return { kind: 'success', frame, consumed: consumed };
   }
   // The answered request's method decides framing (chosen like the stitcher pairs).
   let method = answeredMethod(state, tsNs);
-  if (method === undefined && looksLikeResponse(buf, head.consumed) !== false && buf.length - head.consumed >= 7) {
+  if (method === undefined && looksLikeResponse(buf, consumed) !== false && buf.length - consumed >= 7) {
     // Its request was lost; another status line right after the head means it had no body (HEAD).
     method = 'HEAD';
   }
@@ -455,7 +473,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   }
   else if (method === 'HEAD' || status === 204 || status === 304) dir.mode = 'head';
   else {
-    const framing = headFraming(head, headers);
+    const framing = headFraming(framingCode, headers);
     if (framing === 'invalid') return invalid('bad Content-Length in response');
     if (framing === 'chunked') {
       dir.mode = 'chunk-size';
@@ -469,7 +487,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
       frame.complete = false;
     }
   }
-  return { kind: 'success', frame, consumed: head.consumed };
+  return { kind: 'success', frame, consumed: consumed };
 }
 
 /**
@@ -599,6 +617,24 @@ function isOws(c: number): boolean {
   return c === 32 || c === 9;
 }
 
+/**
+ * Whether buf starts with the cached head's bytes: its head is then that one, whose first CRLFCRLF
+ * ends those bytes, and parses the same. One compare in C++ instead of a scan, a latin1 decode and
+ * the header strings.
+ */
+function repeats(buf: Buffer, cached: H1CachedHead | undefined): cached is H1CachedHead {
+  if (cached === undefined) return false;
+  const n = cached.bytes.length;
+  return buf.length >= n && buf.compare(cached.bytes, 0, n, 0, n) === 0;
+}
+
+/** buf's first n bytes in memory of their own: not a view pinning a batch, nor a slice of Buffer's shared pool. */
+function copyOf(buf: Buffer, n: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(n);
+  buf.copy(out, 0, 0, n);
+  return out;
+}
+
 /** Case-insensitive equality with a lower-case ASCII name, without allocating a lowered copy. */
 function isName(s: string, lower: string): boolean {
   if (s.length !== lower.length) return false;
@@ -606,9 +642,8 @@ function isName(s: string, lower: string): boolean {
   return true;
 }
 
-/** The head's framing: as scanHead read it from bytes, or bodyFraming's. Exported for the test. */
-export function headFraming(head: Head, headers: RawHeaders): 'chunked' | 'none' | 'invalid' | number {
-  const f = head.framing;
+/** A head's framing from its Head.framing: as scanHead read it from bytes, or bodyFraming's. Exported for the test. */
+export function headFraming(f: number, headers: RawHeaders): 'chunked' | 'none' | 'invalid' | number {
   if (f >= 0) return f;
   return f === FRAMING_NONE ? 'none' : bodyFraming(headers);
 }

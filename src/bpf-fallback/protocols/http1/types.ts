@@ -91,19 +91,22 @@ export interface H1State {
 }
 
 /**
- * A head's parse, reused while the heads of its direction keep the same text: a keep-alive
+ * A head's parse, reused while the heads of its direction keep the same bytes: a keep-alive
  * client repeats its request head and a server its response head (its Date changes once a
  * second), so most heads need their header strings sliced only once. Made on a head's first
  * repeat, so heads that all differ (per-request ids) cost no copies. Everything kept depends on
  * the text alone; the header list is copied per message, so no two records share one.
  */
 export interface H1CachedHead {
-  text: string;
-  /** Request heads: the method (a known method), target and version. */
+  /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
+  bytes: Buffer;
+  /** Request heads: the method (a known method) and target. */
   method: string;
   target: string;
   version: '1.0' | '1.1';
   /** Response heads. */
   status: number;
+  /** Head.framing: a Content-Length, or a code for parse.ts's headFraming. */
+  framing: number;
   headers: RawHeaders;
 }
