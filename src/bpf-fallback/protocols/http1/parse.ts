@@ -397,9 +397,9 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
     consumed = head.consumed;
     const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
     // Kept for reuse once a text repeats: traffic whose heads all differ pays a compare, no copy.
-    if (text !== undefined && text === state.lastRequestText) {
-      state.lastRequestHead = { bytes: copyOf(buf, consumed), method, target, version, status: 0, framing: framingCode, headers: parsed.slice() };
-    }
+    // A head that does not repeat the cached one ends its reuse: later ones don't pay the compare.
+    state.lastRequestHead =
+      text !== undefined && text === state.lastRequestText ? { bytes: copyOf(buf, consumed), method, target, version, status: 0, framing: framingCode, headers: parsed.slice() } : undefined;
     state.lastRequestText = text;
   }
   const framing = headFraming(framingCode, headers);
@@ -449,9 +449,8 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
     framingCode = head.framing;
     consumed = head.consumed;
     const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
-    if (text !== undefined && text === state.lastResponseText) {
-      state.lastResponseHead = { bytes: copyOf(buf, consumed), method: '', target: '', version, status, framing: framingCode, headers: parsed.slice() };
-    }
+    state.lastResponseHead =
+      text !== undefined && text === state.lastResponseText ? { bytes: copyOf(buf, consumed), method: '', target: '', version, status, framing: framingCode, headers: parsed.slice() } : undefined;
     state.lastResponseText = text;
   }
   const dir = state.response;
@@ -625,7 +624,8 @@ function isOws(c: number): boolean {
 function repeats(buf: Buffer, cached: H1CachedHead | undefined): cached is H1CachedHead {
   if (cached === undefined) return false;
   const n = cached.bytes.length;
-  return buf.length >= n && buf.compare(cached.bytes, 0, n, 0, n) === 0;
+  // The call into C++ only for a head that ends where the cached one does.
+  return buf.length >= n && buf[n - 1] === 10 && buf[n - 2] === 13 && buf[n - 3] === 10 && buf[n - 4] === 13 && buf.compare(cached.bytes, 0, n, 0, n) === 0;
 }
 
 /** buf's first n bytes in memory of their own: not a view pinning a batch, nor a slice of Buffer's shared pool. */

@@ -94,8 +94,9 @@ export interface H1State {
  * A head's parse, reused while the heads of its direction keep the same bytes: a keep-alive
  * client repeats its request head and a server its response head (its Date changes once a
  * second), so most heads need their header strings sliced only once. Made on a head's first
- * repeat, so heads that all differ (per-request ids) cost no copies. Everything kept depends on
- * the text alone; the header list is copied per message, so no two records share one.
+ * repeat and dropped at the first head that differs, so heads that all differ (per-request ids)
+ * cost no copies and no compares. Everything kept depends on the bytes alone; the header list is
+ * copied per message, so no two records share one.
  */
 export interface H1CachedHead {
   /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
