@@ -173,6 +173,36 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('spans with resources of their own: one ResourceSpans per resource, in order of first appearance, as the official serializer groups them', () => {
+    // Resource attribute values as the agent's (strings and integers).
+    const ownAttributes = fc.dictionary(anyString.filter((k) => !(k in Object.prototype)), fc.oneof(anyString, fc.integer({ min: 0, max: 2 ** 22 })), { maxKeys: 5 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(spanRecord, fc.integer({ min: -1, max: 2 })), { minLength: 1, maxLength: 6 }),
+        fc.array(ownAttributes, { minLength: 3, maxLength: 3 }),
+        resourceAttributes,
+        (tagged, owns, resource) => {
+          const spanResources = owns.map((attributes) => ({ attributes }));
+          const otelResources = owns.map((attributes) => resourceFromAttributes(attributes as OtelAttributes));
+          const own = resourceFromAttributes(resource);
+          const spans = tagged.map(([span, r]) => (r < 0 ? span : { ...span, resource: spanResources[r] }));
+          const theirs = ProtobufTraceSerializer.serializeRequest(tagged.map(([span, r]) => toReadableSpan(span, r < 0 ? own : otelResources[r])))!;
+          const ser = new OtlpTraceSerializer(resource, SCOPE);
+          // Twice: the second time each resource's encoding comes from the serializer's cache.
+          for (let round = 0; round < 2; round++) {
+            const encoded = spans.map((s) => ser.encodeSpan(s));
+            const ours = ser.encodedSpans.serializeRequest(encoded)!;
+            expect(decode(ours)).toEqual(decode(theirs));
+            expect(Buffer.from(ours).equals(Buffer.from(theirs))).toBe(true);
+            ser.releaseEncoded(encoded);
+          }
+          expect(Buffer.from(ser.serializeRequest(spans)).equals(Buffer.from(theirs))).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('encoded spans stay intact across slabs, spans bigger than a slab, and later batches', () => {
     const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
     const mk = (i: number, bytes: number): SpanRecord => ({

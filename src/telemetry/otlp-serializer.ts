@@ -9,7 +9,7 @@
 // (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
-import type { AttrValue, Attributes, SpanRecord } from './span.js';
+import type { AttrValue, Attributes, SpanRecord, SpanResource } from './span.js';
 
 export interface InstrumentationScopeInfo {
   name: string;
@@ -63,12 +63,24 @@ function isReferenced(v: Uint8Array): boolean {
 }
 
 /** A span from encodeSpan: its bytes, or the pieces they are made of (see REFERENCE_MIN_BYTES). */
-export type EncodedSpan = Uint8Array | Uint8Array[];
+export type EncodedSpan = SpanBytes | OwnResourceSpan;
+type SpanBytes = Uint8Array | Uint8Array[];
+
+/** A span with a resource of its own (SpanRecord.resource): its bytes and its `resource = 1` field. */
+export interface OwnResourceSpan {
+  readonly bytes: SpanBytes;
+  readonly resource: Buffer;
+}
+
+function spanBytes(span: EncodedSpan): SpanBytes {
+  return span instanceof Uint8Array || Array.isArray(span) ? span : span.bytes;
+}
 
 export function encodedLength(span: EncodedSpan): number {
-  if (!Array.isArray(span)) return span.length;
+  const bytes = spanBytes(span);
+  if (!Array.isArray(bytes)) return bytes.length;
   let n = 0;
-  for (let i = 0; i < span.length; i++) n += span[i].length;
+  for (let i = 0; i < bytes.length; i++) n += bytes[i].length;
   return n;
 }
 
@@ -729,12 +741,40 @@ function encodeOnce(write: () => void): Buffer {
   return out;
 }
 
+/** `resource = 1` of ResourceSpans (tag included), as the official writer encodes a Resource. */
+function encodeResourceField(attributes: Readonly<Attributes>): Buffer {
+  return encodeOnce(() => {
+    buf[pos++] = 0x0a;
+    const start = beginLength(MAX_VARINT32);
+    putAttributes(0x0a, attributes); // Resource.attributes = 1
+    ensure(2);
+    buf[pos++] = 0x10; // Resource.dropped_attributes_count = 2, written as the official writer does
+    buf[pos++] = 0;
+    endLength(start, MAX_VARINT32, 0);
+  });
+}
+
+/** Copies a span's bytes to `out` at `at`; returns where they end. */
+function copySpan(out: Buffer, at: number, bytes: SpanBytes): number {
+  if (!Array.isArray(bytes)) {
+    out.set(bytes, at);
+    return at + bytes.length;
+  }
+  for (let j = 0; j < bytes.length; j++) {
+    out.set(bytes[j], at);
+    at += bytes[j].length;
+  }
+  return at;
+}
+
 /** The serializer the export delegate gets when the queue holds spans from encodeSpan. */
 export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServiceResponse>;
 
 /**
- * The OTLP trace serializer for the official gRPC export delegate. One resource and one scope
- * per process, so both are encoded once, here, and copied into every request.
+ * The OTLP trace serializer for the official gRPC export delegate. One scope per process, and one
+ * resource, encoded once, here, and copied into every request; spans with a resource of their own
+ * (SpanRecord.resource: the node agent's traced processes) go under it, each resource encoded
+ * once per resource object.
  */
 export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTraceServiceResponse> {
   readonly encodedSpans: EncodedSpansSerializer = {
@@ -755,17 +795,11 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   private readonly spareSlabs: Buffer[] = [];
   private readonly spareRequests: Buffer[] = [];
   private lastRequest: Buffer | undefined;
+  /** Spans' own resources, encoded: producers reuse one object per entity (SpanResource). */
+  private readonly ownResources = new WeakMap<SpanResource, Buffer>();
 
   constructor(resource: Record<string, string>, scope: InstrumentationScopeInfo) {
-    this.resourceField = encodeOnce(() => {
-      buf[pos++] = 0x0a;
-      const start = beginLength(MAX_VARINT32);
-      putAttributes(0x0a, resource); // Resource.attributes = 1
-      ensure(2);
-      buf[pos++] = 0x10; // Resource.dropped_attributes_count = 2, written as the official writer does
-      buf[pos++] = 0;
-      endLength(start, MAX_VARINT32, 0);
-    });
+    this.resourceField = encodeResourceField(resource);
     this.scopeField = encodeOnce(() => {
       buf[pos++] = 0x0a;
       const start = beginLength(MAX_VARINT32);
@@ -779,6 +813,14 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   serializeRequest(spans: SpanRecord[]): Uint8Array {
     // Like the official serializer, no spans means an empty request.
     if (spans.length === 0) return new Uint8Array(0);
+    // Spans with resources of their own are grouped by serializeEncoded (a path for tests: the
+    // exporter always encodes spans one by one).
+    if (spans.some((s) => s.resource !== undefined)) {
+      const encoded = spans.map((s) => this.encodeSpan(s));
+      const request = Buffer.from(this.serializeEncoded(encoded));
+      this.releaseEncoded(encoded);
+      return request;
+    }
     // Spans go after room for the header; the header is written last, right before them, once
     // the outer lengths are known, so the spans never move.
     const room = this.headerRoom;
@@ -787,9 +829,9 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     pos = room;
     for (let i = 0; i < spans.length; i++) putSpan(spans[i]);
     const end = pos;
-    const start = room - this.headerLength(end - room);
+    const start = room - this.headerLength(end - room, this.resourceField);
     pos = start;
-    this.putHeader(end - room);
+    this.putHeader(end - room, this.resourceField);
     // Copied out: the transport sends asynchronously and the scratch buffer is reused. A memcpy:
     // Buffer.from(subarray) would copy byte by byte.
     const out = Buffer.allocUnsafe(end - start);
@@ -803,6 +845,15 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    * into a shared slab, not a buffer of their own: one allocation per slab, not per span.
    */
   encodeSpan(span: SpanRecord): EncodedSpan {
+    const own = span.resource;
+    if (own === undefined) return this.encodeBytes(span);
+    // Before the span: a resource is encoded with the scratch buffer.
+    let resource = this.ownResources.get(own);
+    if (resource === undefined) this.ownResources.set(own, (resource = encodeResourceField(own.attributes)));
+    return { bytes: this.encodeBytes(span), resource };
+  }
+
+  private encodeBytes(span: SpanRecord): SpanBytes {
     if (this.slab.length - this.slabPos < Math.max(SLAB_MIN_ROOM, 4 * this.lastSpanBytes)) this.nextSlab();
     const scratch = buf;
     buf = this.slab;
@@ -859,7 +910,7 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    */
   releaseEncoded(spans: EncodedSpan[]): void {
     if (spans.length === 0) return;
-    const last = spans[spans.length - 1];
+    const last = spanBytes(spans[spans.length - 1]);
     const lastBytes = Array.isArray(last) ? last[last.length - 1] : last;
     let done = this.fullSlabs.findIndex((s) => s.buffer === lastBytes.buffer);
     if (done < 0) done = this.fullSlabs.length;
@@ -888,47 +939,75 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   serializeEncoded(spans: EncodedSpan[], room = 0): Buffer {
     if (spans.length === 0) return Buffer.alloc(room);
     let spansLen = 0;
-    for (let i = 0; i < spans.length; i++) spansLen += encodedLength(spans[i]);
-    const headerLen = this.headerLength(spansLen);
-    pos = 0;
-    ensure(headerLen);
-    this.putHeader(spansLen);
-    const total = room + headerLen + spansLen;
-    let request = this.spareRequests.pop();
-    if (request === undefined || request.length < total) request = Buffer.allocUnsafeSlow(total);
-    this.lastRequest = request;
-    const out = request.subarray(0, total);
-    buf.copy(out, room, 0, headerLen);
-    let at = room + headerLen;
+    let own = false;
     for (let i = 0; i < spans.length; i++) {
       const span = spans[i];
-      if (!Array.isArray(span)) {
-        out.set(span, at);
-        at += span.length;
-        continue;
-      }
-      for (let j = 0; j < span.length; j++) {
-        out.set(span[j], at);
-        at += span[j].length;
-      }
+      if (!(span instanceof Uint8Array || Array.isArray(span))) own = true;
+      spansLen += encodedLength(span);
+    }
+    if (own) return this.serializeGrouped(spans, room);
+    const headerLen = this.headerLength(spansLen, this.resourceField);
+    const out = this.request(room + headerLen + spansLen);
+    pos = 0;
+    ensure(headerLen);
+    this.putHeader(spansLen, this.resourceField);
+    buf.copy(out, room, 0, headerLen);
+    let at = room + headerLen;
+    for (let i = 0; i < spans.length; i++) at = copySpan(out, at, spans[i] as SpanBytes);
+    return out;
+  }
+
+  /**
+   * One ResourceSpans per resource, in the order each first appears, as the official serializer
+   * groups spans by their Resource; spans without one of their own go under this serializer's.
+   */
+  private serializeGrouped(spans: EncodedSpan[], room: number): Buffer {
+    const groups = new Map<Buffer, { spans: SpanBytes[]; len: number }>();
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i];
+      const own = span instanceof Uint8Array || Array.isArray(span) ? undefined : span;
+      const resource = own === undefined ? this.resourceField : own.resource;
+      let group = groups.get(resource);
+      if (group === undefined) groups.set(resource, (group = { spans: [], len: 0 }));
+      group.spans.push(own === undefined ? (span as SpanBytes) : own.bytes);
+      group.len += encodedLength(span);
+    }
+    let total = room;
+    for (const [resource, group] of groups) total += this.headerLength(group.len, resource) + group.len;
+    const out = this.request(total);
+    let at = room;
+    for (const [resource, group] of groups) {
+      pos = 0;
+      ensure(this.headerLength(group.len, resource));
+      this.putHeader(group.len, resource);
+      at += buf.copy(out, at, 0, pos);
+      for (let i = 0; i < group.spans.length; i++) at = copySpan(out, at, group.spans[i]);
     }
     return out;
   }
 
-  /** Bytes of the request before its spans (ResourceSpans and ScopeSpans heads, resource, scope). */
-  private headerLength(spansLen: number): number {
+  /** A request buffer of `total` bytes, reused from a finished export when one is big enough. */
+  private request(total: number): Buffer {
+    let request = this.spareRequests.pop();
+    if (request === undefined || request.length < total) request = Buffer.allocUnsafeSlow(total);
+    this.lastRequest = request;
+    return request.subarray(0, total);
+  }
+
+  /** Bytes of a ResourceSpans before its spans (ResourceSpans and ScopeSpans heads, resource, scope). */
+  private headerLength(spansLen: number, resourceField: Buffer): number {
     const scopeSpansLen = this.scopeField.length + spansLen;
-    const resourceSpansLen = this.resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
+    const resourceSpansLen = resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
     return 1 + varintSize(resourceSpansLen) + resourceSpansLen - spansLen;
   }
 
-  /** Writes the header at pos (room ensured by the caller). */
-  private putHeader(spansLen: number): void {
+  /** Writes a ResourceSpans' header at pos (room ensured by the caller). */
+  private putHeader(spansLen: number, resourceField: Buffer): void {
     const scopeSpansLen = this.scopeField.length + spansLen;
-    const resourceSpansLen = this.resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
+    const resourceSpansLen = resourceField.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
     buf[pos++] = 0x0a; // ExportTraceServiceRequest.resource_spans = 1
     putVarint32(resourceSpansLen);
-    pos += this.resourceField.copy(buf, pos);
+    pos += resourceField.copy(buf, pos);
     buf[pos++] = 0x12; // ResourceSpans.scope_spans = 2
     putVarint32(scopeSpansLen);
     pos += this.scopeField.copy(buf, pos);

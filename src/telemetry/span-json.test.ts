@@ -29,6 +29,14 @@ describe('span JSON lines', () => {
     expect(back).toEqual({ ...span, attributes: { ...span.attributes, body: Buffer.from([0, 255, 10]) } });
   });
 
+  it('carries a span\'s own resource, and reads it back', () => {
+    const own = { ...span, resource: { attributes: { 'service.name': 'nginx', 'process.pid': 812 } } };
+    const line = spanToJson(own);
+    expect(JSON.parse(line).resource).toEqual({ attributes: { 'service.name': 'nginx', 'process.pid': 812 } });
+    expect(spanFromJson(line).resource).toEqual(own.resource);
+    expect(JSON.parse(spanToJson(span))).not.toHaveProperty('resource');
+  });
+
   it('encodes a byte view with an offset into a larger buffer correctly', () => {
     const big = Buffer.from('xxxxHELLOyyyy');
     const line = spanToJson({ ...span, attributes: { body: big.subarray(4, 9) }, events: [] });

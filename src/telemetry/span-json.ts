@@ -24,6 +24,7 @@ export function spanToJson(span: SpanRecord): string {
     attributes: attrsToJson(span.attributes),
     events: span.events.map((e) => ({ name: e.name, timeMs: e.timeMs, attributes: attrsToJson(e.attributes) })),
     status: span.status,
+    resource: span.resource === undefined ? undefined : { attributes: attrsToJson(span.resource.attributes) },
   });
 }
 
@@ -36,6 +37,7 @@ export function spanFromJson(line: string): SpanRecord {
   o.attributes = attrsFromJson(o.attributes as unknown as Record<string, JsonAttrValue>);
   o.events ??= [];
   for (const e of o.events) e.attributes = attrsFromJson(e.attributes as unknown as Record<string, JsonAttrValue>);
+  if (o.resource !== undefined) o.resource = { attributes: attrsFromJson(o.resource.attributes as unknown as Record<string, JsonAttrValue>) };
   return o;
 }
 

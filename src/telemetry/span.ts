@@ -43,6 +43,20 @@ export interface SpanRecord {
   attributes: Attributes;
   events: SpanEvent[];
   status: { code: StatusCode; message?: string };
+  /**
+   * The span's own OTLP resource, complete (it replaces the exporter's), when the span is not the
+   * exporting process's own: the node agent traces many processes, each a resource of its own
+   * (service.name, process.*, container.*, k8s.*). Absent: the exporter's resource.
+   */
+  resource?: SpanResource;
+}
+
+/**
+ * A span's own resource. The exporter encodes each object once, so a producer reuses one object
+ * for all spans of an entity.
+ */
+export interface SpanResource {
+  readonly attributes: Readonly<Attributes>;
 }
 
 /** Where finished spans go. Must never throw and never block: a full queue drops and counts. */
