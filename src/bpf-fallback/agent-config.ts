@@ -40,7 +40,8 @@ through perf only with it; --no-tls drops that need), BTF (/sys/kernel/btf/vmlin
 flags:
   --otlp-endpoint URL     OTLP/gRPC endpoint (default OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or http://localhost:4317)
   --console               write spans as JSON lines to stdout instead of exporting them
-  --service-name NAME     service.name of the agent's resource (default OTEL_SERVICE_NAME)
+  --service-name NAME     service.name of the agent's own resource (default OTEL_SERVICE_NAME); each
+                          span's resource is its traced process, named as README says
   --policy FILE           capture policy (YAML/JSON), reloaded when it changes
   --tail                  print a live table: ${'TIMESTAMP COMM PID SRC DST PROTO METHOD HOST PATH STATUS LATENCY'}
   --json                  print one JSON object per request

@@ -89,10 +89,13 @@ describe('agent composition', () => {
     await receiver.close();
     expect(received).toHaveLength(1);
     const span = received[0];
-    expect(span).toMatchObject({ kind: 2, service: 'sidetrace-agent', name: 'POST' });
+    // The traced process is the span's service and resource; the agent's own resource is under it.
+    expect(span).toMatchObject({ kind: 2, service: 'nginx', name: 'POST' });
+    expect(span.resource).toMatchObject({ 'service.name': 'nginx', 'process.pid': 4321, 'process.executable.name': 'nginx', 'telemetry.sdk.language': 'nodejs' });
     expect(span.startMs).toBeCloseTo(1_700_000_000_000 + 1e6 + 1, 3);
     expect(span.durationMs).toBeCloseTo(1, 3);
-    expect(span.attributes).toMatchObject({ 'process.pid': 4321, 'process.executable.name': 'nginx', 'http.response.status_code': 201, 'http.request.body.content': '{}' });
+    expect(span.attributes).toMatchObject({ 'http.response.status_code': 201, 'http.request.body.content': '{}' });
+    expect(span.attributes['process.pid']).toBeUndefined();
   });
 
   test('with the export queue full, records are dropped (counted) before a span is built; live rows still get them', async () => {

@@ -25,7 +25,7 @@ import { ConnTable } from './conn-table.js';
 import type { AgentEvent, KernelCounters } from './events.js';
 import { combineTaps, createOutputTap } from './output.js';
 import { PodDirectory } from './k8s-pods.js';
-import { ProcessInfoCache } from './process-info.js';
+import { ProcessInfoCache, sharedResource } from './process-info.js';
 import { SpanReplayer } from './spans.js';
 
 /** What the agent needs from the kernel side (native.ts's openAgentCapture provides it). */
@@ -129,6 +129,7 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     tap,
     clock: options.clock ?? measureKernelClock(),
     process: (pid, comm) => processes.get(pid, comm),
+    sharedResource: sharedResource(resource.attributes),
     pods: pods === undefined ? undefined : (uid) => pods.lookup(uid),
   });
   const table = new ConnTable({

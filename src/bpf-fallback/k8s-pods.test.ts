@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startKube, type Kube } from '../../test/support/kube.js';
 import { PodDirectory, parsePodList } from './k8s-pods.js';
-import { parseCgroup, processAttributes } from './process-info.js';
+import { parseCgroup, processResource, serviceNameFromEnviron } from './process-info.js';
 
 const UID = '1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718';
 const CID = 'ab'.repeat(32);
@@ -133,17 +133,19 @@ describe('pod directory (real kube-apiserver)', () => {
     expect(pods.lookup(otherUid)).toBeUndefined();
   });
 
-  test('a process in a pod container gets pod name, namespace and container name on its spans', async () => {
+  test('a process in a pod container gets pod name, namespace and container name in its resource', async () => {
     const pods = new PodDirectory({ apiUrl: kube.url, token: agentToken, ca: kube.ca, nodeName: 'node-1' });
     await pods.refresh();
     // The kubelet's systemd cgroup driver writes the pod UID with underscores.
     const cgroup = parseCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${webUid.replace(/-/g, '_')}.slice/cri-containerd-${SIDE_CID}.scope\n`);
-    expect(processAttributes(42, 'node', { executableName: 'node', cgroup }, (uid) => pods.lookup(uid))).toMatchObject({
+    expect(processResource(42, 'node', { executableName: 'node', cgroup }, (uid) => pods.lookup(uid))).toMatchObject({
       'container.id': SIDE_CID,
       'k8s.pod.uid': webUid,
       'k8s.pod.name': 'web-7d9f',
       'k8s.namespace.name': NS,
       'k8s.container.name': 'sidetrace-proxy',
+      'service.name': 'sidetrace-proxy',
+      'service.namespace': NS,
     });
   });
 
@@ -215,10 +217,12 @@ describe('cgroup identity', () => {
     });
   }
 
-  test('span attributes name the pod and container when the directory knows them', () => {
+  test('the resource names the pod and container when the directory knows them; the container names the service', () => {
     const cgroup = parseCgroup(`0::/kubepods/burstable/pod${UID}/${CID}\n`);
     const pods = parsePodList(podList('api-7d9f'));
-    expect(processAttributes(42, 'node', { executableName: 'node', cgroup }, (uid) => pods.get(uid))).toEqual({
+    expect(processResource(42, 'node', { executableName: 'node', cgroup }, (uid) => pods.get(uid))).toEqual({
+      'service.name': 'api',
+      'service.namespace': 'shop',
       'process.pid': 42,
       'process.executable.name': 'node',
       'container.id': CID,
@@ -228,5 +232,24 @@ describe('cgroup identity', () => {
       'k8s.container.name': 'api',
       'sidetrace.cgroup': `/kubepods/burstable/pod${UID}/${CID}`,
     });
+    // The process's own OTEL_SERVICE_NAME wins; without a pod, the executable names the service.
+    expect(processResource(42, 'node', { executableName: 'node', cgroup, serviceName: 'checkout' }, (uid) => pods.get(uid))['service.name']).toBe('checkout');
+    expect(processResource(42, 'node', { executableName: 'node', cgroup: parseCgroup('0::/system.slice/x.service\n') })).toEqual({
+      'service.name': 'node',
+      'process.pid': 42,
+      'process.executable.name': 'node',
+      'sidetrace.cgroup': '/system.slice/x.service',
+    });
+  });
+
+  test('OTEL_SERVICE_NAME is read from a NUL-separated environment, blank meaning unset', () => {
+    const env = (...vars: string[]) => Buffer.from(vars.join('\0') + '\0');
+    expect(serviceNameFromEnviron(env('PATH=/bin', 'OTEL_SERVICE_NAME=cart', 'HOME=/'))).toBe('cart');
+    expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME=cart'))).toBe('cart');
+    expect(serviceNameFromEnviron(Buffer.from('A=1\0OTEL_SERVICE_NAME=tail-without-nul'))).toBe('tail-without-nul');
+    expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME=  '))).toBeUndefined();
+    expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME='))).toBeUndefined();
+    expect(serviceNameFromEnviron(env('XOTEL_SERVICE_NAME=no', 'OTEL_SERVICE_NAMES=no'))).toBeUndefined();
+    expect(serviceNameFromEnviron(Buffer.alloc(0))).toBeUndefined();
   });
 });

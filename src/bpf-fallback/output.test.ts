@@ -16,10 +16,9 @@ function span(over: Partial<SpanRecord> & { attributes?: SpanRecord['attributes'
     endMs: Date.UTC(2026, 10, 21, 16, 20, 1, 250) + 12.5,
     events: [],
     status: { code: StatusCode.UNSET },
+    resource: { attributes: { 'service.name': 'nginx', 'process.executable.name': 'nginx', 'process.pid': 812 } },
     ...over,
     attributes: {
-      'process.executable.name': 'nginx',
-      'process.pid': 812,
       'network.peer.address': '10.0.0.9',
       'network.peer.port': 51000,
       'network.local.address': '10.0.0.5',
@@ -90,6 +89,7 @@ describe('--tail / --json rows', () => {
     const obj = JSON.parse(text);
     expect(obj).toMatchObject({ kind: 'server', path: '/books/7?q=1', traceId: '0af7651916cd43dd8448eb211c80319c' });
     expect(obj.attributes['http.response.body.content']).toEqual({ base64: 'AP8=' });
+    expect(obj.resource).toEqual({ 'service.name': 'nginx', 'process.executable.name': 'nginx', 'process.pid': 812 });
   });
 
   test('a stalled output drops rows and counts them', () => {

@@ -40,6 +40,8 @@ export interface RequestRow {
 
 export function requestRow(span: SpanRecord): RequestRow {
   const a = span.attributes;
+  // The process is the span's resource (spans.ts); a span without one has nothing to show there.
+  const r = span.resource?.attributes ?? {};
   const server = span.kind === SpanKind.SERVER;
   const local = endpoint(a['network.local.address'], a['network.local.port']);
   const peer = endpoint(a['network.peer.address'], a['network.peer.port']);
@@ -49,8 +51,8 @@ export function requestRow(span: SpanRecord): RequestRow {
   const status = grpc && a['rpc.grpc.status_code'] !== undefined ? `grpc ${a['rpc.grpc.status_code']}` : a['http.response.status_code'] !== undefined ? String(a['http.response.status_code']) : '-';
   return {
     timestamp: new Date(span.startMs).toISOString().slice(11, 23),
-    comm: str(a['process.executable.name']),
-    pid: Number(a['process.pid'] ?? 0),
+    comm: str(r['process.executable.name']),
+    pid: Number(r['process.pid'] ?? 0),
     src: server ? peer : local,
     dst: server ? local : peer,
     proto: (grpc ? 'gRPC' : `HTTP/${version}`) + (tls ? '+TLS' : ''),
@@ -105,11 +107,17 @@ export function tableLine(row: RequestRow): string {
   return cells.map((c, i) => pad(c, WIDTHS[i], i === HOST || i === PATH)).join('').trimEnd() + '\n';
 }
 
-/** One request as one JSON object: the row's fields plus the span's ids and attributes. */
+/** One request as one JSON object: the row's fields plus the span's ids, attributes and resource. */
 export function jsonLine(span: SpanRecord, row: RequestRow): string {
-  const attributes: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(span.attributes)) attributes[k] = v instanceof Uint8Array ? { base64: Buffer.from(v).toString('base64') } : v;
-  return JSON.stringify({ ...row, traceId: span.traceId, spanId: span.spanId, kind: span.kind === SpanKind.SERVER ? 'server' : 'client', attributes }) + '\n';
+  const attributes = jsonAttributes(span.attributes);
+  const resource = jsonAttributes(span.resource?.attributes ?? {});
+  return JSON.stringify({ ...row, traceId: span.traceId, spanId: span.spanId, kind: span.kind === SpanKind.SERVER ? 'server' : 'client', attributes, resource }) + '\n';
+}
+
+function jsonAttributes(attrs: Readonly<SpanRecord['attributes']>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(attrs)) out[k] = v instanceof Uint8Array ? { base64: Buffer.from(v).toString('base64') } : v;
+  return out;
 }
 
 export function passesFilters(span: SpanRecord, opts: Pick<OutputOptions, 'minLatencyMs' | 'maxBodySize'>): boolean {

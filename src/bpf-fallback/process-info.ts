@@ -49,30 +49,79 @@ function identify(p: string): CgroupIdentity {
 export interface ProcessInfo {
   executableName: string;
   cgroup?: CgroupIdentity;
+  /** OTEL_SERVICE_NAME from the process's environment, when it sets one. */
+  serviceName?: string;
 }
 
 /** Pod name, namespace and container names by pod UID (a cluster's API), when known. */
 export type PodLookup = (podUid: string) => PodInfo | undefined;
 
-/** Span attributes for a process (semconv process.*, container.id, k8s.pod.*). */
-export function processAttributes(pid: number, comm: string, info: ProcessInfo, pods?: PodLookup): Attributes {
-  const attrs: Attributes = { 'process.pid': pid, 'process.executable.name': info.executableName || comm };
+/**
+ * The OTLP resource of a traced process: semconv service.*, process.*, container.id, k8s.pod.*.
+ * service.name is what the process would call itself (its OTEL_SERVICE_NAME), else its container's
+ * name in its pod, else its executable's name, as eBPF tracers (Beyla, Odigos) name services, so
+ * each workload is a service of its own in Jaeger or Tempo; service.namespace is the pod's.
+ */
+export function processResource(pid: number, comm: string, info: ProcessInfo, pods?: PodLookup, shared: Readonly<Attributes> = {}): Attributes {
+  const executable = info.executableName || comm;
+  const attrs: Attributes = { 'service.name': info.serviceName ?? executable };
   const cg = info.cgroup;
+  const pod = cg?.podUid === undefined ? undefined : pods?.(cg.podUid);
+  const container = pod === undefined || cg?.containerId === undefined ? undefined : pod.containers.get(cg.containerId);
+  if (pod !== undefined) {
+    if (info.serviceName === undefined && container !== undefined) attrs['service.name'] = container;
+    attrs['service.namespace'] = pod.namespace;
+  }
+  attrs['process.pid'] = pid;
+  attrs['process.executable.name'] = executable;
   if (cg !== undefined) {
     if (cg.containerId !== undefined) attrs['container.id'] = cg.containerId;
     if (cg.podUid !== undefined) {
       attrs['k8s.pod.uid'] = cg.podUid;
-      const pod = pods?.(cg.podUid);
       if (pod !== undefined) {
         attrs['k8s.pod.name'] = pod.name;
         attrs['k8s.namespace.name'] = pod.namespace;
-        const container = cg.containerId === undefined ? undefined : pod.containers.get(cg.containerId);
         if (container !== undefined) attrs['k8s.container.name'] = container;
       }
     }
     attrs['sidetrace.cgroup'] = cg.path;
   }
+  for (const k in shared) if (!(k in attrs)) attrs[k] = shared[k];
   return attrs;
+}
+
+/**
+ * What of the agent's own resource every traced process's resource shares: the node, cluster,
+ * host and the user's OTEL_RESOURCE_ATTRIBUTES (deployment.environment, ...), and telemetry.sdk.*
+ * (sidetrace made the spans). Not what names the agent itself: service.*, process.*, container.*
+ * and its pod's k8s.* (name, namespace, uid, owner), which would be wrong on another process.
+ */
+export function sharedResource(agent: Readonly<Record<string, string>>): Attributes {
+  const out: Attributes = {};
+  for (const k in agent) {
+    if (/^(?:service|process|container)\./.test(k)) continue;
+    if (k.startsWith('k8s.') && !k.startsWith('k8s.node.') && !k.startsWith('k8s.cluster.')) continue;
+    out[k] = agent[k];
+  }
+  return out;
+}
+
+// Bounded: an environment is usually a few KiB; a name set past this is not looked for.
+const ENVIRON_MAX_BYTES = 64 * 1024;
+const SERVICE_NAME_VAR = Buffer.from('OTEL_SERVICE_NAME=');
+
+/** OTEL_SERVICE_NAME in a /proc/<pid>/environ text (NUL-separated), if set and not blank. */
+export function serviceNameFromEnviron(environ: Buffer): string | undefined {
+  let found: string | undefined;
+  for (let at = 0; at < environ.length; ) {
+    let end = environ.indexOf(0, at);
+    if (end < 0) end = environ.length;
+    if (end - at > SERVICE_NAME_VAR.length && environ.compare(SERVICE_NAME_VAR, 0, SERVICE_NAME_VAR.length, at, at + SERVICE_NAME_VAR.length) === 0) {
+      found = environ.toString('utf8', at + SERVICE_NAME_VAR.length, end).trim() || undefined;
+    }
+    at = end + 1;
+  }
+  return found;
 }
 
 const MAX_CACHED = 16384;
@@ -116,6 +165,21 @@ export class ProcessInfoCache {
     } catch {
       cgroup = undefined;
     }
-    return { executableName, cgroup };
+    return { executableName, cgroup, serviceName: this.serviceName(pid) };
+  }
+
+  /** Reading another process's environment needs ptrace access (CAP_SYS_PTRACE): none, no name. */
+  private serviceName(pid: number): string | undefined {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(`${this.procRoot}/${pid}/environ`, 'r');
+      const buf = Buffer.allocUnsafe(ENVIRON_MAX_BYTES);
+      const n = fs.readSync(fd, buf, 0, ENVIRON_MAX_BYTES, 0);
+      return serviceNameFromEnviron(buf.subarray(0, n));
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
   }
 }

@@ -7,7 +7,7 @@ import { createProxyMetrics } from '../proxy/proxy-metrics.js';
 import { Metrics } from '../telemetry/metrics.js';
 import { SpanKind, StatusCode, type SpanRecord } from '../telemetry/span.js';
 import { fixedClock } from './clock.js';
-import { parseCgroup } from './process-info.js';
+import { parseCgroup, type ProcessInfo } from './process-info.js';
 import { SpanReplayer } from './spans.js';
 import { recordTraffic } from './test-support/record.js';
 import { newRun } from './test-support/run.js';
@@ -22,6 +22,8 @@ function agentSpans(doc: unknown = {}) {
   const spans: SpanRecord[] = [];
   const tapped: SpanRecord[] = [];
   const policy = compilePolicy(doc);
+  // One info object per pid, as the agent's ProcessInfoCache gives.
+  const infos = new Map<number, ProcessInfo>();
   const replayer = new SpanReplayer({
     serviceName: 'agent',
     policy: () => policy,
@@ -29,7 +31,11 @@ function agentSpans(doc: unknown = {}) {
     tap: { active: true, publish: (s) => tapped.push(s) },
     metrics: createProxyMetrics(new Metrics()),
     clock: fixedClock(OFFSET_MS),
-    process: () => ({ executableName: 'python3.11', cgroup: parseCgroup(CGROUP) }),
+    process: (pid) => {
+      let info = infos.get(pid);
+      if (info === undefined) infos.set(pid, (info = { executableName: 'python3.11', cgroup: parseCgroup(CGROUP) }));
+      return info;
+    },
   });
   const run = newRun({ onRecord: (conn, record) => replayer.replay(conn, record) });
   return { spans, tapped, run };
@@ -69,13 +75,34 @@ describe('spans from captured exchanges', () => {
       'http.request.header.authorization': ['REDACTED'],
       'http.request.body.content': '{"item":"book","password":"REDACTED"}',
       'http.response.body.content': '{"ok":false}\n',
+      'sidetrace.capture.source': 'ebpf',
+      'network.local.address': '10.1.0.5',
+    });
+    // The process is the span's resource (a service of its own), not a span attribute.
+    expect(s.resource?.attributes).toEqual({
+      'service.name': 'python3.11',
       'process.pid': 77,
       'process.executable.name': 'python3.11',
       'container.id': 'ab'.repeat(32),
       'k8s.pod.uid': '1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718',
-      'sidetrace.capture.source': 'ebpf',
-      'network.local.address': '10.1.0.5',
+      'sidetrace.cgroup': CGROUP.trim().slice(3),
     });
+    expect(Object.keys(s.attributes).filter((k) => k.startsWith('process.') || k.startsWith('k8s.') || k.startsWith('container.'))).toEqual([]);
+  });
+
+  test('one resource object per process, shared by its connections\' spans; another process gets its own', () => {
+    const { spans, run } = agentSpans();
+    const exchange = [
+      { direction: 'egress' as const, data: 'GET /a HTTP/1.1\r\nHost: a\r\n\r\n' },
+      { direction: 'ingress' as const, data: 'HTTP/1.1 204 No Content\r\n\r\n' },
+    ];
+    run.table.handle(connEvents({ connId: 30, pid: 501, role: 'client' }, exchange));
+    run.table.handle(connEvents({ connId: 31, pid: 501, role: 'client' }, exchange));
+    run.table.handle(connEvents({ connId: 32, pid: 502, role: 'client' }, exchange));
+    expect(spans).toHaveLength(3);
+    expect(spans[0].resource).toBe(spans[1].resource);
+    expect(spans[2].resource).not.toBe(spans[0].resource);
+    expect(spans.map((s) => s.resource?.attributes['process.pid'])).toEqual([501, 501, 502]);
   });
 
   test('server role over TLS: a Host without a port means 443, not 80', () => {
@@ -133,7 +160,7 @@ describe('spans from captured exchanges', () => {
     e.responseHead(503, resHead);
     e.responseBody(Buffer.from(RESPONSE.slice(RESPONSE.indexOf('\r\n\r\n') + 4)));
     e.responseEnd();
-    const agentOnly = ['process.pid', 'process.executable.name', 'container.id', 'k8s.pod.uid', 'sidetrace.cgroup', 'sidetrace.capture.source', 'network.local.address', 'network.local.port'];
+    const agentOnly = ['sidetrace.capture.source', 'network.local.address', 'network.local.port'];
     const strip = (a: Record<string, unknown>) => Object.fromEntries(Object.entries(a).filter(([k]) => !agentOnly.includes(k)));
     expect(strip(spans[0].attributes)).toEqual(strip(proxied[0].attributes));
     expect(spans[0].name).toBe(proxied[0].name);
@@ -174,7 +201,7 @@ describe('spans from captured exchanges', () => {
         e.responseEnd();
       }
     }
-    const agentOnly = ['process.pid', 'process.executable.name', 'container.id', 'k8s.pod.uid', 'sidetrace.cgroup', 'sidetrace.capture.source', 'network.local.address', 'network.local.port'];
+    const agentOnly = ['sidetrace.capture.source', 'network.local.address', 'network.local.port'];
     const strip = (a: Record<string, unknown>) => Object.entries(a).filter(([k]) => !agentOnly.includes(k));
     for (let i = 0; i < 4; i++) {
       const [a, p] = [spans[i], proxied[i]];
@@ -242,7 +269,7 @@ describe('spans from captured exchanges', () => {
       { direction: 'ingress', data: 'HTTP/1.1 204 No Content\r\n\r\n' },
     ]));
     expect(tapped).toEqual(spans);
-    expect(tapped[0].attributes['process.pid']).toBe(4242);
+    expect(tapped[0].resource?.attributes['process.pid']).toBe(4242);
     expect(tapped[0].endMs - tapped[0].startMs).toBe(1);
   });
 

@@ -1,28 +1,32 @@
 // Spans from captured exchanges, made exactly as the proxy makes them: each stitched record is
 // replayed into the proxy's Exchange (policy, trace context, headers, bodies, redaction, gRPC
-// messages) with the kernel's times, the process/container identity and the scheme, through the
-// exchange contract's fields for replayed exchanges. The process that read the request is the
-// server (SERVER span, inbound); the one that wrote it, the client.
+// messages) with the kernel's times and the scheme, through the exchange contract's fields for
+// replayed exchanges. The process that read the request is the server (SERVER span, inbound); the
+// one that wrote it, the client. Each span carries its process as its OTLP resource (service.name,
+// process.*, container.*, k8s.*): the agent traces many services, not itself.
 
 import type { ExchangeDeps, ExchangeFactory, TapHub } from '../proxy/exchange.js';
 import { createExchangeFactory, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
-import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
+import type { Attributes, SpanRecord, SpanResource, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
-import { processAttributes, type PodLookup, type ProcessInfo } from './process-info.js';
+import { processResource, type PodLookup, type ProcessInfo } from './process-info.js';
 import type { HttpRecord } from './protocols/protocol.js';
 
 export interface SpanReplayerDeps extends ExchangeDeps {
   clock: KernelClock;
+  /** Resource attributes every process's resource shares (sharedResource of the agent's own). */
+  sharedResource?: Readonly<Attributes>;
   process: (pid: number, comm: string) => ProcessInfo;
   pods?: PodLookup;
 }
 
-/** A connection's identity attributes, rebuilt when what they were made from changes. */
+/** A connection's resource and span attributes, rebuilt when what they were made from changes. */
 interface IdentityEntry {
   info: ProcessInfo;
   pod: unknown;
   source: ConnView['source'];
+  resource: SpanResource;
   attributes: Attributes;
 }
 
@@ -30,8 +34,14 @@ export class SpanReplayer {
   private readonly exchanges: ExchangeFactory;
   /** Per connection: the exchange only reads `attributes`, so one object serves all its records. */
   private readonly identities = new WeakMap<ConnView, IdentityEntry>();
+  /**
+   * Per process: one resource object for all its connections' spans, so the exporter encodes it
+   * once. Replaced when the process's info (exec) or its pod's metadata changes.
+   */
+  private readonly resources = new WeakMap<ProcessInfo, { pod: unknown; resource: SpanResource }>();
   /** The record being replayed: replay is synchronous, so a span built now is this record's. */
   private current: HttpRecord | undefined;
+  private currentResource: SpanResource | undefined;
 
   constructor(private readonly deps: SpanReplayerDeps) {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
@@ -54,8 +64,10 @@ export class SpanReplayer {
   replay(conn: ConnView, rec: HttpRecord): void {
     const { clock } = this.deps;
     const server = conn.requestDir === 'ingress';
-    const attributes = this.identity(conn);
+    const identity = this.identity(conn);
+    const attributes = identity.attributes;
     this.current = rec;
+    this.currentResource = identity.resource;
     try {
       const ex = this.exchanges.start({
         direction: server ? 'inbound' : 'outbound',
@@ -84,28 +96,35 @@ export class SpanReplayer {
       else ex.responseEnd(rec.responseTrailers, endMs);
     } finally {
       this.current = undefined;
+      this.currentResource = undefined;
     }
   }
 
-  private identity(conn: ConnView): Attributes {
+  private identity(conn: ConnView): IdentityEntry {
     const info = this.deps.process(conn.pid, conn.comm);
     const podUid = info.cgroup?.podUid;
     // Pod names can arrive after a connection's first span (the pod list is fetched async).
     const pod = podUid === undefined ? undefined : this.deps.pods?.(podUid);
     const cached = this.identities.get(conn);
-    if (cached !== undefined && cached.info === info && cached.pod === pod && cached.source === conn.source) return cached.attributes;
-    const attributes = processAttributes(conn.pid, conn.comm, info, this.deps.pods);
-    attributes['sidetrace.capture.source'] = conn.source === 'tls' ? 'ebpf-tls' : 'ebpf';
+    if (cached !== undefined && cached.info === info && cached.pod === pod && cached.source === conn.source) return cached;
+    let res = this.resources.get(info);
+    if (res === undefined || res.pod !== pod) {
+      res = { pod, resource: { attributes: processResource(conn.pid, conn.comm, info, this.deps.pods, this.deps.sharedResource) } };
+      this.resources.set(info, res);
+    }
+    const attributes: Attributes = { 'sidetrace.capture.source': conn.source === 'tls' ? 'ebpf-tls' : 'ebpf' };
     if (conn.local.address !== '') {
       attributes['network.local.address'] = conn.local.address;
       attributes['network.local.port'] = conn.local.port;
     }
-    this.identities.set(conn, { info, pod, source: conn.source, attributes });
-    return attributes;
+    const entry = { info, pod, source: conn.source, resource: res.resource, attributes };
+    this.identities.set(conn, entry);
+    return entry;
   }
 
   private sizes(span: SpanRecord): SpanRecord {
     const rec = this.current;
+    span.resource = this.currentResource;
     if (rec !== undefined) {
       bodySize(span.attributes, REQUEST_BODY, rec.requestBodySize);
       bodySize(span.attributes, RESPONSE_BODY, rec.responseBodySize);

@@ -24,6 +24,7 @@ interface Row {
   dst: string;
   latencyMs: number;
   attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
 }
 
 const SERVER = `
@@ -160,7 +161,7 @@ describe('agent on the real kernel', () => {
     expect(client).toMatchObject({ kind: 'client', comm: 'curl', method: 'POST', status: '200', proto: 'HTTP/1.1', dst: `127.0.0.1:${server.port}` });
     expect(client.attributes).toMatchObject({ 'http.request.body.content': '{"q":"plain"}', 'http.response.body.content': '{"path":"/plain/items?x=1","got":13}', 'sidetrace.capture.source': 'ebpf' });
     expect(srv).toMatchObject({ kind: 'server', method: 'POST', status: '200', src: client.src });
-    expect(srv.attributes['process.executable.name']).toBe('node');
+    expect(srv.resource['process.executable.name']).toBe('node');
   }, 60_000);
 
   test('TLS: curl and python3 clients to a node HTTPS server → plaintext spans from both sides', async () => {

@@ -48,6 +48,8 @@ interface Span {
   traceId: string;
   kind: number;
   attributes: Record<string, unknown>;
+  /** The agent's spans: the traced process (the console exporter's JSON lines carry it). */
+  resource?: { attributes: Record<string, unknown> };
   source: 'proxy' | 'agent';
 }
 
@@ -206,9 +208,9 @@ describe('a pod with the sidecar, traced by the node agent', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const proxy = proxySpans();
     expect(proxy.map((s) => s.kind)).toEqual(Array(N).fill(2));
-    expect(chart.spans.filter((s) => s.attributes['process.pid'] === undefined)).toEqual([]);
+    expect(chart.spans.filter((s) => s.resource?.attributes['process.pid'] === undefined)).toEqual([]);
     // Nothing from the sidecar's process: its sockets are its own to trace.
-    expect(chart.spans.filter((s) => s.attributes['process.executable.name'] === 'node' && s.kind === 3 && s.attributes['network.peer.port'] === appPort)).toEqual([]);
+    expect(chart.spans.filter((s) => s.resource?.attributes['process.executable.name'] === 'node' && s.kind === 3 && s.attributes['network.peer.port'] === appPort)).toEqual([]);
 
     const counts = countByHop([...proxy, ...chart.spans]);
     expect([...counts].filter(([, n]) => n !== 1)).toEqual([]);
@@ -218,7 +220,7 @@ describe('a pod with the sidecar, traced by the node agent', () => {
     }
     expect(counts.size).toBe(5 * N);
     // The sidecar traced the inbound hop; the agent traced who called it.
-    for (const s of chart.spans.filter((x) => hop(x) === `client->${netns.podIP}:${PROXY_PORT}`)) expect(s.attributes['process.executable.name']).toBe('curl');
+    for (const s of chart.spans.filter((x) => hop(x) === `client->${netns.podIP}:${PROXY_PORT}`)) expect(s.resource?.attributes['process.executable.name']).toBe('curl');
   });
 
   test('without --skip-uid (control, same traffic): the inbound hop is traced twice, and the sidecar\'s own sockets are traced', async () => {
@@ -228,7 +230,7 @@ describe('a pod with the sidecar, traced by the node agent', () => {
     // The sidecar's upstream connection to the app, seen from the sidecar's process.
     const fromSidecar = control.spans.filter((s) => s.kind === 3 && s.attributes['network.peer.port'] === appPort);
     expect(fromSidecar).toHaveLength(N);
-    expect(new Set(fromSidecar.map((s) => s.attributes['process.pid'])).size).toBe(1);
+    expect(new Set(fromSidecar.map((s) => s.resource?.attributes['process.pid'])).size).toBe(1);
   });
 
   test('--skip-port of the sidecar listener (not what the chart uses): no duplicate, but it also hides the caller\'s end and still traces the sidecar\'s upstream', async () => {
