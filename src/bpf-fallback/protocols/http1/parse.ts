@@ -11,7 +11,7 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE = 1024;
 const MAX_PENDING_METHODS = 256;
 /** Longest head text kept for reuse (H1CachedHead), per direction; counted by retainedH1. */
-export const MAX_CACHED_HEAD = 512;
+const MAX_CACHED_HEAD = 512;
 
 const KNOWN_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
 
@@ -396,8 +396,8 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
     framingCode = head.framing;
     consumed = head.consumed;
     const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
-    // Kept for reuse once a text repeats: traffic whose heads all differ pays a compare, no copy.
-    // A head that does not repeat the cached one ends its reuse: later ones don't pay the compare.
+    // Cached at a text's first repeat and dropped at the first head that differs: heads that all
+    // differ (per-request ids) pay a string compare, no copy and no byte compare.
     state.lastRequestHead =
       text !== undefined && text === state.lastRequestText ? { bytes: copyOf(buf, consumed), method, target, version, status: 0, framing: framingCode, headers: parsed.slice() } : undefined;
     state.lastRequestText = text;
@@ -457,7 +457,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
   const frame = { kind: 'response-head' as const, status, version, headers, interim: false, complete: true };
   if (status < 200 && status !== 101) {
     frame.interim = true;
-    return { kind: 'success', frame, consumed: consumed };
+    return { kind: 'success', frame, consumed };
   }
   // The answered request's method decides framing (chosen like the stitcher pairs).
   let method = answeredMethod(state, tsNs);
@@ -486,7 +486,7 @@ function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResu
       frame.complete = false;
     }
   }
-  return { kind: 'success', frame, consumed: consumed };
+  return { kind: 'success', frame, consumed };
 }
 
 /**

@@ -85,7 +85,7 @@ export interface H1State {
   /** Text of the last request and response head parsed, when small: a head that repeats it is cached. */
   lastRequestText?: string;
   lastResponseText?: string;
-  /** The last request and response heads that repeated, by text: see H1CachedHead. */
+  /** The last request and response heads that repeated, by their bytes: see H1CachedHead. */
   lastRequestHead?: H1CachedHead;
   lastResponseHead?: H1CachedHead;
 }
