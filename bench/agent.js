@@ -2,15 +2,16 @@
 // the agent off and on, interleaved in one run, plus a fixed 10k rps point (fortio, plain HTTP),
 // traced on both sides (2 spans per request) and on the server's side alone (1 span per request).
 // Reports throughput on/off, the agent's CPU per 1k rps and peak RSS, and event loss.
-//   node bench/agent.js              full run (~4 min), as root; results under bench/out/agent-<run>/
+//   node bench/agent.js              full run (~8 min), as root; results under bench/out/agent-<run>/
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
 //   node bench/agent.js --fixed-only the 10k req/s point alone (AGENT_BENCH_FIXED_RUNS times; median)
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
 // --cpu-prof during the fixed-rate point; its top self-time functions are printed).
 // The agent gets the chart's agent.nodeOptions in NODE_OPTIONS, as the DaemonSet runs it.
-// Modes per round: off, on (the agent unlimited), and "limited": the agent in a CPU cgroup with
-// the chart's agent.resources.limits.cpu as its quota, as a DaemonSet runs it (skipped when the
-// chart sets no CPU limit). Every row also has nginx's own CPU per request, the cost the probes
+// Modes per round: off, on (the agent unlimited, both wrk's and nginx's sides traced), server
+// (nginx's side alone: wrk under a uid the agent skips, as clients on other nodes), and "limited":
+// the agent in a CPU cgroup with the chart's agent.resources.limits.cpu as its quota, as a
+// DaemonSet runs it (skipped when the chart sets no CPU limit). Every row also has nginx's own CPU per request, the cost the probes
 // add inside the traced app whichever core the agent runs on.
 // The agent runs from src/ transpiled by esbuild into the run's directory, so the figures are of
 // this checkout, not of whatever dist/ holds.
@@ -67,24 +68,27 @@ async function main() {
   const cpuLimit = chartCpuLimit();
   const cgroup = cpuLimit === undefined ? undefined : makeCpuCgroup(cpuLimit);
   log(cgroup ? `limited mode: agent CPU quota ${cpuLimit} core (chart agent.resources.limits.cpu)` : 'limited mode skipped: the chart sets no agent CPU limit');
-  const modes = cgroup ? ['off', 'on', 'limited'] : ['off', 'on'];
+  // "server": the agent traces nginx alone, wrk running under a uid it skips, as when the clients
+  // run on other nodes (half the spans of "on", where wrk's side is traced too).
+  const modes = cgroup ? ['off', 'on', 'server', 'limited'] : ['off', 'on', 'server'];
+  const untraced = untracedLoad(fortio);
   const rows = [];
   for (const proto of cfg.fixedOnly ? [] : ['plain', 'tls']) {
     for (let round = 1; round <= cfg.rounds; round++) {
       // Reversed every other round, so a drift in the machine's load does not favour one mode.
       const order = round % 2 === 1 ? modes : [...modes].reverse();
       for (const mode of order) {
-        const load = () => withServerCpu(nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}-${mode}`));
-        const row = { proto, round, mode, ...(mode === 'off' ? await load() : await measuredOn(runner, receiver, load, { cgroup: mode === 'limited' ? cgroup : undefined })) };
+        const load = () => withServerCpu(nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}-${mode}`, mode === 'server' ? untraced : undefined));
+        const opts = { cgroup: mode === 'limited' ? cgroup : undefined, extraArgs: mode === 'server' ? ['--skip-uid', String(untraced.uid)] : [] };
+        const row = { proto, round, mode, sides: mode === 'server' ? 1 : 2, ...(mode === 'off' ? await load() : await measuredOn(runner, receiver, load, opts)) };
         rows.push(row);
-        log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s, nginx ${row.serverUsPerRequest.toFixed(2)} µs/request` + (mode !== 'off' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${2 * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
+        log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s, nginx ${row.serverUsPerRequest.toFixed(2)} µs/request` + (mode !== 'off' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${row.sides * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
       }
     }
   }
   // The 10k req/s point twice, interleaved: with both sides traced (fortio and nginx on this node:
   // 2 spans per request), and with the server's side alone, as when the clients run on other
   // nodes (fortio under its own uid, which the agent skips: 1 span per request).
-  const untraced = untracedFortio(fortio);
   const fixedRuns = { both: [], server: [] };
   for (let i = 0; i < cfg.fixedRuns; i++) {
     for (const sides of ['both', 'server']) {
@@ -178,9 +182,12 @@ function makeCpuCgroup(cores) {
   return path.join(dir, 'cgroup.procs');
 }
 
-async function wrk(url, seconds, label) {
+async function wrk(url, seconds, label, untraced) {
   const logFile = path.join(outDir, `wrk-${label}.log`);
-  const child = spawnPinned(LOAD_CORE, 'wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, url], { logFile });
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, url];
+  const child = untraced
+    ? spawnPinned(LOAD_CORE, 'setpriv', [`--reuid=${untraced.uid}`, `--regid=${untraced.uid}`, '--clear-groups', 'wrk', ...args], { logFile })
+    : spawnPinned(LOAD_CORE, 'wrk', args, { logFile });
   const { code } = await child.exited;
   const text = readFileSync(logFile, 'utf8');
   if (code !== 0) throw new Error(`wrk exited ${code} (see ${logFile})`);
@@ -192,10 +199,11 @@ async function wrk(url, seconds, label) {
 }
 
 /**
- * fortio runnable as an unprivileged uid the agent is told to skip: a copy of the binary and a
- * result directory that uid can reach (the cached binary lives under root's home).
+ * Load generators runnable as an unprivileged uid the agent is told to skip: a copy of fortio
+ * and a result directory that uid can reach (the cached binary lives under root's home); wrk is
+ * Debian's.
  */
-function untracedFortio(fortio) {
+function untracedLoad(fortio) {
   // Not nobody (65534): nginx's workers run as nobody when started by root.
   const uid = 40999;
   const dir = path.join(outDir, 'untraced');
@@ -326,7 +334,7 @@ function summarize(rows, fixed, fixedServer) {
   const out = {};
   for (const proto of ['plain', 'tls']) {
     const off = rows.filter((r) => r.proto === proto && r.mode === 'off');
-    for (const mode of ['on', 'limited']) {
+    for (const mode of ['on', 'server', 'limited']) {
       const on = rows.filter((r) => r.proto === proto && r.mode === mode);
       if (on.length === 0) continue;
       const ratios = [];
@@ -350,7 +358,7 @@ function summarize(rows, fixed, fixedServer) {
         kernelDropped: on.reduce((a, r) => a + r.kernel.dropped, 0),
         kernelSent: on.reduce((a, r) => a + r.kernel.sent, 0),
         spans: on.reduce((a, r) => a + r.spans, 0),
-        expectedSpans: on.reduce((a, r) => a + 2 * r.requests, 0),
+        expectedSpans: on.reduce((a, r) => a + r.sides * r.requests, 0),
         records: on.reduce((a, r) => a + r.records, 0),
         spansDropped: on.reduce((a, r) => a + r.spansDropped, 0),
       };
@@ -385,10 +393,10 @@ function renderSummary(r) {
     '| load | agent | off req/s | on req/s | on/off (median; per round) | nginx CPU µs/request off → on | agent cores | agent CPU µs/request | peak RSS | kernel events dropped/sent | records/spans expected | spans received/expected | dropped by the export queue |',
     '|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const key of ['plain-on', 'plain-limited', 'tls-on', 'tls-limited']) {
+  for (const key of ['plain-on', 'plain-server', 'plain-limited', 'tls-on', 'tls-server', 'tls-limited']) {
     const p = s[key];
     if (!p) continue;
-    const agent = p.mode === 'on' ? 'unlimited' : `CPU limit ${r.config.cpuLimit} core`;
+    const agent = p.mode === 'on' ? 'unlimited' : p.mode === 'server' ? 'unlimited; nginx side only (wrk skipped by uid)' : `CPU limit ${r.config.cpuLimit} core`;
     lines.push(`| ${p.proto === 'plain' ? 'HTTP' : 'HTTPS'}, wrk saturation | ${agent} | ${p.offRps.toFixed(0)} | ${p.onRps.toFixed(0)} | ${p.ratio.toFixed(3)} (${p.ratios.map((x) => x.toFixed(3)).join(', ')}) | ${p.serverUsOff.toFixed(2)} → ${p.serverUsOn.toFixed(2)} | ${p.agentCores.toFixed(3)} | ${p.cpuUsPerRequest.toFixed(1)} | ${p.rssMiB.toFixed(0)} MiB | ${p.kernelDropped}/${p.kernelSent} | ${p.records}/${p.expectedSpans} | ${p.spans}/${p.expectedSpans} (${pct(p.spans / p.expectedSpans)}) | ${p.spansDropped} |`);
   }
   for (const f of [s.fixed, s.fixedServer]) {
