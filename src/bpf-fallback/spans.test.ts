@@ -18,7 +18,7 @@ const CGROUP = '0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-p
 
 const OFFSET_MS = 1_700_000_000_000;
 
-function agentSpans(doc: unknown = {}) {
+function agentSpans(doc: unknown = {}, opts: { tap?: boolean; copiesBytesBelow?: number } = {}) {
   const spans: SpanRecord[] = [];
   const tapped: SpanRecord[] = [];
   const policy = compilePolicy(doc);
@@ -27,8 +27,8 @@ function agentSpans(doc: unknown = {}) {
   const replayer = new SpanReplayer({
     serviceName: 'agent',
     policy: () => policy,
-    sink: { submit: (s) => spans.push(s) },
-    tap: { active: true, publish: (s) => tapped.push(s) },
+    sink: { submit: (s) => spans.push(s), copiesBytesBelow: opts.copiesBytesBelow },
+    tap: opts.tap === false ? undefined : { active: true, publish: (s) => tapped.push(s) },
     metrics: createProxyMetrics(new Metrics()),
     clock: fixedClock(OFFSET_MS),
     process: (pid) => {
@@ -166,8 +166,12 @@ describe('spans from captured exchanges', () => {
     expect(spans[0].name).toBe(proxied[0].name);
   });
 
-  test('an nginx-like GET → 200 with a 1 KiB body, both sides: the same span as the proxy\'s exchange makes, attribute order included', () => {
-    const { spans, run } = agentSpans();
+  // The second case is the agent's usual one (OTLP export, no tap): bodies go out uncopied.
+  test.each([
+    { sink: 'a sink that may keep spans, a live tap', opts: {} },
+    { sink: 'a sink that copies small bodies, no tap', opts: { tap: false, copiesBytesBelow: 2048 } },
+  ])('an nginx-like GET → 200 with a 1 KiB body, both sides, $sink: the same span as the proxy\'s exchange makes, attribute order included', ({ opts }) => {
+    const { spans, run } = agentSpans({}, opts);
     const request = 'GET /index.html?a=1&token=x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nCookie: s=1\r\n\r\n';
     const head = 'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n';
     const body = Buffer.alloc(1024, 0x78);

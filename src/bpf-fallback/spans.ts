@@ -47,7 +47,12 @@ export class SpanReplayer {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
     // its stream id and whether it is partial, put on the span where it leaves the exchange
     // (sink and tap).
-    const sink: SpanSink = { submit: (span) => deps.sink.submit(this.sizes(span)) };
+    const sink: SpanSink = {
+      submit: (span) => deps.sink.submit(this.sizes(span)),
+      get copiesBytesBelow() {
+        return deps.sink.copiesBytesBelow;
+      },
+    };
     const tap = deps.tap;
     const wrappedTap: TapHub | undefined =
       tap === undefined

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../policy/parse.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import { Metrics } from '../telemetry/metrics.js';
+import { OtlpTraceSerializer, REFERENCE_MIN_BYTES, type EncodedSpan } from '../telemetry/otlp-serializer.js';
 import { SpanKind, StatusCode, type SpanRecord } from '../telemetry/span.js';
 import { createExchangeFactory, keepByTraceId } from './exchange-impl.js';
 import type { ExchangeStart, TapHub } from './exchange.js';
@@ -19,7 +20,10 @@ interface Harness {
   start: (s: Partial<ExchangeStart>) => ReturnType<ReturnType<typeof createExchangeFactory>['start']>;
 }
 
-function harness(doc: unknown = {}, opts: { tap?: boolean; policy?: () => CompiledPolicy; sink?: (s: SpanRecord) => void } = {}): Harness {
+function harness(
+  doc: unknown = {},
+  opts: { tap?: boolean; policy?: () => CompiledPolicy; sink?: (s: SpanRecord) => void; copiesBytesBelow?: number } = {},
+): Harness {
   const metrics = createProxyMetrics(new Metrics());
   const spans: SpanRecord[] = [];
   const tapped: SpanRecord[] = [];
@@ -28,7 +32,7 @@ function harness(doc: unknown = {}, opts: { tap?: boolean; policy?: () => Compil
   const factory = createExchangeFactory({
     serviceName: 'shop',
     policy: opts.policy ?? (() => policy),
-    sink: { submit: opts.sink ?? ((s) => spans.push(s)) },
+    sink: { submit: opts.sink ?? ((s) => spans.push(s)), copiesBytesBelow: opts.copiesBytesBelow },
     metrics,
     tap,
   });
@@ -294,6 +298,55 @@ describe('bodies', () => {
     const v = h.spans[0].attributes['http.response.body.content'] as Uint8Array;
     expect(v.byteLength).toBe(16);
     expect(v.buffer.byteLength).toBeLessThan(65536);
+  });
+
+  // The fast path for sinks that copy small bytes values themselves (the OTLP exporter): the view
+  // goes out uncopied only below the sink's bound, and never while a tap may hold the span.
+  it.each([
+    { what: 'a sink that may keep it', copiesBytesBelow: undefined, size: 16, tap: false, copied: true },
+    { what: 'a sink that copies it', copiesBytesBelow: 2048, size: 16, tap: false, copied: false },
+    { what: 'a sink that copies only smaller values', copiesBytesBelow: 2048, size: 2048, tap: false, copied: true },
+    { what: 'a copying sink with a live tap', copiesBytesBelow: 2048, size: 16, tap: true, copied: true },
+  ])('hands a view of a large socket read to $what: copied $copied', ({ copiesBytesBelow, size, tap, copied }) => {
+    const h = harness({}, { copiesBytesBelow, tap });
+    const read = Buffer.alloc(65536, 7);
+    const body = read.subarray(100, 100 + size);
+    const ex = h.start({});
+    ex.responseHead(200, ['content-type', 'application/octet-stream']);
+    ex.responseBody(body);
+    ex.responseEnd();
+    const v = h.spans[0].attributes['http.response.body.content'] as Uint8Array;
+    expect(Buffer.from(v.buffer, v.byteOffset, v.byteLength).equals(body)).toBe(true);
+    expect(v.buffer === read.buffer).toBe(!copied);
+    if (tap) expect(h.tapped[0].attributes['http.response.body.content']).toBe(v);
+  });
+
+  // What the OTLP exporter's copiesBytesBelow (REFERENCE_MIN_BYTES) promises, and the fast path
+  // above relies on: an encoded span holds no reference to a shorter bytes value.
+  it('OTLP encoding keeps no reference to a bytes value below REFERENCE_MIN_BYTES', () => {
+    const read = Buffer.alloc(65536, 7);
+    const body = read.subarray(100, 100 + REFERENCE_MIN_BYTES - 1);
+    const span: SpanRecord = {
+      traceId: TRACE,
+      spanId: PARENT,
+      sampled: true,
+      name: 'GET',
+      kind: SpanKind.SERVER,
+      startMs: 1,
+      endMs: 2,
+      attributes: { 'http.response.body.content': body },
+      events: [],
+      status: { code: StatusCode.UNSET },
+    };
+    const encoded = new OtlpTraceSerializer({ 'service.name': 'shop' }, { name: 't' }).encodeSpan(span);
+    const flat = (e: EncodedSpan) => {
+      const bytes = e instanceof Uint8Array || Array.isArray(e) ? e : e.bytes;
+      return Buffer.concat(Array.isArray(bytes) ? bytes : [bytes]);
+    };
+    const before = flat(encoded);
+    expect(before.includes(body)).toBe(true);
+    read.fill(9);
+    expect(flat(encoded).equals(before)).toBe(true);
   });
 
   it('records an undecodable encoded body as raw bytes', () => {

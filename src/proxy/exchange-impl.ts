@@ -258,7 +258,9 @@ class TracedExchange implements Exchange {
       const tap = deps.tap !== undefined && deps.tap.active ? deps.tap : undefined;
       if (!kept) deps.metrics.spansSampledOut.inc();
       if (!kept && tap === undefined) return;
-      const span = this.build(endMs, outcome);
+      // A live tap may hold the span past publish (admin /tap batches them per tick).
+      const sinkCopiesBelow = tap === undefined ? (deps.sink.copiesBytesBelow ?? 0) : 0;
+      const span = this.build(endMs, outcome, sinkCopiesBelow);
       if (kept) {
         deps.metrics.bytesCaptured.inc(this.reqBody.keptSize + this.resBody.keptSize);
         try {
@@ -309,7 +311,8 @@ class TracedExchange implements Exchange {
     return { code: StatusCode.UNSET, grpcCode };
   }
 
-  private build(endMs: number, outcome: ReturnType<TracedExchange['outcome']>): SpanRecord {
+  /** sinkCopiesBelow: bodies shorter than this go out as they are (SpanSink.copiesBytesBelow). */
+  private build(endMs: number, outcome: ReturnType<TracedExchange['outcome']>, sinkCopiesBelow: number): SpanRecord {
     const { start, rule, target } = this;
     const server = start.direction === 'inbound';
     // A failed build (caught in end) may have left pairs behind.
@@ -359,7 +362,7 @@ class TracedExchange implements Exchange {
 
     const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
     // gRPC bodies are recorded per message (events below), not as one framed blob.
-    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'));
+    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'), sinkCopiesBelow);
     this.recordBody(
       attrs,
       RESPONSE_BODY,
@@ -367,6 +370,7 @@ class TracedExchange implements Exchange {
       rule.responseBody && !this.grpc,
       resContentType,
       this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-encoding'),
+      sinkCopiesBelow,
     );
 
     let name: string;
@@ -418,6 +422,7 @@ class TracedExchange implements Exchange {
     record: boolean,
     contentType: string | undefined,
     encoding: string | undefined,
+    sinkCopiesBelow: number,
   ): void {
     if (capture.size > 0) attrs.add(keys.size, capture.size);
     if (!record || capture.keptSize === 0) return;
@@ -427,7 +432,7 @@ class TracedExchange implements Exchange {
       const decoded = decodeBody(bytes, encoding, this.rule.maxBodyBytes);
       if (decoded === undefined) {
         // Undecodable: keep the raw encoded bytes, never a misleading text rendering.
-        attrs.add(keys.content, detach(bytes));
+        attrs.add(keys.content, detach(bytes, sinkCopiesBelow));
         if (truncated) attrs.add(keys.truncated, true);
         return;
       }
@@ -435,7 +440,7 @@ class TracedExchange implements Exchange {
       truncated = truncated || decoded.truncated;
     }
     const value = bodyValue(bytes, contentType, truncated);
-    attrs.add(keys.content, typeof value === 'string' ? redactBody(this.rule, contentType, value) : detach(value));
+    attrs.add(keys.content, typeof value === 'string' ? redactBody(this.rule, contentType, value) : detach(value, sinkCopiesBelow));
     if (truncated) attrs.add(keys.truncated, true);
   }
 
@@ -529,11 +534,13 @@ function portNumber(s: string, from: number): number {
 }
 
 /**
- * A kept span waits in the export queue; a small body that is a view into a large socket read
- * would pin the whole read there, so such a view is copied out.
+ * A span may wait in the export queue or a tap; a small body that is a view into a large socket
+ * read (or the agent's capture batch) would pin the whole read there, so such a view is copied
+ * out, unless the sink copies it anyway before submit returns (its copiesBytesBelow): the OTLP
+ * exporter encodes there, and a copy made here first was the largest cost of an agent span.
  */
-function detach(bytes: Uint8Array): Uint8Array {
-  return bytes.byteLength * 2 < bytes.buffer.byteLength ? copyOut(bytes) : bytes;
+function detach(bytes: Uint8Array, sinkCopiesBelow: number): Uint8Array {
+  return bytes.byteLength >= sinkCopiesBelow && bytes.byteLength * 2 < bytes.buffer.byteLength ? copyOut(bytes) : bytes;
 }
 
 /**

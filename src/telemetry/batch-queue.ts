@@ -13,6 +13,8 @@ import type { SpanRecord, SpanSink } from './span.js';
 export interface BatchTransport<Item> {
   /** What the queue keeps for `span`; called in submit(). May throw on a malformed span (it is dropped). */
   prepare(span: SpanRecord): Item;
+  /** prepare() keeps no reference to bytes values shorter than this (SpanSink.copiesBytesBelow). */
+  readonly copiesBytesBelow?: number;
   /** The bytes an item stands for: what maxQueueBytes and maxExportBatchBytes bound. */
   size(item: Item): number;
   /**
@@ -70,6 +72,11 @@ export class BatchQueue<Item> implements SpanSink {
   /** Bytes of the queued spans (as the transport sizes them). */
   get queuedBytes(): number {
     return this.bytes;
+  }
+
+  /** submit() only drops a span or hands it to prepare(), so it keeps what prepare() keeps. */
+  get copiesBytesBelow(): number {
+    return this.transport.copiesBytesBelow ?? 0;
   }
 
   /** A submit now would be dropped: producers under overload skip building spans nobody will send. */

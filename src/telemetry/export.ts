@@ -14,7 +14,7 @@ import type { ISerializer, IExportTraceServiceResponse } from '@opentelemetry/ot
 import { BatchQueue, estimateSpanBytes, type BatchTransport, type ExportCounters } from './batch-queue.js';
 import { GRPC_PREFIX_BYTES, GrpcH2Transport, type GrpcTls } from './grpc-h2-transport.js';
 import type { ExportConfig } from './otel-env.js';
-import { encodedLength, OtlpTraceSerializer, type EncodedSpan } from './otlp-serializer.js';
+import { encodedLength, OtlpTraceSerializer, REFERENCE_MIN_BYTES, type EncodedSpan } from './otlp-serializer.js';
 import { RetryingTransport } from './retrying-transport.js';
 import { spanToJson } from './span-json.js';
 import type { SpanRecord, SpanSink } from './span.js';
@@ -130,6 +130,9 @@ class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
       this.wire,
     );
   }
+
+  /** encodeSpan copies smaller bytes values into the encoded span and references larger ones. */
+  readonly copiesBytesBelow = REFERENCE_MIN_BYTES;
 
   prepare(span: SpanRecord): EncodedSpan {
     return this.serializer.encodeSpan(span);

@@ -52,7 +52,7 @@ const SPARE_REQUESTS = 2;
 // Bytes values this big (binary bodies: already a copy of their own, made when the span was
 // built) are not copied by encodeSpan: the encoded span is the slab's bytes around them and the
 // values themselves, joined when the batch is serialized. Positions in `buf` where each goes:
-const REFERENCE_MIN_BYTES = 2048;
+export const REFERENCE_MIN_BYTES = 2048;
 let referencing = false;
 const refAt: number[] = [];
 const refBytes: Uint8Array[] = [];

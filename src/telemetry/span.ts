@@ -62,6 +62,13 @@ export interface SpanResource {
 /** Where finished spans go. Must never throw and never block: a full queue drops and counts. */
 export interface SpanSink {
   submit(span: SpanRecord): void;
+  /**
+   * submit() keeps no reference to a bytes (Uint8Array) attribute value shorter than this: it has
+   * copied it when it returns (the OTLP exporter encodes the span there). A producer may then hand
+   * over a view into memory it must not keep alive (a socket read, a capture batch) uncopied.
+   * Absent: 0, any bytes value may be kept.
+   */
+  readonly copiesBytesBelow?: number;
 }
 
 /** Unix epoch milliseconds with sub-millisecond precision, without allocating a Date. */
