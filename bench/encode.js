@@ -1,12 +1,14 @@
 // encodeSpan alone on the node agent's span shape: the spans (both sides of GET → 200 with a
-// 1 KiB octet-stream body over 16 keep-alive connections, 27 attributes each) are built once by
+// 1 KiB octet-stream body over 16 keep-alive connections, ~23 attributes each) are built once by
 // the working tree's replay pipeline, then each revision's OtlpTraceSerializer encodes them over
 // and over, releasing its slabs as the exporter does. Deterministic and CPU-only:
 //   node bench/encode.js [--time-order] [REV ...]   default: the working tree; REV: a git revision or WORKTREE
 //   node --cpu-prof bench/encode.js --child bench/out/encode-<rev> [false|true]   one measured run, to profile
-// The spans come as the replay gives them, a connection's in runs of 4; --time-order sorts them
-// by start time instead, as a busy agent gets them: each from another connection or side than
-// the last.
+// Traffic as fortio -c 16 -qps 10000 makes it: each connection sends a request every 1.6 ms, at a
+// random point of that period (seeded, so every run has the same spans), nginx answers 100 µs
+// later and its Date header changes once per second. The spans come as the replay gives them
+// (grouped by connection); --time-order sorts them by end time instead, as a busy agent gets
+// them: consecutive spans from different connections, client and server sides interleaved.
 // Each revision runs in its own child process, alternating over 7 rounds; the figure is the
 // process's CPU time (user + system, GC included) per span, median over rounds.
 import { spawnSync } from 'node:child_process';
@@ -17,6 +19,9 @@ import { prepareRevision } from './build-src.js';
 const ROUNDS = 7;
 const CONNS = 16;
 const REQUESTS = 4096;
+const RATE = 10_000; // requests per second
+// Kernel time 0 on the epoch clock: 200 ms before a second boundary, so the Date changes once in the run.
+const T0_MS = 1_763_744_399_800;
 const WARMUP = 10;
 const MEASURED = 60;
 
@@ -57,18 +62,20 @@ async function agentSpans(dir) {
   const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
   const policy = compilePolicy({});
   const spans = [];
+  // One object per process, as the agent's process table keeps: a resource is encoded once.
+  const processes = {};
   const replayer = new SpanReplayer({
     serviceName: 'agent',
     policy: () => policy,
     sink: { submit: (s) => spans.push(s) },
     metrics: createProxyMetrics(new Metrics()),
-    clock: fixedClock(1_700_000_000_000),
-    process: () => ({ executableName: 'nginx', cgroup: { path: '/system.slice/nginx.service' } }),
+    clock: fixedClock(T0_MS),
+    process: (pid) => (processes[pid] ??= { executableName: 'nginx', cgroup: { path: '/system.slice/nginx.service' } }),
   });
   const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (c, r) => replayer.replay(c, r) });
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: fortio.org/fortio-1.68.2\r\n\r\n', 'latin1');
   const events = [];
-  let ts = 1e12;
+  let ts = 1;
   for (let c = 0; c < CONNS; c++) {
     for (const role of ['client', 'server']) {
       const local = { address: '127.0.0.1', port: role === 'server' ? 8080 : 40000 + c };
@@ -77,19 +84,26 @@ async function agentSpans(dir) {
     }
   }
   const pos = new Map();
+  // Request i is connection c's (i % CONNS) in period k (i / CONNS): it starts at a random point of
+  // the period, its server side sees it 20 µs later and answers at 100 µs, the client reads that at 120 µs.
+  const PERIOD_US = (CONNS * 1e6) / RATE;
+  let seed = 1;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
   for (let i = 0; i < REQUESTS; i++) {
     const c = i % CONNS;
-    // The Date header changes every second, as nginx's does.
+    const startUs = 1000 + Math.floor(i / CONNS) * PERIOD_US + Math.floor(random() * (PERIOD_US - 200));
+    const date = new Date(T0_MS + Math.floor((startUs + 100) / 1000)).toUTCString();
     const response = Buffer.from(
-      `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 17:00:${String(i % 60).padStart(2, '0')} GMT\r\n` +
+      `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: ${date}\r\n` +
         `Content-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n${'x'.repeat(1024)}`,
       'latin1',
     );
-    for (const [connId, direction, bytes] of [[2 * c + 1, 'egress', request], [2 * c + 2, 'ingress', request], [2 * c + 2, 'egress', response], [2 * c + 1, 'ingress', response]]) {
+    const steps = [[2 * c + 1, 'egress', request, 0], [2 * c + 2, 'ingress', request, 20], [2 * c + 2, 'egress', response, 100], [2 * c + 1, 'ingress', response, 120]];
+    for (const [connId, direction, bytes, atUs] of steps) {
       const k = connId + direction;
       const p = pos.get(k) ?? 0;
       pos.set(k, p + bytes.length);
-      events.push({ kind: 'data', connId, pid: 1, tid: 1, fd: 5, tsNs: (ts += 1000), direction, source: 'syscall', pos: p, size: bytes.length, data: bytes });
+      events.push({ kind: 'data', connId, pid: 1, tid: 1, fd: 5, tsNs: (startUs + atUs) * 1000, direction, source: 'syscall', pos: p, size: bytes.length, data: bytes });
     }
   }
   table.handle(events);
@@ -98,7 +112,7 @@ async function agentSpans(dir) {
 
 async function child(dir, timeOrder, spansDir) {
   const spans = await agentSpans(spansDir ?? dir);
-  if (timeOrder) spans.sort((a, b) => a.startMs - b.startMs);
+  if (timeOrder) spans.sort((a, b) => a.endMs - b.endMs);
   const { OtlpTraceSerializer } = await import(path.join(dir, 'src', 'telemetry/otlp-serializer.js'));
   const ser = new OtlpTraceSerializer({ 'service.name': 'agent' }, { name: 'sidetrace' });
   const encoded = [];
@@ -114,6 +128,7 @@ async function child(dir, timeOrder, spansDir) {
   run(MEASURED);
   const t = process.cpuUsage(t0);
   const one = ser.encodeSpan(spans[5]);
-  const bytesPerSpan = Array.isArray(one) ? one.reduce((n, b) => n + b.length, 0) : one.length;
+  const bytes = one instanceof Uint8Array || Array.isArray(one) ? one : one.bytes;
+  const bytesPerSpan = Array.isArray(bytes) ? bytes.reduce((n, b) => n + b.length, 0) : bytes.length;
   process.stdout.write(JSON.stringify({ nsPerSpan: ((t.user + t.system) * 1000) / (MEASURED * spans.length), bytesPerSpan }) + '\n');
 }

@@ -367,6 +367,41 @@ describe('OtlpTraceSerializer', () => {
     }
   });
 
+  it('keys with many values, lists of different shapes interleaved, type switches and slabs rolling over encode right', () => {
+    // As a busy agent's spans come: each from one of 4 producers (key orders and subsets differ:
+    // client, server, ...), with values drawn from 1 to 1000 per key (ports of that many
+    // connections, alternating values, values that never repeat), a key whose value switches
+    // type, and bodies big enough that slabs fill, are released and reused every few dozen spans.
+    const body = new Uint8Array(1500).fill(7);
+    const port = (x: number) => 40000 + 2 * x;
+    const typed = (x: number): AttrValue => [`s${x}`, x, [`a${x}`], x % 2 === 0, x + 0.5, [`a${x}`, 'b']][x % 6];
+    const shapes: ((x: number, y: number) => Record<string, AttrValue>)[] = [
+      (x, y) => ({ method: 'GET', path: '/', 'peer.port': 8080, 'local.port': port(x), date: `d${y >> 4}`, t: typed(y), body }),
+      (x, y) => ({ method: 'GET', 'client.port': port(x), path: '/', 'peer.port': port(x), 'local.port': 8080, date: `d${y >> 4}`, body }),
+      (x, y) => ({ t: typed(x), method: y % 3 === 0 ? 'POST' : 'GET', 'peer.port': x % 2 === 0 ? 8080 : port(x), items: [`i${x % 3}`] }),
+      (x, y) => ({ path: '/', method: 'GET', 'local.port': port(x), 'peer.port': 8080, date: `d${y >> 4}`, 'client.port': port(y), body }),
+    ];
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(3), fc.nat(999), fc.nat(999)), { minLength: 200, maxLength: 500 }), fc.constantFrom(1, 2, 16, 40, 1000), fc.integer({ min: 1, max: 60 }), (picks, distinct, batch) => {
+        const ser = new OtlpTraceSerializer({}, SCOPE);
+        let spans: SpanRecord[] = [];
+        const check = () => {
+          const encoded = spans.map((s) => ser.encodeSpan(s));
+          expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, {})))).toBe(true);
+          ser.releaseEncoded(encoded);
+          spans = [];
+        };
+        for (let i = 0; i < picks.length; i++) {
+          const [shape, x, y] = picks[i];
+          spans.push({ traceId: '1'.repeat(32), spanId: (i + 1).toString(16).padStart(16, '0'), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes: shapes[shape](x % distinct, y), events: [], status: { code: StatusCode.UNSET } });
+          if (spans.length === batch) check();
+        }
+        check();
+      }),
+      { numRuns: 25 },
+    );
+  });
+
   it('copies nothing from an attribute list whose bytes were overwritten (failed span, earlier batch)', () => {
     // The same attributes after a span whose bytes are written over: a longer name than that
     // span's puts the next span's own bytes where its attributes were.

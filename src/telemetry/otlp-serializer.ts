@@ -90,6 +90,8 @@ function ensure(n: number): void {
   while (size < pos + n) size *= 2;
   const next = Buffer.allocUnsafe(size);
   buf.copy(next, 0, 0, pos);
+  // The lists kept intact are at the same offsets in the copy.
+  if (intactBuf === buf) intactBuf = next;
   buf = next;
 }
 
@@ -306,42 +308,58 @@ function putAnyValue(v: unknown, size: number): void {
 }
 
 // Attribute keys repeat span after span (a few dozen semantic-convention and header names), and
-// so do most of their values (a connection's addresses, the process, the method, most header
-// values). So each key has a memo: its encoded KeyValue.key field (tag, length, UTF-8), copied
-// instead of being sized and copied char by char per span, and the last value written under it
-// with the KeyValue it made: when the next span has the same value, that KeyValue is copied
-// instead of being sized and encoded again. Keys come from for-in, so they are internalized
-// strings with a cached hash: a lookup is cheap. Header names are chosen by clients, so the memos
-// are bounded: they start over when full, and overlong keys are not kept.
+// so do most of their values (a connection's addresses, the method, most header values). So each
+// key has a memo: its encoded KeyValue.key field (tag, length, UTF-8), copied instead of being
+// sized and copied char by char per span, and the last value written under it with the KeyValue
+// it made: when a later span has the same value, that KeyValue is copied instead of being sized
+// and encoded again. A busy agent gets spans from many connections and both sides in turn, so a
+// key whose value keeps changing (a port: 16 connections' in turn, or the client's then the
+// server's) gets WIDE_SLOTS values, each in the slot a hash of it picks. Keys come from for-in,
+// so they are internalized strings with a cached hash: a lookup is cheap. Header names are chosen
+// by clients, so the memos are bounded: they start over when full, overlong keys are not kept,
+// and at most MAX_WIDE_KEYS keys have more than one value slot.
 const KEY_CACHE_MAX = 2048;
 const KEY_CACHE_MAX_LENGTH = 256;
-// KeyValues are memoised up to this many bytes (so memos stay under 1 MiB in all), for strings,
-// numbers, booleans and arrays of up to MEMO_MAX_ITEMS strings (header values); bytes are not
-// (comparing them costs about what copying them does).
+// KeyValues are memoised up to this many bytes, for strings, numbers, booleans and arrays of up
+// to MEMO_MAX_ITEMS strings (header values); bytes are not (comparing them costs about what
+// copying them does). A slot holds at most a KeyValue and a value of about this size, so memos
+// hold at most (KEY_CACHE_MAX + MAX_WIDE_KEYS * WIDE_SLOTS) * 2 * MEMO_MAX_BYTES = 3 MiB.
 const MEMO_MAX_BYTES = 256;
 const MEMO_MAX_ITEMS = 4;
-// A key whose value changed MEMO_MAX_MISSES times in a row (a client's port, a timestamp) is not
-// memoised for its next MEMO_PAUSE values: keeping them would cost a copy each and save nothing.
+// A key whose memoised value was replaced MEMO_MAX_MISSES times in a row gets WIDE_SLOTS slots
+// (while fewer than MAX_WIDE_KEYS keys have them); a key with them whose values still keep
+// replacing each other (a timestamp, a request id) is not memoised for its next MEMO_PAUSE
+// values: keeping them would cost a copy each and save nothing.
 const MEMO_MAX_MISSES = 4;
 const MEMO_PAUSE = 64;
+const WIDE_SLOTS = 32;
+const WIDE_SHIFT = 27; // 32 - log2(WIDE_SLOTS): the top bits of a multiplicative hash
+const MAX_WIDE_KEYS = 64;
 const NO_KEY_VALUE = new Uint8Array(0);
+
+/** One value memoised under a key. */
+class ValueMemo {
+  /** The KeyValue written for it, less its tag. */
+  keyValue: Uint8Array = NO_KEY_VALUE;
+  /** The string, number or boolean, or `items` for an array of strings. */
+  value: unknown = undefined;
+  /** The items of the array value, copied: the caller's array is not ours to keep. */
+  readonly items: string[] = [];
+  /** The span attribute list (lists' count) that last wrote this KeyValue in a slab, and where
+   * (its tag); list 0: not in one. */
+  list = 0;
+  at = 0;
+}
 
 class KeyMemo {
   /** KeyValue.key = 1, tag and length included. */
   readonly field: Buffer;
-  /** The KeyValue last written under this key, less its tag (empty: none memoised). */
-  keyValue: Uint8Array = NO_KEY_VALUE;
-  /** Its value: the string, number or boolean, or `items` for an array of strings. */
-  value: unknown = undefined;
-  /** The items of the array value, copied: the caller's array is not ours to keep. */
-  readonly items: string[] = [];
-  /** Values different from the memoised one in a row. */
+  /** One slot, or WIDE_SLOTS indexed by slotOf; undefined: empty. */
+  slots: (ValueMemo | undefined)[] = [undefined];
+  /** Memoised values replaced in a row. */
   misses = 0;
   /** Values left to write without memoising them (see MEMO_PAUSE). */
   paused = 0;
-  /** The attribute list (lists' count) that last wrote this key, and where in buf (its tag). */
-  list = 0;
-  at = 0;
   /** The key that followed this one in the last list that had it, and its memo. */
   nextKey: string | undefined = undefined;
   nextMemo: KeyMemo | undefined = undefined;
@@ -363,6 +381,28 @@ class KeyMemo {
   }
 }
 
+/**
+ * The slot of a wide memo for `v`: a multiplicative hash (its top bits) of the number, or of a
+ * string's length and last and middle chars (a port, an address, a date differ there), so values
+ * in a row (ports a connection apart) land in different slots. Cheap, not collision-free: a
+ * collision costs a memo miss, never a wrong KeyValue (isMemoised compares the value).
+ */
+function slotOf(v: AttrValue): number {
+  let h: number;
+  if (typeof v === 'number') h = v | 0;
+  else if (typeof v === 'string') h = stringHash(v);
+  else if (Array.isArray(v)) h = v.length + (typeof v[0] === 'string' ? stringHash(v[0]) : 0);
+  else h = v === true ? 1 : 0;
+  return Math.imul(h, 0x9e3779b1) >>> WIDE_SHIFT;
+}
+
+function stringHash(s: string): number {
+  const len = s.length;
+  return len === 0 ? 0 : (len << 16) ^ (s.charCodeAt(len - 1) << 8) ^ s.charCodeAt(len >>> 1);
+}
+
+let wideKeys = 0;
+
 // Attribute lists mostly list the same keys in the same order (those of one producer: a client
 // span's, a server span's), so a key is first compared with the one that followed the previous
 // key last time (internalized strings: by pointer), which is cheaper than a Map lookup. A list's
@@ -381,70 +421,88 @@ function keyMemo(key: string): KeyMemo {
       for (const m of keyMemos.values()) m.nextKey = m.nextMemo = undefined;
       FIRST_KEY.nextKey = FIRST_KEY.nextMemo = undefined;
       keyMemos.clear();
+      wideKeys = 0;
     }
     keyMemos.set(key, memo);
   }
   return memo;
 }
 
-// Attribute lists written so far, and the buffer and tag of the last one while its bytes are
-// intact (undefined once they may have moved or been overwritten). In encodeSpan, a list whose
-// keys and values are the last one's, in the same order, is mostly copied from that one's bytes,
-// a run of KeyValues at a time with one copyWithin, rather than memo by memo: copying a memo is a
-// TypedArray#set call, which costs as much as copying a few dozen bytes, and most of a span's
-// KeyValues repeat the previous span's. Only there: a slab is written once, front to back, so
-// the last list's bytes stay put but for the two cases that call forgetLastList (a span that
-// failed and is written over, a span moved by endLength); the scratch buffer is written over by
-// every request.
+// In encodeSpan, KeyValues that repeat ones still intact in the slab are copied from there, a run
+// at a time with one copyWithin, rather than memo by memo: copying a memo is a TypedArray#set
+// call, which costs as much as copying a few dozen bytes, and most of a span's KeyValues sit in
+// the same order in the last span of its kind (a client span's, a server span's), whichever
+// spans came between. A value's memo says where its KeyValue was last written (ValueMemo.list,
+// .at); the span attribute lists from intactFrom on, in intactBuf, are where they were written:
+// a slab is written once, front to back, and only with encodeSpan, so they stay put but for what
+// resets intactFrom (a span that failed and is written over, a span moved by endLength, another
+// slab). ensure() keeps them when it moves the slab to a bigger copy (same offsets). The scratch
+// buffer is written over by every request, so nothing written there is copied.
 let lists = 0;
-let lastListBuf: Buffer | undefined;
-let lastListTag = 0;
+let intactBuf: Buffer | undefined;
+let intactFrom = 1;
+const SPAN_ATTRIBUTES = 0x4a; // Span.attributes = 9: the tag of the KeyValues copied
 
-/** The last attribute list's bytes are no longer where its memos say. */
+/** No list written so far is where its memos say any more. */
 function forgetLastList(): void {
-  lastListBuf = undefined;
+  intactFrom = lists + 1;
 }
 
-/** Whether `v` is the value whose KeyValue `memo` holds. */
-function isMemoised(memo: KeyMemo, v: AttrValue): boolean {
-  if (v === memo.value) return true;
-  if (memo.value !== memo.items || !Array.isArray(v)) return false;
-  const items = memo.items;
+/** Whether `v` is the value whose KeyValue `slot` holds. */
+function isMemoised(slot: ValueMemo, v: AttrValue): boolean {
+  if (v === slot.value) return true;
+  if (slot.value !== slot.items || !Array.isArray(v)) return false;
+  const items = slot.items;
   if (v.length !== items.length) return false;
   for (let i = 0; i < items.length; i++) if (v[i] !== items[i]) return false;
   return true;
 }
 
-/** Keeps the KeyValue of `v` just written at `start` (its tag) .. pos, if worth it. */
-function memoise(memo: KeyMemo, v: AttrValue, start: number): void {
+/**
+ * Keeps the KeyValue of `v` just written at `start` (its tag) .. pos in its slot of `memo`
+ * (`slot`: what that slot holds, if anything), if worth it; `list`: as ValueMemo.list.
+ */
+function memoise(memo: KeyMemo, slot: ValueMemo | undefined, v: AttrValue, start: number, list: number): void {
   if (memo.paused > 0) {
     memo.paused--;
     return;
   }
-  if (memo.keyValue !== NO_KEY_VALUE && ++memo.misses >= MEMO_MAX_MISSES) {
-    memo.misses = 0;
-    memo.paused = MEMO_PAUSE;
-    forget(memo);
-    return;
-  }
   const n = pos - start - 1;
-  if (n > MEMO_MAX_BYTES) return forget(memo);
-  if (typeof v === 'string') memo.value = ownString(v);
-  else if (typeof v === 'number' || typeof v === 'boolean') memo.value = v;
-  else if (Array.isArray(v) && v.length <= MEMO_MAX_ITEMS) {
-    const items = memo.items;
-    items.length = 0;
-    for (let i = 0; i < v.length; i++) {
-      const item = v[i] as unknown;
-      if (typeof item !== 'string') return forget(memo);
-      items.push(ownString(item));
+  if (n > MEMO_MAX_BYTES || !isMemoisable(v)) return;
+  if (slot !== undefined && ++memo.misses >= MEMO_MAX_MISSES) {
+    memo.misses = 0;
+    if (memo.slots.length === 1 && wideKeys < MAX_WIDE_KEYS) {
+      wideKeys++;
+      memo.slots = new Array<ValueMemo | undefined>(WIDE_SLOTS).fill(undefined);
+    } else {
+      memo.paused = MEMO_PAUSE;
+      return forget(memo);
     }
-    memo.value = items;
-  } else return forget(memo);
+    slot = undefined;
+  }
+  if (slot === undefined) slot = memo.slots[memo.slots.length === 1 ? 0 : slotOf(v)] = new ValueMemo();
+  if (typeof v === 'string') slot.value = ownString(v);
+  else if (!Array.isArray(v)) slot.value = v;
+  else {
+    const items = slot.items;
+    items.length = 0;
+    for (let i = 0; i < v.length; i++) items.push(ownString(v[i] as string));
+    slot.value = items;
+  }
   // Values of a key mostly keep their size (a port, a date), so the memo's array is mostly reused.
-  let kv = memo.keyValue;
-  if (kv.length !== n) kv = memo.keyValue = new Uint8Array(n);
+  let kv = slot.keyValue;
+  if (kv.length !== n) kv = slot.keyValue = new Uint8Array(n);
   for (let i = 0, from = start + 1; i < n; i++) kv[i] = buf[from + i];
+  slot.list = list;
+  slot.at = start;
+}
+
+/** Strings, numbers, booleans and arrays of up to MEMO_MAX_ITEMS strings. */
+function isMemoisable(v: AttrValue): boolean {
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return true;
+  if (!Array.isArray(v) || v.length > MEMO_MAX_ITEMS) return false;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false;
+  return true;
 }
 
 // V8 makes a slice of this many chars or more a view of the string it was sliced from.
@@ -459,9 +517,9 @@ function ownString(s: string): string {
   return s.length < MIN_SLICE ? s : (s + ' ').slice(0, -1);
 }
 
+/** Drops every value memoised under `memo`'s key. */
 function forget(memo: KeyMemo): void {
-  memo.keyValue = NO_KEY_VALUE;
-  memo.value = undefined;
+  memo.slots.fill(undefined);
 }
 
 // Up to this many UTF-16 units, a string assumed ASCII is copied by a JS loop that also checks
@@ -557,8 +615,10 @@ function putAttributes(tag: number, attrs: Attributes): void {
   // Attributes are plain objects (nothing enumerable inherited), so it visits exactly the own
   // keys in insertion order, as the official writer's for-in + hasOwnProperty does.
   const list = ++lists;
-  const copyable = referencing && lastListBuf === buf && lastListTag === tag;
-  // The run of the last list's bytes [runFrom, runTo) that goes next at pos.
+  const copyable = referencing && tag === SPAN_ATTRIBUTES && intactBuf === buf;
+  // Where KeyValues written now are kept as written (see intactFrom): 0, nowhere.
+  const kept = copyable ? list : 0;
+  // The run of earlier bytes [runFrom, runTo) that goes next at pos.
   let runFrom = 0;
   let runTo = 0;
   let previous = FIRST_KEY;
@@ -575,41 +635,40 @@ function putAttributes(tag: number, attrs: Attributes): void {
       }
     }
     previous = memo;
-    if (memo.keyValue !== NO_KEY_VALUE && isMemoised(memo, v)) {
+    const slots = memo.slots;
+    const slot = slots.length === 1 ? slots[0] : slots[slotOf(v)];
+    if (slot !== undefined && isMemoised(slot, v)) {
       memo.misses = 0;
-      if (copyable && memo.list === list - 1) {
-        if (memo.at !== runTo) {
+      if (copyable && slot.list >= intactFrom) {
+        if (slot.at !== runTo) {
           putRun(runFrom, runTo);
-          runFrom = runTo = memo.at;
+          runFrom = runTo = slot.at;
         }
-        memo.at = pos + runTo - runFrom;
-        runTo += 1 + memo.keyValue.length;
+        slot.at = pos + runTo - runFrom;
+        runTo += 1 + slot.keyValue.length;
       } else {
         putRun(runFrom, runTo);
         runFrom = runTo = 0;
-        const kv = memo.keyValue;
+        const kv = slot.keyValue;
         ensure(1 + kv.length);
-        memo.at = pos;
+        slot.at = pos;
         buf[pos++] = tag;
         buf.set(kv, pos);
         pos += kv.length;
       }
-      memo.list = list;
+      slot.list = kept;
       continue;
     }
     putRun(runFrom, runTo);
     runFrom = runTo = 0;
-    memo.at = pos;
-    memo.list = list;
+    const start = pos;
     putKeyValue(tag, memo.field, v);
-    memoise(memo, v, memo.at);
+    memoise(memo, slot, v, start, kept);
   }
   putRun(runFrom, runTo);
-  lastListBuf = buf;
-  lastListTag = tag;
 }
 
-/** Copies buf[from, to) (the last attribute list's bytes, before pos) to pos. */
+/** Copies buf[from, to) (KeyValues of intact lists, before pos) to pos. */
 function putRun(from: number, to: number): void {
   if (from === to) return;
   ensure(to - from);
@@ -658,7 +717,7 @@ function endLength(start: number, guess: number, refsBefore: number): void {
     ensure(need - guess);
     buf.copyWithin(start + need - guess, start, pos);
     pos += need - guess;
-    forgetLastList();
+    if (buf === intactBuf) forgetLastList();
     for (let i = 0; i < refAt.length; i++) if (refAt[i] >= start) refAt[i] += need - guess;
   }
   const end = pos;
@@ -858,6 +917,10 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     const scratch = buf;
     buf = this.slab;
     pos = this.slabPos;
+    if (intactBuf !== buf) {
+      intactBuf = buf;
+      forgetLastList();
+    }
     // The reference lists are empty here: every encodeSpan leaves them so.
     referencing = true;
     try {
