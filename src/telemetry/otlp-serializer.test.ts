@@ -402,6 +402,15 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('writes only the own keys of an attribute object, as the official serializer does', () => {
+    const attributes = Object.assign(Object.create({ inherited: 'x', 'server.port': 1 }) as Record<string, AttrValue>, { 'http.request.method': 'GET', 'server.port': 8080, '0': 1 });
+    const span: SpanRecord = { traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes, events: [], status: { code: StatusCode.UNSET } };
+    const ser = new OtlpTraceSerializer({}, SCOPE);
+    const expected = Buffer.from(official([span], {}));
+    expect(Buffer.from(ser.serializeRequest([span])).equals(expected)).toBe(true);
+    expect(Buffer.from(ser.encodedSpans.serializeRequest([ser.encodeSpan(span)])!).equals(expected)).toBe(true);
+  });
+
   it('copies nothing from an attribute list whose bytes were overwritten (failed span, earlier batch)', () => {
     // The same attributes after a span whose bytes are written over: a longer name than that
     // span's puts the next span's own bytes where its attributes were.
