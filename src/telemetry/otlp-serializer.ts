@@ -322,8 +322,9 @@ const KEY_CACHE_MAX = 2048;
 const KEY_CACHE_MAX_LENGTH = 256;
 // KeyValues are memoised up to this many bytes, for strings, numbers, booleans and arrays of up
 // to MEMO_MAX_ITEMS strings (header values); bytes are not (comparing them costs about what
-// copying them does). A slot holds at most a KeyValue and a value of about this size, so memos
-// hold at most (KEY_CACHE_MAX + MAX_WIDE_KEYS * WIDE_SLOTS) * 2 * MEMO_MAX_BYTES = 3 MiB.
+// copying them does). A slot holds a KeyValue of at most this size and a value of at most twice
+// it in memory (UTF-16), so memos hold at most (KEY_CACHE_MAX + MAX_WIDE_KEYS * WIDE_SLOTS) *
+// 3 * MEMO_MAX_BYTES = 3 MiB, plus object headers.
 const MEMO_MAX_BYTES = 256;
 const MEMO_MAX_ITEMS = 4;
 // A key whose memoised value was replaced MEMO_MAX_MISSES times in a row gets WIDE_SLOTS slots
