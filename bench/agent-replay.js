@@ -157,7 +157,6 @@ async function child(dir, mode) {
     const policy = compilePolicy({});
     const info = { executableName: 'nginx' };
     const replayer = new SpanReplayer({
-      serviceName: 'agent',
       policy: () => policy,
       // As the agent's OTLP exporter declares: it copies bodies under 2 KiB when it encodes in submit.
       sink: { submit: () => built++, copiesBytesBelow: 2048 },

@@ -65,7 +65,6 @@ async function agentSpans(dir) {
   // One object per process, as the agent's process table keeps: a resource is encoded once.
   const processes = {};
   const replayer = new SpanReplayer({
-    serviceName: 'agent',
     policy: () => policy,
     sink: { submit: (s) => spans.push(s) },
     metrics: createProxyMetrics(new Metrics()),

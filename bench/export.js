@@ -82,7 +82,6 @@ async function agentSpans(dir, text) {
   const spans = [];
   const infos = { 100: { executableName: 'wrk' }, 200: { executableName: 'nginx' } };
   const replayer = new SpanReplayer({
-    serviceName: 'agent',
     policy: () => policy,
     sink: { submit: (s) => spans.push(s) },
     metrics: createProxyMetrics(new Metrics()),

@@ -122,7 +122,6 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
   const tap = combineTaps(taps);
   const processes = new ProcessInfoCache(options.procRoot);
   const replayer = new SpanReplayer({
-    serviceName: resource.serviceName,
     policy: () => policy.current(),
     sink: exporter,
     metrics,

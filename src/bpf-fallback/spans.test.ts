@@ -25,7 +25,6 @@ function agentSpans(doc: unknown = {}, opts: { tap?: boolean; copiesBytesBelow?:
   // One info object per pid, as the agent's ProcessInfoCache gives.
   const infos = new Map<number, ProcessInfo>();
   const replayer = new SpanReplayer({
-    serviceName: 'agent',
     policy: () => policy,
     sink: { submit: (s) => spans.push(s), copiesBytesBelow: opts.copiesBytesBelow },
     tap: opts.tap === false ? undefined : { active: true, publish: (s) => tapped.push(s) },
@@ -149,7 +148,7 @@ describe('spans from captured exchanges', () => {
     // The proxy's h1 handler hands the exchange exactly these fields for this request.
     const proxied: SpanRecord[] = [];
     const policy = compilePolicy({});
-    const ex = createExchangeFactory({ serviceName: 'p', policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
+    const ex = createExchangeFactory({ policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
     const head = REQUEST.slice(0, REQUEST.indexOf('\r\n\r\n')).split('\r\n');
     const headers = head.slice(1).flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
     const start: ExchangeStart = { direction: 'inbound', protocolVersion: '1.1', method: 'POST', target: '/orders/7?token=s3cret&x=1', headers, authority: 'shop:8080', client: { address: '10.1.0.9', port: 51000 }, server: { address: '10.1.0.5', port: 8080 } };
@@ -194,7 +193,7 @@ describe('spans from captured exchanges', () => {
 
     const policy = compilePolicy({});
     const proxied: SpanRecord[] = [];
-    const factory = createExchangeFactory({ serviceName: 'p', policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
+    const factory = createExchangeFactory({ policy: () => policy, sink: { submit: (s) => proxied.push(s) }, metrics: createProxyMetrics(new Metrics()) });
     const fields = (text: string) => text.split('\r\n').slice(1, -2).flatMap((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
     for (let i = 0; i < 2; i++) {
       for (const direction of ['outbound', 'inbound'] as const) {

@@ -19,7 +19,6 @@ beforeAll(async () => {
   server = await startGrpcEcho();
   const policy = compilePolicy({ default: { redact: { jsonKeys: [] } } });
   const exchanges = createExchangeFactory({
-    serviceName: 'echo',
     policy: () => policy,
     sink: { submit: (s) => spans.push(s) },
     metrics: createProxyMetrics(new Metrics()),

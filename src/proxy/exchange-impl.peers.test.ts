@@ -43,7 +43,7 @@ beforeAll(async () => {
 
   const metrics = createProxyMetrics(new Metrics());
   const policy = compilePolicy({ default: { maxBodyBytes: 4096 } });
-  const exchanges = createExchangeFactory({ serviceName: 'shop', policy: () => policy, sink: { submit: (s) => spans.push(s) }, metrics });
+  const exchanges = createExchangeFactory({ policy: () => policy, sink: { submit: (s) => spans.push(s) }, metrics });
 
   proxy = http.createServer((req, res) => {
     const ex = exchanges.start({

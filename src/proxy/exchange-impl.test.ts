@@ -30,7 +30,6 @@ function harness(
   const policy = compilePolicy(doc);
   const tap: TapHub | undefined = opts.tap ? { active: true, publish: (s) => tapped.push(s) } : undefined;
   const factory = createExchangeFactory({
-    serviceName: 'shop',
     policy: opts.policy ?? (() => policy),
     sink: { submit: opts.sink ?? ((s) => spans.push(s)), copiesBytesBelow: opts.copiesBytesBelow },
     metrics,

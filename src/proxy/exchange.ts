@@ -94,7 +94,6 @@ export interface ExchangeFactory {
 }
 
 export interface ExchangeDeps {
-  serviceName: string;
   /** Returns the policy in force now (it can change live). */
   policy: () => CompiledPolicy;
   sink: SpanSink;

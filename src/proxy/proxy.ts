@@ -74,7 +74,6 @@ export async function startProxy(config: ProxyConfig, options: StartOptions = {}
   const handlers = new Map<Direction, { h1: ProtocolHandler; h2: ProtocolHandler }>();
   for (const direction of ['inbound', 'outbound'] as const) {
     const exchanges = createExchangeFactory({
-      serviceName: resource.serviceName,
       policy: () => policy.current(),
       sink: exporter,
       metrics,

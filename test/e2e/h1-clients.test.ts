@@ -156,7 +156,7 @@ describe('with the real Exchange and the default policy', () => {
     const tap = track(await startTap(up.port));
     const spans: SpanRecord[] = [];
     const metrics = createProxyMetrics(new Metrics());
-    const factory = createExchangeFactory({ serviceName: 'svc', policy: defaultPolicy, sink: { submit: (s) => spans.push(s) }, metrics });
+    const factory = createExchangeFactory({ policy: defaultPolicy, sink: { submit: (s) => spans.push(s) }, metrics });
     const proxy = track(await startH1Proxy(tap.port, { factory }));
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const parent = 'b7ad6b7169203331';
