@@ -155,14 +155,15 @@ async function child(dir, mode) {
     const { compilePolicy } = await imp('policy/parse.js');
     const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
     const policy = compilePolicy({});
-    const info = { executableName: 'nginx' };
+    // One info object per pid, as the agent's ProcessInfoCache gives (resources are cached by it).
+    const infos = new Map([[100, { executableName: 'wrk' }], [200, { executableName: 'nginx' }]]);
     const replayer = new SpanReplayer({
       policy: () => policy,
       // As the agent's OTLP exporter declares: it copies bodies under 2 KiB when it encodes in submit.
       sink: { submit: () => built++, copiesBytesBelow: 2048 },
       metrics: createProxyMetrics(new Metrics()),
       clock: fixedClock(1_700_000_000_000),
-      process: () => info,
+      process: (pid) => infos.get(pid),
     });
     onRecord = (conn, rec) => replayer.replay(conn, rec);
   }

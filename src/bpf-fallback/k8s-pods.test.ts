@@ -251,5 +251,8 @@ describe('cgroup identity', () => {
     expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME='))).toBeUndefined();
     expect(serviceNameFromEnviron(env('XOTEL_SERVICE_NAME=no', 'OTEL_SERVICE_NAMES=no'))).toBeUndefined();
     expect(serviceNameFromEnviron(Buffer.alloc(0))).toBeUndefined();
+    // Duplicates: the first counts, as getenv gives the process itself.
+    expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME=first', 'OTEL_SERVICE_NAME=second'))).toBe('first');
+    expect(serviceNameFromEnviron(env('OTEL_SERVICE_NAME=first', 'OTEL_SERVICE_NAME= '))).toBe('first');
   });
 });

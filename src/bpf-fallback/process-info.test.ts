@@ -49,4 +49,6 @@ test("a process's resource shares the node's attributes of the agent's own, neve
   expect(shared).toEqual({ 'k8s.node.name': 'node-1', 'k8s.cluster.name': 'prod', 'deployment.environment.name': 'prod', 'host.name': 'node-1', 'telemetry.sdk.name': 'sidetrace' });
   // A host process (no pod): none of the agent's pod identity leaks into its resource.
   expect(processResource(7, 'cron', { executableName: 'cron' }, undefined, shared)).toEqual({ 'service.name': 'cron', 'process.pid': 7, 'process.executable.name': 'cron', ...shared });
+  // Keys named like Object.prototype members (possible through OTEL_RESOURCE_ATTRIBUTES) are kept.
+  expect(processResource(7, 'cron', { executableName: 'cron' }, undefined, { constructor: 'x', toString: 'y' })).toMatchObject({ constructor: 'x', toString: 'y' });
 });

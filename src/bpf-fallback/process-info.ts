@@ -86,7 +86,7 @@ export function processResource(pid: number, comm: string, info: ProcessInfo, po
     }
     attrs['sidetrace.cgroup'] = cg.path;
   }
-  for (const k in shared) if (!(k in attrs)) attrs[k] = shared[k];
+  for (const k in shared) if (!Object.hasOwn(attrs, k)) attrs[k] = shared[k];
   return attrs;
 }
 
@@ -110,18 +110,20 @@ export function sharedResource(agent: Readonly<Record<string, string>>): Attribu
 const ENVIRON_MAX_BYTES = 64 * 1024;
 const SERVICE_NAME_VAR = Buffer.from('OTEL_SERVICE_NAME=');
 
-/** OTEL_SERVICE_NAME in a /proc/<pid>/environ text (NUL-separated), if set and not blank. */
+/**
+ * OTEL_SERVICE_NAME in a /proc/<pid>/environ text (NUL-separated), if set and not blank. Of
+ * duplicate entries the first counts, as getenv (glibc, Node, Go) gives the process's own SDK.
+ */
 export function serviceNameFromEnviron(environ: Buffer): string | undefined {
-  let found: string | undefined;
   for (let at = 0; at < environ.length; ) {
     let end = environ.indexOf(0, at);
     if (end < 0) end = environ.length;
-    if (end - at > SERVICE_NAME_VAR.length && environ.compare(SERVICE_NAME_VAR, 0, SERVICE_NAME_VAR.length, at, at + SERVICE_NAME_VAR.length) === 0) {
-      found = environ.toString('utf8', at + SERVICE_NAME_VAR.length, end).trim() || undefined;
+    if (end - at >= SERVICE_NAME_VAR.length && environ.compare(SERVICE_NAME_VAR, 0, SERVICE_NAME_VAR.length, at, at + SERVICE_NAME_VAR.length) === 0) {
+      return environ.toString('utf8', at + SERVICE_NAME_VAR.length, end).trim() || undefined;
     }
     at = end + 1;
   }
-  return found;
+  return undefined;
 }
 
 const MAX_CACHED = 16384;

@@ -17,6 +17,7 @@ export interface SpanReplayerDeps extends ExchangeDeps {
   clock: KernelClock;
   /** Resource attributes every process's resource shares (sharedResource of the agent's own). */
   sharedResource?: Readonly<Attributes>;
+  /** One object per pid, replaced when the pid execs or exits (ProcessInfoCache): resources are cached by it. */
   process: (pid: number, comm: string) => ProcessInfo;
   pods?: PodLookup;
 }

@@ -95,7 +95,7 @@ export interface H1State {
  * client repeats its request head and a server its response head (its Date changes once a
  * second), so most heads need their header strings sliced only once. Made on a head's first
  * repeat and dropped at the first head that differs, so heads that all differ (per-request ids)
- * cost no copies and no compares. Everything kept depends on the bytes alone; the header list is
+ * cost no copies and no byte compares, only a string compare against the last head's text. Everything kept depends on the bytes alone; the header list is
  * copied per message, so no two records share one.
  */
 export interface H1CachedHead {
