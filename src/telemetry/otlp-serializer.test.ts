@@ -203,6 +203,18 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('serializeRequest of spans with their own resources leaves the slabs of spans still queued alone', () => {
+    const ser = new OtlpTraceSerializer({ a: 'b' }, SCOPE);
+    const mk = (i: number, extra: Partial<SpanRecord> = {}): SpanRecord => ({ traceId: '1'.repeat(32), spanId: (i + 1).toString(16).padStart(16, '0'), sampled: true, name: 'n', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes: { i, pad: 'p'.repeat(3000 + (i % 7)) }, events: [], status: { code: StatusCode.UNSET }, ...extra });
+    // ~300 KiB queued from encodeSpan: spans in at least two slabs.
+    const encoded = Array.from({ length: 100 }, (_, i) => ser.encodeSpan(mk(i)));
+    const before = Buffer.from(ser.serializeEncoded(encoded));
+    ser.serializeRequest([mk(1000, { resource: { attributes: { 'service.name': 'x' } } })]);
+    // More spans: a released slab would be taken from the spares and written over.
+    for (let i = 0; i < 200; i++) ser.encodeSpan(mk(2000 + i));
+    expect(Buffer.from(ser.serializeEncoded(encoded)).equals(before)).toBe(true);
+  });
+
   it('encoded spans stay intact across slabs, spans bigger than a slab, and later batches', () => {
     const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
     const mk = (i: number, bytes: number): SpanRecord => ({

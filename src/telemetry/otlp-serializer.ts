@@ -49,8 +49,9 @@ const SPARE_SLABS = 4;
 // Requests from serializeEncoded are reused the same way once their export has finished.
 const SPARE_REQUESTS = 2;
 
-// Bytes values this big (binary bodies: already a copy of their own, made when the span was
-// built) are not copied by encodeSpan: the encoded span is the slab's bytes around them and the
+// Bytes values this big (binary bodies: a copy the exchange made, or a view it detached that
+// fills at least half of its buffer, so keeping it pins at most about twice its size) are not
+// copied by encodeSpan: the encoded span is the slab's bytes around them and the
 // values themselves, joined when the batch is serialized. Positions in `buf` where each goes:
 export const REFERENCE_MIN_BYTES = 2048;
 let referencing = false;
@@ -324,7 +325,8 @@ const KEY_CACHE_MAX_LENGTH = 256;
 // to MEMO_MAX_ITEMS strings (header values); bytes are not (comparing them costs about what
 // copying them does). A slot holds a KeyValue of at most this size and a value of at most twice
 // it in memory (UTF-16), so memos hold at most (KEY_CACHE_MAX + MAX_WIDE_KEYS * WIDE_SLOTS) *
-// 3 * MEMO_MAX_BYTES = 3 MiB, plus object headers.
+// 3 * MEMO_MAX_BYTES = 3 MiB, plus each kept key's encoded key field (at most KEY_CACHE_MAX of
+// KEY_CACHE_MAX_LENGTH UTF-16 units: ~1.5 MiB) and object headers.
 const MEMO_MAX_BYTES = 256;
 const MEMO_MAX_ITEMS = 4;
 // A key whose memoised value was replaced MEMO_MAX_MISSES times in a row gets WIDE_SLOTS slots
@@ -613,8 +615,9 @@ function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolea
 /** Repeated KeyValue under a one-byte `tag`; each pair's sizes are exact, so nothing shifts. */
 function putAttributes(tag: number, attrs: Attributes): void {
   // for-in walks V8's cached key list without the array Object.keys would allocate per span.
-  // It visits an object's own keys in insertion order, as the official writer's for-in +
-  // hasOwnProperty does, and Object.values lists their values in that order. Values are not read with attrs[key]: once
+  // It visits an object's own keys in property order (integer-like keys first, ascending, then
+  // the rest in insertion order), as the official writer's for-in + hasOwnProperty does, and
+  // Object.values lists their values in that same order. Values are not read with attrs[key]: once
   // this for-in has met one object in dictionary mode (an attribute list built key by key, a
   // resource), V8 compiles that read as a megamorphic keyed load (~20 ns a key); Object.values
   // costs one array per list (encodeSpan as a busy agent gets spans, bench/encode.js
@@ -882,12 +885,10 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     // Like the official serializer, no spans means an empty request.
     if (spans.length === 0) return new Uint8Array(0);
     // Spans with resources of their own are grouped by serializeEncoded (a path for tests: the
-    // exporter always encodes spans one by one).
+    // exporter always encodes spans one by one). Their slabs are not released here: releasing is
+    // in queue order, and spans encoded earlier and still queued share those slabs.
     if (spans.some((s) => s.resource !== undefined)) {
-      const encoded = spans.map((s) => this.encodeSpan(s));
-      const request = Buffer.from(this.serializeEncoded(encoded));
-      this.releaseEncoded(encoded);
-      return request;
+      return Buffer.from(this.serializeEncoded(spans.map((s) => this.encodeSpan(s))));
     }
     // Spans go after room for the header; the header is written last, right before them, once
     // the outer lengths are known, so the spans never move.
