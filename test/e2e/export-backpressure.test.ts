@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import grpc from '@grpc/grpc-js';
 import { request } from 'undici';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Metrics } from '../../src/telemetry/metrics.js';
 import { createSpanExporter, type SpanExporter } from '../../src/telemetry/export.js';
 import { exportConfigFromEnv } from '../../src/telemetry/otel-env.js';
@@ -92,6 +92,15 @@ function expectAccounted(metrics: Metrics, exporter: SpanExporter, total: number
 }
 
 describe('export with a bad backend', () => {
+  // The CPU budgets below are for submits in steady state: the serializer's code is compiled on
+  // first use (several ms, more under load), so both span shapes are encoded once first.
+  beforeAll(() => {
+    const warm = new OtlpTraceSerializer({ 'service.name': 'warm' }, { name: 'warm' });
+    for (let i = 0; i < 50; i++) {
+      for (const s of [span(), span(64 * 1024)]) warm.encodeSpan(s);
+    }
+  });
+
   it('backend down (nothing listening): submits are O(1), the queue is bounded, all drops counted', async () => {
     const port = await closedPort();
     const { metrics, exporter, shutdown, logs } = setup(`http://127.0.0.1:${port}`);
