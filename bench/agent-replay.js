@@ -16,6 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentPipeline, keepAliveTraffic, nginxResponse } from './agent-pipeline.js';
 import { prepareRevision } from './build-src.js';
 
 const CONNS = 16;
@@ -60,38 +61,7 @@ async function parent(revs) {
 /** Events of both sides of CONNS connections, interleaved by request like a busy node's ring. */
 function traffic() {
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', 'latin1');
-  const response = Buffer.from(
-    'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 17:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n' + 'x'.repeat(1024),
-    'latin1',
-  );
-  const events = [];
-  let ts = 1e12;
-  const sides = [];
-  for (let c = 0; c < CONNS; c++) {
-    for (const role of ['client', 'server']) {
-      const connId = 1 + 2 * c + (role === 'server' ? 1 : 0);
-      const pid = role === 'client' ? 100 : 200;
-      const local = { address: '127.0.0.1', port: role === 'client' ? 40000 + c : 8080 };
-      const remote = { address: '127.0.0.1', port: role === 'client' ? 8080 : 40000 + c };
-      events.push({ kind: 'open', connId, pid, tid: pid, fd: 5, tsNs: (ts += 1000), role, local, remote, comm: role === 'client' ? 'wrk' : 'nginx' });
-      sides.push({ connId, pid, role, pos: { egress: 0, ingress: 0 } });
-    }
-  }
-  const data = (s, direction, bytes) => {
-    events.push({ kind: 'data', connId: s.connId, pid: s.pid, tid: s.pid, fd: 5, tsNs: (ts += 1000), direction, source: 'syscall', pos: s.pos[direction], size: bytes.length, data: bytes });
-    s.pos[direction] += bytes.length;
-  };
-  for (let i = 0; i < REQUESTS_PER_CONN; i++) {
-    for (let c = 0; c < CONNS; c++) {
-      const client = sides[2 * c];
-      const server = sides[2 * c + 1];
-      data(client, 'egress', request);
-      data(server, 'ingress', request);
-      data(server, 'egress', response);
-      data(client, 'ingress', response);
-    }
-  }
-  return events;
+  return keepAliveTraffic({ conns: CONNS, requestsPerConn: REQUESTS_PER_CONN, request, response: nginxResponse() });
 }
 
 /** The events as the addon hands them over: batches of BATCH_EVENTS ring records (abi.h layout). */
@@ -144,35 +114,22 @@ function encodeBatches(events) {
 async function child(dir, mode) {
   const spans = mode === 'spans';
   const imp = (p) => import(path.resolve(dir, 'src', p));
-  const { ConnTable } = await imp('bpf-fallback/conn-table.js');
-  const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
-  const { Metrics } = await imp('telemetry/metrics.js');
-  let onRecord = () => {};
   let built = 0;
-  if (spans) {
-    const { SpanReplayer } = await imp('bpf-fallback/spans.js');
-    const { fixedClock } = await imp('bpf-fallback/clock.js');
-    const { compilePolicy } = await imp('policy/parse.js');
-    const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
-    const policy = compilePolicy({});
-    // One info object per pid, as the agent's ProcessInfoCache gives (resources are cached by it).
-    const infos = new Map([[100, { executableName: 'wrk' }], [200, { executableName: 'nginx' }]]);
-    const replayer = new SpanReplayer({
-      policy: () => policy,
-      // As the agent's OTLP exporter declares: it copies bodies under 2 KiB when it encodes in submit.
-      sink: { submit: () => built++, copiesBytesBelow: 2048 },
-      metrics: createProxyMetrics(new Metrics()),
-      clock: fixedClock(1_700_000_000_000),
-      process: (pid) => infos.get(pid),
-    });
-    onRecord = (conn, rec) => replayer.replay(conn, rec);
-  }
   let records = 0;
+  const { newTable } = await agentPipeline(dir, {
+    // As the agent's OTLP exporter declares: it copies bodies under 2 KiB when it encodes in submit.
+    sink: { submit: () => built++, copiesBytesBelow: 2048 },
+    clockMs: 1_700_000_000_000,
+    onRecord: (replay, conn, rec) => {
+      records++;
+      if (spans) replay(conn, rec);
+    },
+  });
   const events = traffic();
   const { decodeBatch } = mode === 'decode' ? await imp('bpf-fallback/native.js') : {};
   const batches = mode === 'decode' ? encodeBatches(events) : [];
   const run = () => {
-    const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (conn, rec) => (records++, onRecord(conn, rec)) });
+    const table = newTable();
     if (mode === 'decode') for (const b of batches) table.handle(decodeBatch(b));
     else for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
   };

@@ -14,6 +14,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentPipeline, nginxResponse } from './agent-pipeline.js';
 import { prepareRevision } from './build-src.js';
 
 const ROUNDS = 7;
@@ -52,26 +53,9 @@ async function parent(argv) {
 
 /** Both sides of REQUESTS requests from `dir`'s agent replay pipeline. */
 async function agentSpans(dir) {
-  const imp = (p) => import(path.join(dir, 'src', p));
-  const { ConnTable } = await imp('bpf-fallback/conn-table.js');
-  const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
-  const { Metrics } = await imp('telemetry/metrics.js');
-  const { SpanReplayer } = await imp('bpf-fallback/spans.js');
-  const { fixedClock } = await imp('bpf-fallback/clock.js');
-  const { compilePolicy } = await imp('policy/parse.js');
-  const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
-  const policy = compilePolicy({});
   const spans = [];
-  // One object per process, as the agent's process table keeps: a resource is encoded once.
-  const processes = {};
-  const replayer = new SpanReplayer({
-    policy: () => policy,
-    sink: { submit: (s) => spans.push(s) },
-    metrics: createProxyMetrics(new Metrics()),
-    clock: fixedClock(T0_MS),
-    process: (pid) => (processes[pid] ??= { executableName: 'nginx', cgroup: { path: '/system.slice/nginx.service' } }),
-  });
-  const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (c, r) => replayer.replay(c, r) });
+  const { newTable } = await agentPipeline(dir, { sink: { submit: (s) => spans.push(s) }, clockMs: T0_MS });
+  const table = newTable();
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: fortio.org/fortio-1.68.2\r\n\r\n', 'latin1');
   const events = [];
   let ts = 1;
@@ -92,11 +76,7 @@ async function agentSpans(dir) {
     const c = i % CONNS;
     const startUs = 1000 + Math.floor(i / CONNS) * PERIOD_US + Math.floor(random() * (PERIOD_US - 200));
     const date = new Date(T0_MS + Math.floor((startUs + 100) / 1000)).toUTCString();
-    const response = Buffer.from(
-      `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: ${date}\r\n` +
-        `Content-Type: application/octet-stream\r\nContent-Length: 1024\r\nConnection: keep-alive\r\n\r\n${'x'.repeat(1024)}`,
-      'latin1',
-    );
+    const response = nginxResponse('application/octet-stream', date);
     const steps = [[2 * c + 1, 'egress', request, 0], [2 * c + 2, 'ingress', request, 20], [2 * c + 2, 'egress', response, 100], [2 * c + 1, 'ingress', response, 120]];
     for (const [connId, direction, bytes, atUs] of steps) {
       const k = connId + direction;

@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentPipeline, keepAliveTraffic, nginxResponse } from './agent-pipeline.js';
 import { prepareRevision } from './build-src.js';
 import { startReceiver } from './receiver.js';
 
@@ -70,58 +71,12 @@ async function parent(argv) {
 
 /** DISTINCT_SPANS spans (both sides of DISTINCT_SPANS / 2 requests) from the agent's replay pipeline. */
 async function agentSpans(dir, text) {
-  const imp = (p) => import(path.join(dir, 'src', p));
-  const { ConnTable } = await imp('bpf-fallback/conn-table.js');
-  const { createAgentMetrics } = await imp('bpf-fallback/agent-metrics.js');
-  const { Metrics } = await imp('telemetry/metrics.js');
-  const { SpanReplayer } = await imp('bpf-fallback/spans.js');
-  const { compilePolicy } = await imp('policy/parse.js');
-  const { createProxyMetrics } = await imp('proxy/proxy-metrics.js');
-  const { measureKernelClock } = await imp('bpf-fallback/clock.js');
-  const policy = compilePolicy({});
   const spans = [];
-  const infos = { 100: { executableName: 'wrk' }, 200: { executableName: 'nginx' } };
-  const replayer = new SpanReplayer({
-    policy: () => policy,
-    sink: { submit: (s) => spans.push(s) },
-    metrics: createProxyMetrics(new Metrics()),
-    clock: measureKernelClock(),
-    process: (pid) => infos[pid],
-  });
-  const table = new ConnTable({ metrics: createAgentMetrics(new Metrics()), onRecord: (conn, rec) => replayer.replay(conn, rec) });
+  const { newTable } = await agentPipeline(dir, { sink: { submit: (s) => spans.push(s) } });
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n', 'latin1');
-  const response = Buffer.from(
-    `HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sat, 21 Nov 2026 17:00:00 GMT\r\nContent-Type: ${text ? 'text/plain' : 'application/octet-stream'}\r\n` +
-      `Content-Length: 1024\r\nConnection: keep-alive\r\n\r\n${'x'.repeat(1024)}`,
-    'latin1',
-  );
+  const response = nginxResponse(text ? 'text/plain' : 'application/octet-stream');
   const conns = 16;
-  const events = [];
-  let ts = Number(process.hrtime.bigint());
-  const sides = [];
-  for (let c = 0; c < conns; c++) {
-    for (const role of ['client', 'server']) {
-      const connId = 1 + 2 * c + (role === 'server' ? 1 : 0);
-      const pid = role === 'client' ? 100 : 200;
-      const local = { address: '10.0.0.7', port: role === 'client' ? 40000 + c : 8080 };
-      const remote = { address: '10.0.0.7', port: role === 'client' ? 8080 : 40000 + c };
-      events.push({ kind: 'open', connId, pid, tid: pid, fd: 5, tsNs: (ts += 1000), role, local, remote, comm: infos[pid].executableName });
-      sides.push({ connId, pid, pos: { egress: 0, ingress: 0 } });
-    }
-  }
-  const data = (s, direction, bytes) => {
-    events.push({ kind: 'data', connId: s.connId, pid: s.pid, tid: s.pid, fd: 5, tsNs: (ts += 1000), direction, source: 'syscall', pos: s.pos[direction], size: bytes.length, data: bytes });
-    s.pos[direction] += bytes.length;
-  };
-  for (let i = 0; i < DISTINCT_SPANS / 2 / conns; i++) {
-    for (let c = 0; c < conns; c++) {
-      data(sides[2 * c], 'egress', request);
-      data(sides[2 * c + 1], 'ingress', request);
-      data(sides[2 * c + 1], 'egress', response);
-      data(sides[2 * c], 'ingress', response);
-    }
-  }
-  table.handle(events);
+  newTable().handle(keepAliveTraffic({ conns, requestsPerConn: DISTINCT_SPANS / 2 / conns, request, response, address: '10.0.0.7', startNs: Number(process.hrtime.bigint()) }));
   if (spans.length !== DISTINCT_SPANS) throw new Error(`expected ${DISTINCT_SPANS} spans, got ${spans.length}`);
   return spans;
 }
