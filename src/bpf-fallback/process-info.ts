@@ -109,6 +109,8 @@ export function sharedResource(agent: Readonly<Record<string, string>>): Attribu
 // Bounded: an environment is usually a few KiB; a name set past this is not looked for.
 const ENVIRON_MAX_BYTES = 64 * 1024;
 const SERVICE_NAME_VAR = Buffer.from('OTEL_SERVICE_NAME=');
+// One read buffer for every pid: reads are synchronous, and the name found is copied out of it.
+const environBuf = Buffer.allocUnsafe(ENVIRON_MAX_BYTES);
 
 /**
  * OTEL_SERVICE_NAME in a /proc/<pid>/environ text (NUL-separated), if set and not blank. Of
@@ -175,9 +177,8 @@ export class ProcessInfoCache {
     let fd: number | undefined;
     try {
       fd = fs.openSync(`${this.procRoot}/${pid}/environ`, 'r');
-      const buf = Buffer.allocUnsafe(ENVIRON_MAX_BYTES);
-      const n = fs.readSync(fd, buf, 0, ENVIRON_MAX_BYTES, 0);
-      return serviceNameFromEnviron(buf.subarray(0, n));
+      const n = fs.readSync(fd, environBuf, 0, ENVIRON_MAX_BYTES, 0);
+      return serviceNameFromEnviron(environBuf.subarray(0, n));
     } catch {
       return undefined;
     } finally {
