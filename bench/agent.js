@@ -6,7 +6,8 @@
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
 //   node bench/agent.js --fixed-only the 10k req/s point alone (AGENT_BENCH_FIXED_RUNS times; median)
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
-// --cpu-prof during the fixed-rate point; its top self-time functions are printed).
+// --cpu-prof during the fixed-rate point; its top self-time functions are printed),
+// AGENT_BENCH_PROFILE_INTERVAL_US (the profiler's sampling interval; V8's default is 1000).
 // The agent gets the chart's agent.nodeOptions in NODE_OPTIONS, as the DaemonSet runs it.
 // Modes per round: off, on (the agent unlimited, both wrk's and nginx's sides traced), server
 // (nginx's side alone: wrk under a uid the agent skips, as clients on other nodes), and "limited":
@@ -236,7 +237,8 @@ async function fortioLoad(fortio, url, untraced) {
 async function measuredOn(runner, receiver, load, { profile = false, profileLabel = 'both', cgroup, extraArgs = [] } = {}) {
   const adminPort = await freePort();
   const profDir = path.join(outDir, `profile-${profileLabel}`);
-  const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const interval = process.env.AGENT_BENCH_PROFILE_INTERVAL_US;
+  const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir, ...(interval ? ['--cpu-prof-interval', interval] : [])] : [];
   const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port), ...extraArgs];
   // The agent's own export defaults (queue 2048 spans / 32 MiB), as a user runs it; OTEL_* in the
