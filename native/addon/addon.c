@@ -153,11 +153,15 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	opts.ring_bytes = opt_u32(env, argv[0], "ringBytes", 8u << 20);
 	opts.chunk_bytes = opt_u32(env, argv[0], "chunkBytes", 16384);
 	opts.max_bytes_per_call = opt_u32(env, argv[0], "maxBytesPerCall", 65536);
-	/* 256 KiB: a 10 ms poll at 10k req/s fills about that. 32 of them (8 MiB) may wait for JS,
+	/* 96 KiB: more than the 64 KiB that wake the reader (events-ringbuf.h), and below the
+	 * 128 KiB mmap threshold fixed in init(), so malloc recycles batches from its arena. At
+	 * 256 KiB each batch was mapped, faulted in page by page as the reader filled it, and
+	 * unmapped when GC freed it: 60% of the reader thread's CPU, and munmap on the JS thread,
+	 * at 10k req/s (perf); 96 KiB halved the reader's CPU. 84 of them (8 MiB) may wait for JS,
 	 * beside the 8 MiB ring: what a burst needs before the kernel drops (10,000 short
 	 * connections as fast as they go, test/e2e/agent-kernel.test.ts). */
-	opts.batch_bytes = opt_u32(env, argv[0], "batchBytes", 256u << 10);
-	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 32);
+	opts.batch_bytes = opt_u32(env, argv[0], "batchBytes", 96u << 10);
+	opts.max_pending_batches = opt_u32(env, argv[0], "maxPendingBatches", 84);
 	uint32_t tls = opt_u32(env, argv[0], "tls", 1);
 	uint32_t ports[256];
 	if (!opt_u32_list(env, argv[0], "skipUids", opts.skip_uids, 64, UINT32_MAX, &opts.n_skip_uids) ||
