@@ -241,7 +241,7 @@ async function measuredOn(runner, receiver, load, { profile = false, profileLabe
   const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir, ...(interval ? ['--cpu-prof-interval', interval] : [])] : [];
   const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port), ...extraArgs];
-  // The agent's own export defaults (queue 2048 spans / 32 MiB), as a user runs it; OTEL_* in the
+  // The agent's own export defaults (queue 8,192 spans / 32 MiB), as a user runs it; OTEL_* in the
   // bench's environment pass through.
   // The node options the chart's DaemonSet sets (V8's young generation size), so the figures are
   // the deployed agent's. In limited mode a shell joins the cgroup, then execs the agent (its
