@@ -7,6 +7,8 @@ import type { H1Frame, H1Message, H1State } from './types.js';
 
 const MAX_QUEUED_MESSAGES = 256;
 const MAX_GAP_WINDOWS = 64;
+/** Messages kept for reuse: more than one batch's exchanges on one connection need. */
+const MAX_FREE_MESSAGES = 256;
 /** The body of every message without one; never pushed to (addBody swaps in an array of its own). */
 const NO_CHUNKS: BodyChunk[] = [];
 
@@ -40,7 +42,7 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
   const current = type === 'request' ? state.currentRequest : state.currentResponse;
   if (f.kind === 'request-head' || f.kind === 'response-head') {
     if (f.kind === 'response-head' && f.interim) return;
-    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
+    const msg = newMessage(f, tf.startNs, tf.endNs);
     if (type === 'request') state.currentRequest = msg;
     else state.currentResponse = msg;
     if (f.complete) finish(type, state);
@@ -61,15 +63,44 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
   }
 }
 
+/**
+ * Messages records were made from, for reuse by any connection: the record keeps a message's
+ * body array and head, never the message object, so the usual exchange makes no message garbage.
+ * Module-wide rather than per connection, whose idle lists would add up over thousands of
+ * connections; nothing parsed or stitched depends on it.
+ */
+const freeMessages: H1Message[] = [];
+
+/** A message starting with head `head`: a reused one, reset, if there is one. */
+function newMessage(head: H1Message['head'], startNs: number, endNs: number): H1Message {
+  const msg = freeMessages.pop();
+  if (msg === undefined) return { head, startNs, endNs, body: NO_CHUNKS, kept: 0, size: 0, trailers: undefined, partial: false };
+  msg.head = head;
+  msg.startNs = startNs;
+  msg.endNs = endNs;
+  msg.body = NO_CHUNKS;
+  msg.kept = 0;
+  msg.size = 0;
+  msg.trailers = undefined;
+  msg.partial = false;
+  return msg;
+}
+
+/** `msg` went into a record and is referenced nowhere else: kept for newMessage. */
+function recycle(msg: H1Message): void {
+  if (freeMessages.length < MAX_FREE_MESSAGES) freeMessages.push(msg);
+}
+
 function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): void {
   msg.size += data.length;
   const room = limit - msg.kept;
   if (room <= 0 || data.length === 0) return;
   // A reference into the batch: copied only if the message outlives the stitch (detachHeld).
   const part = data.length <= room ? data : data.subarray(0, room);
-  // Most messages have no body: they share NO_CHUNKS until their first piece.
-  if (msg.body === NO_CHUNKS) msg.body = [];
-  msg.body.push({ data: part, tsNs });
+  // Most messages have no body: they share NO_CHUNKS until their first piece. Most bodies come
+  // in one piece: a literal of one element, where a push to [] reserves room for 17.
+  if (msg.body === NO_CHUNKS) msg.body = [{ data: part, tsNs }];
+  else msg.body.push({ data: part, tsNs });
   msg.kept += part.length;
 }
 
@@ -145,7 +176,10 @@ function pair(state: H1State, out: HttpRecord[]): void {
       state.responseResynced = false;
     }
     responses.shift();
-    out.push(toRecord(requests.shift()!, res, undefined));
+    const answered = requests.shift()!;
+    out.push(toRecord(answered, res, undefined));
+    recycle(answered);
+    recycle(res);
   }
 }
 
