@@ -107,6 +107,8 @@ export type H1Framing = 'chunked' | 'none' | 'invalid' | number;
 export interface H1CachedHead {
   /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
   bytes: Buffer;
+  /** A DataView over `bytes`, for the compare. */
+  view: DataView;
   /** Request heads: the method (a known method), for the response's framing. */
   method: string;
   /** Response heads: the status. */
