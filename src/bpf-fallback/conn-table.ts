@@ -47,8 +47,6 @@ const DEFAULTS = {
   idleTimeoutNs: 300e9,
 };
 
-/** TimedFrames kept for reuse: more than one batch's frames of one connection need. */
-const MAX_POOLED_FRAMES = 1024;
 // Bytes seen on both directions without a protocol match before a connection is given up on.
 const DETECT_LIMIT = 8 * 1024;
 const MID_STREAM_DETECT_LIMIT = 256 * 1024;
@@ -122,13 +120,6 @@ export class ConnTable {
   private readonly byPid = new Map<number, Set<number>>();
   private readonly dirty: Connection[] = [];
   private readonly segs: Segment[] = [];
-  /**
-   * TimedFrames for reuse: a stitcher reads each frame's fields and never keeps the TimedFrame
-   * (the Protocol contract), so those handed to one stitch call serve the next parses instead of
-   * three objects per frame becoming garbage. `handed` holds the ones a stitch call was given.
-   */
-  private readonly framePool: TimedFrame<unknown>[] = [];
-  private readonly handed: TimedFrame<unknown>[] = [];
   private total = 0;
   private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
@@ -326,22 +317,7 @@ export class ConnTable {
 
   private emit(conn: Connection, eof: boolean): void {
     const protocol = conn.protocol!;
-    const { request, response } = conn.frames;
-    const handed = this.handed;
-    for (let i = 0; i < request.length; i++) handed.push(request[i]);
-    for (let i = 0; i < response.length; i++) handed.push(response[i]);
-    const records = protocol.stitch(request, response, conn.state, eof);
-    // Stitchers consume every frame they are given; were one left, none is reused.
-    const pool = this.framePool;
-    if (request.length === 0 && response.length === 0) {
-      while (handed.length > 0 && pool.length < MAX_POOLED_FRAMES) {
-        const tf = handed.pop()!;
-        // A body frame's bytes view a capture batch: a pooled frame must not keep it alive.
-        tf.frame = undefined;
-        pool.push(tf);
-      }
-    }
-    while (handed.length > 0) handed.pop();
+    const records = protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
     const m = this.opts.metrics;
     const orphans = protocol.orphans(conn.state);
     m.orphanResponses.inc(orphans - conn.orphansCounted);
@@ -423,15 +399,7 @@ export class ConnTable {
       const startNs = buf.timeAt(0);
       const r = protocol.parseFrame(type, buf.buf, conn.state, startNs);
       if (r.kind === 'success') {
-        const endNs = r.consumed > 0 ? buf.timeAt(r.consumed - 1) : startNs;
-        const tf = this.framePool.pop();
-        if (tf === undefined) frames.push({ frame: r.frame, startNs, endNs });
-        else {
-          tf.frame = r.frame;
-          tf.startNs = startNs;
-          tf.endNs = endNs;
-          frames.push(tf);
-        }
+        frames.push({ frame: r.frame, startNs, endNs: r.consumed > 0 ? buf.timeAt(r.consumed - 1) : startNs });
         buf.consume(r.consumed);
       } else if (r.kind === 'ignored' && r.consumed > 0) {
         buf.consume(r.consumed);

@@ -104,9 +104,8 @@ export interface Protocol<F, S> {
   /**
    * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
    * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
-   * TimedFrame objects are the caller's to reuse once consumed: keep their fields, never them.
-   * The records are new objects, never changed once returned; parts of them (header lists, body
-   * chunk arrays) may be shared with other records and are read-only for everyone.
+   * records are new objects, never changed once returned; parts of them (header lists) may be
+   * shared with other records and are read-only for everyone.
    */
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */

@@ -7,8 +7,6 @@ import type { H1Frame, H1Message, H1State } from './types.js';
 
 const MAX_QUEUED_MESSAGES = 256;
 const MAX_GAP_WINDOWS = 64;
-/** Messages kept for reuse: more than one batch's exchanges on one connection need. */
-const MAX_FREE_MESSAGES = 256;
 /** The body of every message without one; never pushed to (addBody swaps in an array of its own). */
 const NO_CHUNKS: BodyChunk[] = [];
 
@@ -42,7 +40,7 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
   const current = type === 'request' ? state.currentRequest : state.currentResponse;
   if (f.kind === 'request-head' || f.kind === 'response-head') {
     if (f.kind === 'response-head' && f.interim) return;
-    const msg = newMessage(f, tf.startNs, tf.endNs);
+    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
     if (type === 'request') state.currentRequest = msg;
     else state.currentResponse = msg;
     if (f.complete) finish(type, state);
@@ -61,34 +59,6 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
     if (f.trailers !== undefined && f.trailers.length > 0) current.trailers = f.trailers;
     finish(type, state);
   }
-}
-
-/**
- * Messages records were made from, for reuse by any connection: the record keeps a message's
- * body array and head, never the message object, so the usual exchange makes no message garbage.
- * Module-wide rather than per connection, whose idle lists would add up over thousands of
- * connections; nothing parsed or stitched depends on it.
- */
-const freeMessages: H1Message[] = [];
-
-/** A message starting with head `head`: a reused one, reset, if there is one. */
-function newMessage(head: H1Message['head'], startNs: number, endNs: number): H1Message {
-  const msg = freeMessages.pop();
-  if (msg === undefined) return { head, startNs, endNs, body: NO_CHUNKS, kept: 0, size: 0, trailers: undefined, partial: false };
-  msg.head = head;
-  msg.startNs = startNs;
-  msg.endNs = endNs;
-  msg.body = NO_CHUNKS;
-  msg.kept = 0;
-  msg.size = 0;
-  msg.trailers = undefined;
-  msg.partial = false;
-  return msg;
-}
-
-/** `msg` went into a record and is referenced nowhere else: kept for newMessage. */
-function recycle(msg: H1Message): void {
-  if (freeMessages.length < MAX_FREE_MESSAGES) freeMessages.push(msg);
 }
 
 function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): void {
@@ -176,10 +146,7 @@ function pair(state: H1State, out: HttpRecord[]): void {
       state.responseResynced = false;
     }
     responses.shift();
-    const answered = requests.shift()!;
-    out.push(toRecord(answered, res, undefined));
-    recycle(answered);
-    recycle(res);
+    out.push(toRecord(requests.shift()!, res, undefined));
   }
 }
 
