@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from './events.js';
+import type { HttpRecord } from './protocols/protocol.js';
 import { newRun, runBatches, summary } from './test-support/run.js';
 import { connEvents, type Write } from './test-support/synthetic.js';
 
@@ -111,6 +112,50 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
         expect(run.table.size).toBe(0);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  test('repeated heads on interleaved connections: records as sent, never changed once handed on', () => {
+    // Few distinct heads, so the parser's head cache and the reused frames and messages are
+    // exercised across connections, cuts, batches and pipelining; an exchange's bodies name it.
+    const exArb = fc.record({ method: fc.constantFrom('GET', 'POST', 'HEAD'), path: fc.constantFrom('/a', '/b'), status: fc.constantFrom(200, 204, 404), chunked: fc.boolean() });
+    const convArb = fc.record({ exs: fc.array(exArb, { minLength: 1, maxLength: 6 }), pipelined: fc.boolean() });
+    fc.assert(
+      fc.property(fc.array(convArb, { minLength: 1, maxLength: 4 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 4 }), (convs, cuts, splits) => {
+        const expected = new Map<number, unknown[]>();
+        const perConn = convs.map(({ exs, pipelined }, c) => {
+          const connId = c + 1;
+          const reqs: Write[] = [];
+          const ress: Write[] = [];
+          const want: unknown[] = [];
+          exs.forEach((e, i) => {
+            const reqBody = e.method === 'POST' ? `req-${connId}-${i}` : '';
+            const resBody = e.method === 'HEAD' || e.status === 204 ? '' : `res-${connId}-${i}`;
+            const framing = e.chunked && resBody.length > 0 ? 'Transfer-Encoding: chunked' : `Content-Length: ${e.method === 'HEAD' ? 7 : resBody.length}`;
+            const payload = e.chunked && resBody.length > 0 ? `${resBody.length.toString(16)}\r\n${resBody}\r\n0\r\n\r\n` : resBody;
+            reqs.push({ direction: 'egress', data: `${e.method} ${e.path} HTTP/1.1\r\nHost: h\r\nContent-Length: ${reqBody.length}\r\n\r\n${reqBody}` });
+            ress.push({ direction: 'ingress', data: `HTTP/1.1 ${e.status} S\r\nServer: s\r\n${e.status === 204 ? '' : `${framing}\r\n`}\r\n${payload}` });
+            want.push({ method: e.method, target: e.path, status: e.status, requestBody: reqBody, responseBody: resBody });
+          });
+          expected.set(connId, want);
+          const writes = pipelined ? [...reqs, ...ress] : reqs.flatMap((r, i) => [r, ress[i]]);
+          return cut(connEvents({ connId, startNs: 1e12 + connId * 1000 }, writes), cuts);
+        });
+        // Round-robin over the connections, as a busy node's ring interleaves them.
+        const events: AgentEvent[] = [];
+        for (let i = 0; perConn.some((evs) => i < evs.length); i++) for (const evs of perConn) if (i < evs.length) events.push(evs[i]);
+        const at = [...new Set(splits.map((n) => n % events.length))].sort((a, b) => a - b);
+        const batches = [0, ...at].map((from, k) => events.slice(from, [...at, events.length][k]));
+        const handed: Array<{ connId: number; record: HttpRecord; then: unknown }> = [];
+        const run = newRun({ onRecord: (conn, record) => handed.push({ connId: conn.connId, record, then: structuredClone(summary(record)) }) });
+        for (const b of batches) run.table.handle(b);
+        for (const h of handed) expect(summary(h.record)).toEqual(h.then);
+        for (const [connId, want] of expected) {
+          const got = handed.filter((h) => h.connId === connId).map(({ record: r }) => ({ method: r.method, target: r.target, status: r.status, requestBody: Buffer.concat(r.requestBody.map((c) => c.data)).toString(), responseBody: Buffer.concat(r.responseBody.map((c) => c.data)).toString() }));
+          expect(got).toEqual(want);
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 

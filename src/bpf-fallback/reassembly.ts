@@ -232,7 +232,8 @@ export class ParseBuffer {
       this.next();
       return;
     }
-    this.buf = this.buf.subarray(n);
+    // The same view as subarray(n), without its species lookup and argument clamping.
+    this.buf = Buffer.from(this.buf.buffer, this.buf.byteOffset + n, this.buf.length - n);
     const offs = this.offs;
     if (offs.length === 1) return;
     let drop = 0;

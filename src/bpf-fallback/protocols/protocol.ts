@@ -103,7 +103,9 @@ export interface Protocol<F, S> {
   resync(type: MessageType, state: S, lost?: TimeWindow): void;
   /**
    * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
-   * open stay in `state`). `eof`: the connection closed; flush what can be flushed.
+   * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
+   * records are new objects, never changed once returned; parts of them (header lists) may be
+   * shared with other records and are read-only for everyone.
    */
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */

@@ -67,9 +67,10 @@ function addBody(msg: H1Message, data: Buffer, tsNs: number, limit: number): voi
   if (room <= 0 || data.length === 0) return;
   // A reference into the batch: copied only if the message outlives the stitch (detachHeld).
   const part = data.length <= room ? data : data.subarray(0, room);
-  // Most messages have no body: they share NO_CHUNKS until their first piece.
-  if (msg.body === NO_CHUNKS) msg.body = [];
-  msg.body.push({ data: part, tsNs });
+  // Most messages have no body: they share NO_CHUNKS until their first piece. Most bodies come
+  // in one piece: a literal of one element, where a push to [] reserves room for 17.
+  if (msg.body === NO_CHUNKS) msg.body = [{ data: part, tsNs }];
+  else msg.body.push({ data: part, tsNs });
   msg.kept += part.length;
 }
 

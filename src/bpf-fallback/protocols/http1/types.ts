@@ -1,7 +1,7 @@
 // HTTP/1.x frames and per-connection state for the agent's parser and stitcher.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import type { BodyChunk, TimeWindow } from '../protocol.js';
+import type { BodyChunk, ParseResult, TimeWindow } from '../protocol.js';
 
 export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End;
 
@@ -67,7 +67,9 @@ export interface H1State {
   request: H1DirState;
   response: H1DirState;
   /** Methods of requests whose responses have not been parsed yet, oldest first: a response's framing depends on them (HEAD, CONNECT). */
-  pendingMethods: Array<{ method: string; startNs: number }>;
+  pendingMethods: string[];
+  /** The kernel time each of pendingMethods' requests started (parallel to it). */
+  pendingStarts: number[];
   maxBodyBytes: number;
   midStream: boolean;
   currentRequest?: H1Message;
@@ -90,24 +92,30 @@ export interface H1State {
   lastResponseHead?: H1CachedHead;
 }
 
+/** A head's body framing: chunked, a Content-Length, none (no framing header) or a bad Content-Length. */
+export type H1Framing = 'chunked' | 'none' | 'invalid' | number;
+
 /**
  * A head's parse, reused while the heads of its direction keep the same bytes: a keep-alive
  * client repeats its request head and a server its response head (its Date changes once a
- * second), so most heads need their header strings sliced only once. Made on a head's first
- * repeat and dropped at the first head that differs, so heads that all differ (per-request ids)
- * cost no copies and no byte compares, only a string compare against the last head's text. Everything kept depends on the bytes alone; the header list is
- * copied per message, so no two records share one.
+ * second), so most heads are parsed once. Made on a head's first repeat and dropped at the first
+ * head that differs, so heads that all differ (per-request ids) cost no copies and no byte
+ * compares, only a string compare against the last head's text. Everything kept depends on the
+ * bytes alone, and a repeat returns the same result object, frame and header list: consumers
+ * (the stitcher, the records it makes, span building) only read them, never mutate.
  */
 export interface H1CachedHead {
   /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
   bytes: Buffer;
-  /** Request heads: the method (a known method) and target. */
+  /** A DataView over `bytes`, for the compare. */
+  view: DataView;
+  /** Request heads: the method (a known method), for the response's framing. */
   method: string;
-  target: string;
-  version: '1.0' | '1.1';
-  /** Response heads. */
+  /** Response heads: the status. */
   status: number;
-  /** Head.framing: a Content-Length, or a code for parse.ts's headFraming. */
-  framing: number;
-  headers: RawHeaders;
+  framing: H1Framing;
+  /** The parse result when the message ends with its head (requests: the only one). */
+  done: ParseResult<H1Frame>;
+  /** Response heads: the result when a body follows (the answered request's method decides). */
+  open: ParseResult<H1Frame> | undefined;
 }
