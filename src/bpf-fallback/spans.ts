@@ -42,7 +42,6 @@ export class SpanReplayer {
   private readonly resources = new WeakMap<ProcessInfo, { pod: unknown; resource: SpanResource }>();
   /** The record being replayed: replay is synchronous, so a span built now is this record's. */
   private current: HttpRecord | undefined;
-  private currentResource: SpanResource | undefined;
 
   constructor(private readonly deps: SpanReplayerDeps) {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
@@ -73,7 +72,6 @@ export class SpanReplayer {
     const identity = this.identity(conn);
     const attributes = identity.attributes;
     this.current = rec;
-    this.currentResource = identity.resource;
     try {
       const ex = this.exchanges.start({
         direction: server ? 'inbound' : 'outbound',
@@ -87,6 +85,7 @@ export class SpanReplayer {
         startMs: clock.toEpochMs(rec.startNs),
         scheme: conn.source === 'tls' ? 'https' : 'http',
         attributes,
+        resource: identity.resource,
       });
       for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
       ex.requestEnd(rec.requestTrailers);
@@ -102,7 +101,6 @@ export class SpanReplayer {
       else ex.responseEnd(rec.responseTrailers, endMs);
     } finally {
       this.current = undefined;
-      this.currentResource = undefined;
     }
   }
 
@@ -130,7 +128,6 @@ export class SpanReplayer {
 
   private sizes(span: SpanRecord): SpanRecord {
     const rec = this.current;
-    span.resource = this.currentResource;
     if (rec !== undefined) {
       bodySize(span.attributes, REQUEST_BODY, rec.requestBodySize);
       bodySize(span.attributes, RESPONSE_BODY, rec.responseBodySize);

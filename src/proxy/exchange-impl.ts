@@ -424,9 +424,13 @@ class TracedExchange implements Exchange {
     // Attribute objects are plain (no enumerable inherited keys), so both see the same keys.
     const extra = start.attributes;
     if (extra !== undefined) for (const key in extra) attrs.add(key, extra[key]);
+    // Every key in the literal, the optional ones too: a key added later gives the span a second
+    // object of properties and another shape, which the exporter then meets as well.
     const span: SpanRecord = {
       traceId: this.traceId,
       spanId: this.spanId,
+      parentSpanId: this.incoming.parentSpanId,
+      traceState: this.incoming.traceState,
       sampled: this.sampled,
       name,
       kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
@@ -435,9 +439,8 @@ class TracedExchange implements Exchange {
       attributes: attrs.finish(),
       events,
       status: this.outMessage !== undefined ? { code: this.outCode, message: this.outMessage } : this.outCode === StatusCode.ERROR ? STATUS_ERROR : STATUS_UNSET,
+      resource: start.resource,
     };
-    if (this.incoming.parentSpanId !== undefined) span.parentSpanId = this.incoming.parentSpanId;
-    if (this.incoming.traceState !== undefined) span.traceState = this.incoming.traceState;
     return span;
   }
 

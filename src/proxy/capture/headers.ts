@@ -8,16 +8,12 @@ import type { AttributeBuilder } from './attributes.js';
 import { internalize } from './intern.js';
 
 interface Names {
-  raw: string;
   lower: string;
   key: string;
   /** Whether `redactedBy` redacts this name: the same rule serves request after request. */
   redactedBy: CaptureRule | undefined;
   redacted: boolean;
 }
-
-/** Direct-mapped slots in front of the map, indexed by length and end characters (a power of 2). */
-const SLOTS = 256;
 
 /** Bound on distinct raw names cached per prefix, so odd clients cannot grow memory. */
 const MAX_CACHED_NAMES = 2048;
@@ -28,29 +24,31 @@ const MAX_CACHED_NAMES = 2048;
  * string allocations per header.
  */
 class HeaderRecorder {
-  private readonly names = new Map<string, Names>();
   /**
-   * Parsers hand over fresh strings, which a map must hash in full on every lookup; a slot needs
-   * three characters and one comparison (~2x faster per header, measured).
+   * By raw spelling, in a dictionary object rather than a Map: parsers hand over fresh strings,
+   * mostly slices of the head's text, and comparing a slice with a cached name (a Map's key check,
+   * or a direct-mapped slot's) is a runtime call, ~50 ns per header. A property lookup finds the
+   * name through V8's string table instead, and turns the string it was given into a reference to
+   * the table's copy, so the same string object is found by pointer next time (a parser that reuses
+   * a repeated head's strings hands over the same ones); measured ~15 ns whatever the length.
    */
-  private readonly slots: Array<Names | undefined> = new Array<Names | undefined>(SLOTS).fill(undefined);
+  private names: Record<string, Names> = Object.create(null) as Record<string, Names>;
+  private count = 0;
 
   constructor(private readonly prefix: string) {}
 
   private namesFor(raw: string): Names {
-    const len = raw.length;
-    const slot = (len * 31 + raw.charCodeAt(0) * 7 + raw.charCodeAt(len - 1)) & (SLOTS - 1);
-    const cached = this.slots[slot];
-    if (cached !== undefined && cached.raw === raw) return cached;
-    let n = this.names.get(raw);
-    if (n === undefined) {
-      if (this.names.size >= MAX_CACHED_NAMES) this.names.clear();
-      const lower = raw.toLowerCase();
-      const kept = internalize(raw);
-      n = { raw: kept, lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
-      this.names.set(kept, n);
+    const cached = this.names[raw];
+    if (cached !== undefined) return cached;
+    if (this.count >= MAX_CACHED_NAMES) {
+      this.names = Object.create(null) as Record<string, Names>;
+      this.count = 0;
     }
-    this.slots[slot] = n;
+    // toLowerCase may return `raw` itself, a slice of a whole head.
+    const lower = internalize(raw.toLowerCase());
+    const n: Names = { lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
+    this.names[raw] = n;
+    this.count++;
     return n;
   }
 
