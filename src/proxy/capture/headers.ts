@@ -13,6 +13,54 @@ interface Names {
   /** Whether `redactedBy` redacts this name: the same rule serves request after request. */
   redactedBy: CaptureRule | undefined;
   redacted: boolean;
+  /** One-value arrays of values seen again, by value (see valueArray). */
+  arrays: Record<string, readonly string[]> | undefined;
+  kept: number;
+  /** Fingerprint of the last value not found among them. */
+  missed: number;
+}
+
+/**
+ * Most headers repeat their value span after span (a client's Host and User-Agent, a server's
+ * Server and Content-Type), and each value is recorded as a one-element array: a frozen array per
+ * repeating value serves every span, where a new one per header per span was the largest
+ * allocation of span building. Found by a property lookup, as names are (namesFor), for the same
+ * reason: a parser's values are slices, and comparing them is slow. A value is kept on its second
+ * sighting in a row (by fingerprint, so per-request values such as request ids are never kept),
+ * as the string table's copy, which keeps no head text alive.
+ */
+const MAX_KEPT_VALUES = 8;
+/** Longer values are not kept: bounds what the caches hold. */
+const MAX_KEPT_VALUE_LENGTH = 256;
+
+/** Length and three characters: values of one header mostly differ in one of them. */
+function fingerprint(v: string): number {
+  const len = v.length;
+  return len === 0 ? 0 : (len * 31 + v.charCodeAt(0)) * 961 + v.charCodeAt(len >> 1) * 31 + v.charCodeAt(len - 1);
+}
+
+/** `[value]`, frozen and shared while `value` repeats under these names. */
+function valueArray(names: Names, value: string): readonly string[] {
+  const arrays = names.arrays;
+  if (arrays !== undefined) {
+    const kept = arrays[value];
+    if (kept !== undefined) return kept;
+  }
+  if (value.length > MAX_KEPT_VALUE_LENGTH) return [value];
+  const fp = fingerprint(value);
+  if (fp !== names.missed) {
+    names.missed = fp;
+    return [value];
+  }
+  if (arrays === undefined || names.kept >= MAX_KEPT_VALUES) {
+    names.arrays = Object.create(null) as Record<string, readonly string[]>;
+    names.kept = 0;
+  }
+  const own = internalize(value);
+  const array = Object.freeze([own]);
+  names.arrays![own] = array;
+  names.kept++;
+  return array;
 }
 
 /** Bound on distinct raw names cached per prefix, so odd clients cannot grow memory. */
@@ -46,7 +94,7 @@ class HeaderRecorder {
     }
     // toLowerCase may return `raw` itself, a slice of a whole head.
     const lower = internalize(raw.toLowerCase());
-    const n: Names = { lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false };
+    const n: Names = { lower, key: internalize(this.prefix + lower), redactedBy: undefined, redacted: false, arrays: undefined, kept: 0, missed: -1 };
     this.names[raw] = n;
     this.count++;
     return n;
@@ -67,8 +115,9 @@ class HeaderRecorder {
       }
       const value = names.redacted ? REDACTED : headers[i + 1];
       const at = attrs.indexOf(key, first);
-      if (at < 0) attrs.add(key, [value]);
-      else (attrs.valueAt(at) as string[]).push(value);
+      // A repeated name extends a copy: the array recorded first may be a shared one.
+      if (at < 0) attrs.add(key, valueArray(names, value) as string[]);
+      else attrs.setValueAt(at, [...(attrs.valueAt(at) as string[]), value]);
     }
   }
 }
