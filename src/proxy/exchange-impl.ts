@@ -25,7 +25,7 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
     // starting an exchange fails; counting here too would double it.
     start(start: ExchangeStart): Exchange {
       try {
-        return startExchange(deps, start);
+        return startExchange(deps, start, undefined);
       } catch {
         deps.metrics.captureErrors.inc();
         return PASSIVE_EXCHANGE;
@@ -34,7 +34,30 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
   };
 }
 
-function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
+/**
+ * For callers that report a whole exchange in one synchronous run and keep no Exchange after it
+ * ends (the node agent's replay): an exchange that has ended is started again for the next
+ * request rather than a new one allocated. Spans are the same as createExchangeFactory's.
+ */
+export function createReplayExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
+  let last: TracedExchange | undefined;
+  return {
+    start(start: ExchangeStart): Exchange {
+      try {
+        // One not ended may still be in use (a replay that threw midway): it is left alone.
+        const ex = startExchange(deps, start, last !== undefined && last.idle ? last : undefined);
+        if (ex instanceof TracedExchange) last = ex;
+        return ex;
+      } catch {
+        deps.metrics.captureErrors.inc();
+        return PASSIVE_EXCHANGE;
+      }
+    },
+  };
+}
+
+/** `reuse`: an ended exchange to start again instead of a new one. */
+function startExchange(deps: ExchangeDeps, start: ExchangeStart, reuse: TracedExchange | undefined): Exchange {
   const startMs = start.startMs ?? nowMs();
   splitTarget(start.target);
   const path = targetPath;
@@ -54,7 +77,9 @@ function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
     return PASSIVE_EXCHANGE;
   }
   if (!match.rule.spans) return PASSIVE_EXCHANGE;
-  return new TracedExchange(deps, start, startMs, path, query, authority, contentType, grpc, match);
+  const ex = reuse ?? new TracedExchange(deps);
+  ex.init(start, startMs, path, query, authority, contentType, grpc, match);
+  return ex;
 }
 
 /**
@@ -143,22 +168,35 @@ const NO_EVENTS = Object.freeze([]) as unknown as SpanEvent[];
 // Semconv: these codes make a SERVER span an error; a CLIENT span errs on any non-zero code.
 const GRPC_SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
 
+/**
+ * Every field but deps is set by init, which starts the exchange: a replay factory starts an
+ * ended one again (createReplayExchangeFactory).
+ */
 class TracedExchange implements Exchange {
+  private start!: ExchangeStart;
+  private startMs = 0;
+  private path: string | undefined;
+  private query: string | undefined;
+  /** Host from an absolute-form target. */
+  private targetAuthority: string | undefined;
+  private contentType: string | undefined;
+  private grpc = false;
+  private match!: RouteMatch;
   /** Worked out on first use: exchanges replayed by the agent forward nothing. */
   private forward: ForwardContext | undefined;
-  private readonly traceId: string;
-  private readonly spanId: string;
-  private readonly rule: CaptureRule;
-  private readonly incoming: IncomingContext;
+  private traceId = '';
+  private spanId = '';
+  private rule!: CaptureRule;
+  private incoming!: IncomingContext;
   /** The sampled flag propagated downstream. */
-  private readonly sampled: boolean;
+  private sampled = false;
   /** The rule's head decision on the trace id, needed both for `sampled` and at span end. */
-  private readonly headKept: boolean;
+  private headKept = false;
   /** NO_BODY until a chunk arrives: most requests and some responses have no body. */
   private reqBody = NO_BODY;
   private resBody = NO_BODY;
-  private readonly reqMessages: GrpcMessageSizes | undefined;
-  private readonly resMessages: GrpcMessageSizes | undefined;
+  private reqMessages: GrpcMessageSizes | undefined;
+  private resMessages: GrpcMessageSizes | undefined;
   private reqTrailers: RawHeaders | undefined;
   private resTrailers: RawHeaders | undefined;
   private status = 0;
@@ -166,36 +204,59 @@ class TracedExchange implements Exchange {
   private errorType: string | undefined;
   private errorMessage: string | undefined;
   private ended = false;
+  /** Ended and out of end() (which a sink could re-enter): a replay factory may start it again. */
+  idle = false;
   // Set by settle().
   private outCode = StatusCode.UNSET;
   private outMessage: string | undefined;
   private outErrorType: string | undefined;
   private outGrpcCode: number | undefined;
 
-  constructor(
-    private readonly deps: ExchangeDeps,
-    private readonly start: ExchangeStart,
-    private readonly startMs: number,
-    private readonly path: string | undefined,
-    private readonly query: string | undefined,
-    /** Host from an absolute-form target. */
-    private readonly targetAuthority: string | undefined,
-    private readonly contentType: string | undefined,
-    private readonly grpc: boolean,
-    private readonly match: RouteMatch,
-  ) {
+  constructor(private readonly deps: ExchangeDeps) {}
+
+  init(
+    start: ExchangeStart,
+    startMs: number,
+    path: string | undefined,
+    query: string | undefined,
+    targetAuthority: string | undefined,
+    contentType: string | undefined,
+    grpc: boolean,
+    match: RouteMatch,
+  ): void {
+    this.start = start;
+    this.startMs = startMs;
+    this.path = path;
+    this.query = query;
+    this.targetAuthority = targetAuthority;
+    this.contentType = contentType;
+    this.grpc = grpc;
+    this.match = match;
     const rule = match.rule;
     this.rule = rule;
     const incoming = extractContext(start.headers);
     this.incoming = incoming;
+    this.forward = undefined;
     this.traceId = incoming.traceId ?? newTraceId();
     this.spanId = newSpanId();
     this.headKept = keepByTraceId(this.traceId, rule.sample);
     this.sampled = incoming.debug || (incoming.sampled ?? this.headKept);
-    if (grpc) {
-      this.reqMessages = new GrpcMessageSizes();
-      this.resMessages = new GrpcMessageSizes();
-    }
+    this.reqBody = NO_BODY;
+    this.resBody = NO_BODY;
+    this.reqMessages = grpc ? new GrpcMessageSizes() : undefined;
+    this.resMessages = grpc ? new GrpcMessageSizes() : undefined;
+    this.reqTrailers = undefined;
+    this.resTrailers = undefined;
+    this.status = 0;
+    this.resHeaders = undefined;
+    this.errorType = undefined;
+    this.errorMessage = undefined;
+    this.ended = false;
+    this.idle = false;
+    this.outCode = StatusCode.UNSET;
+    this.outMessage = undefined;
+    this.outErrorType = undefined;
+    this.outGrpcCode = undefined;
   }
 
   get forwardHeaders(): ReadonlyArray<readonly [string, string]> {
@@ -289,6 +350,15 @@ class TracedExchange implements Exchange {
       if (tap !== undefined) tap.publish(span);
     } catch {
       deps.metrics.captureErrors.inc();
+    } finally {
+      // Nothing reads them once ended; an exchange kept after its end (a handler's, or one
+      // waiting to be started again) should not keep a request's bodies alive.
+      this.reqBody = NO_BODY;
+      this.resBody = NO_BODY;
+      this.reqTrailers = undefined;
+      this.resHeaders = undefined;
+      this.resTrailers = undefined;
+      this.idle = true;
     }
   }
 
