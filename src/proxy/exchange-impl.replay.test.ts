@@ -40,14 +40,14 @@ const script: fc.Arbitrary<Script> = fc.record({
     attributes: fc.constantFrom(undefined, { 'sidetrace.capture.source': 'ebpf' }),
   }),
   reqBody: fc.array(chunk, { maxLength: 3 }),
-  reqTrailers: fc.constantFrom(undefined, ['X-T', 't']),
+  reqTrailers: fc.constantFrom<string[] | undefined>(undefined, ['X-T', 't']),
   end: fc.oneof(
     fc.record({
       kind: fc.constant('response' as const),
       status: fc.constantFrom(200, 404, 503),
-      headers: fc.constantFrom(['Content-Type', 'text/plain'], ['grpc-status', '13', 'grpc-message', 'bad%20x'], []),
+      headers: fc.constantFrom<string[]>(['Content-Type', 'text/plain'], ['grpc-status', '13', 'grpc-message', 'bad%20x'], []),
       body: fc.array(chunk, { maxLength: 3 }),
-      trailers: fc.constantFrom(undefined, ['grpc-status', '0'], ['grpc-status', '2']),
+      trailers: fc.constantFrom<string[] | undefined>(undefined, ['grpc-status', '0'], ['grpc-status', '2']),
     }),
     fc.record({ kind: fc.constant('fail' as const), error: fc.constantFrom('client_abort', 'ECONNRESET') }),
     fc.record({ kind: fc.constant('tunnel' as const), status: fc.constantFrom(101, 200) }),
