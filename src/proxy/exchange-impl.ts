@@ -160,6 +160,8 @@ const ATTRS = new AttributeBuilder();
 // Statuses without a message, shared by all spans: nothing changes a span's status once built.
 const STATUS_UNSET: SpanRecord['status'] = Object.freeze({ code: StatusCode.UNSET });
 const STATUS_ERROR: SpanRecord['status'] = Object.freeze({ code: StatusCode.ERROR });
+/** recordBody's content type argument when it is to be found in the headers. */
+const LOOK_UP: unique symbol = Symbol('look up');
 /** The capture of a body no chunk of has arrived: never added to, so one serves every exchange. */
 const NO_BODY = new BodyCapture(0);
 /** Events of a span without any (all but gRPC), shared for the same reason. */
@@ -454,18 +456,9 @@ class TracedExchange implements Exchange {
     if (this.resHeaders !== undefined) responseHeaders.record(attrs, this.resHeaders, rule.responseHeaders, rule);
     if (this.resTrailers !== undefined) responseTrailers.record(attrs, this.resTrailers, rule.responseHeaders, rule);
 
-    const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
     // gRPC bodies are recorded per message (events below), not as one framed blob.
-    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'), sinkCopiesBelow);
-    this.recordBody(
-      attrs,
-      RESPONSE_BODY,
-      this.resBody,
-      rule.responseBody && !this.grpc,
-      resContentType,
-      this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-encoding'),
-      sinkCopiesBelow,
-    );
+    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);
+    this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody && !this.grpc, this.resHeaders, LOOK_UP, sinkCopiesBelow);
 
     let name: string;
     let events = NO_EVENTS;
@@ -519,12 +512,15 @@ class TracedExchange implements Exchange {
     keys: BodyKeys,
     capture: BodyCapture,
     record: boolean,
-    contentType: string | undefined,
-    encoding: string | undefined,
+    headers: RawHeaders | undefined,
+    knownContentType: string | undefined | typeof LOOK_UP,
     sinkCopiesBelow: number,
   ): void {
     if (capture.size > 0) attrs.add(keys.size, capture.size);
     if (!record || capture.keptSize === 0) return;
+    // Looked up only for a body recorded: each lookup is a pass over the headers.
+    const contentType = knownContentType === LOOK_UP ? (headers === undefined ? undefined : findHeader(headers, 'content-type')) : knownContentType;
+    const encoding = headers === undefined ? undefined : findHeader(headers, 'content-encoding');
     let bytes = capture.bytes();
     let truncated = capture.truncated;
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {

@@ -69,10 +69,6 @@ export class AttributeBuilder {
     return this.values[index];
   }
 
-  setValueAt(index: number, value: AttrValue): void {
-    this.values[index] = value;
-  }
-
   /**
    * Drops what a failed build left behind. Values past the end stay referenced until overwritten:
    * at most one span's worth, cheaper than clearing each time.

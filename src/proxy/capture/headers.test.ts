@@ -37,7 +37,7 @@ const name = fc.oneof(
   fc.tuple(fc.constantFrom(...NAMES), fc.array(fc.boolean(), { minLength: 20, maxLength: 20 })).map(([n, up]) => [...n].map((c, i) => (up[i] ? c.toUpperCase() : c.toLowerCase())).join('')),
   fc.stringMatching(/^[A-Za-z0-9-]{1,20}$/),
 );
-// Values mostly from a few, so that they repeat as real ones do and get shared.
+// Values mostly from a few, so that they repeat as real ones do.
 const value = fc.oneof(fc.constantFrom('127.0.0.1:8080', 'nginx', 'fortio.org/fortio-1.69.1', '', 'x', 'Sat, 21 Nov 2026 17:00:00 GMT'), fc.string({ maxLength: 30 }));
 const headerList = fc.array(fc.tuple(name, value), { maxLength: 12 }).map((pairs) => {
   const text = pairs.map(([n, v]) => `${n}: ${v}\r\n`).join('');
@@ -55,10 +55,10 @@ describe('header recording', () => {
     fc.assert(
       fc.property(fc.array(headerList, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(3), { maxLength: 12 }), fc.boolean(), (lists, order, some) => {
         const selector: HeaderSelector = some ? new Set(['host', 'cookie', '__proto__', 'content-length']) : 'all';
-        // Lists recur (as a connection's heads do), so values are seen again and their arrays shared.
+        // Lists recur, as a connection's heads do.
         const sequence = [...lists, ...order.map((i) => lists[i % lists.length])];
         const results = sequence.map((headers) => recorded(requestHeaders, headers, selector));
-        // Compared once all are recorded: a shared array changed by a later span would show.
+        // Compared once all are recorded: an array changed by a later span would show.
         sequence.forEach((headers, i) => expect(results[i]).toEqual(oracle('http.request.header.', headers, selector, RULE)));
       }),
     );
