@@ -160,6 +160,13 @@ const ATTRS = new AttributeBuilder();
 // Statuses without a message, shared by all spans: nothing changes a span's status once built.
 const STATUS_UNSET: SpanRecord['status'] = Object.freeze({ code: StatusCode.UNSET });
 const STATUS_ERROR: SpanRecord['status'] = Object.freeze({ code: StatusCode.ERROR });
+/** `spare` emptied for a body under `limit`, or a new capture. */
+function capture(spare: BodyCapture | undefined, limit: number): BodyCapture {
+  if (spare === undefined) return new BodyCapture(limit);
+  spare.reset(limit);
+  return spare;
+}
+
 /** recordBody's content type argument when it is to be found in the headers. */
 const LOOK_UP: unique symbol = Symbol('look up');
 /** The capture of a body no chunk of has arrived: never added to, so one serves every exchange. */
@@ -197,6 +204,9 @@ class TracedExchange implements Exchange {
   /** NO_BODY until a chunk arrives: most requests and some responses have no body. */
   private reqBody = NO_BODY;
   private resBody = NO_BODY;
+  /** Captures of an earlier start, emptied at its end, for the next bodies. */
+  private spareReqBody: BodyCapture | undefined;
+  private spareResBody: BodyCapture | undefined;
   private reqMessages: GrpcMessageSizes | undefined;
   private resMessages: GrpcMessageSizes | undefined;
   private reqTrailers: RawHeaders | undefined;
@@ -272,7 +282,7 @@ class TracedExchange implements Exchange {
   requestBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
-      if (this.reqBody === NO_BODY) this.reqBody = new BodyCapture(this.rule.requestBody ? this.rule.maxBodyBytes : 0);
+      if (this.reqBody === NO_BODY) this.reqBody = capture(this.spareReqBody, this.rule.requestBody ? this.rule.maxBodyBytes : 0);
       this.reqBody.add(chunk);
       if (this.reqMessages !== undefined) this.reqMessages.add(chunk, atMs ?? nowMs());
     } catch {
@@ -294,7 +304,7 @@ class TracedExchange implements Exchange {
   responseBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
-      if (this.resBody === NO_BODY) this.resBody = new BodyCapture(this.rule.responseBody ? this.rule.maxBodyBytes : 0);
+      if (this.resBody === NO_BODY) this.resBody = capture(this.spareResBody, this.rule.responseBody ? this.rule.maxBodyBytes : 0);
       this.resBody.add(chunk);
       if (this.resMessages !== undefined) this.resMessages.add(chunk, atMs ?? nowMs());
     } catch {
@@ -355,8 +365,16 @@ class TracedExchange implements Exchange {
     } finally {
       // Nothing reads them once ended; an exchange kept after its end (a handler's, or one
       // waiting to be started again) should not keep a request's bodies alive.
-      this.reqBody = NO_BODY;
-      this.resBody = NO_BODY;
+      if (this.reqBody !== NO_BODY) {
+        this.reqBody.reset(0);
+        this.spareReqBody = this.reqBody;
+        this.reqBody = NO_BODY;
+      }
+      if (this.resBody !== NO_BODY) {
+        this.resBody.reset(0);
+        this.spareResBody = this.resBody;
+        this.resBody = NO_BODY;
+      }
       this.reqTrailers = undefined;
       this.resHeaders = undefined;
       this.resTrailers = undefined;
@@ -426,10 +444,10 @@ class TracedExchange implements Exchange {
 
     const authority = start.authority ?? this.targetAuthority ?? (path === undefined && method === 'CONNECT' ? start.target : undefined);
     if (server) {
-      const host = authority === undefined ? undefined : splitAuthority(authority);
-      attrs.add('server.address', host?.address ?? start.server.address);
+      if (authority !== undefined) splitAuthority(authority);
+      attrs.add('server.address', authority === undefined ? start.server.address : authorityAddress);
       // A Host without a port means the scheme's default port (RFC 9110 §4.2).
-      attrs.add('server.port', host === undefined ? start.server.port : host.port ?? (scheme === 'https' ? 443 : 80));
+      attrs.add('server.port', authority === undefined ? start.server.port : authorityPort ?? (scheme === 'https' ? 443 : 80));
       attrs.add('client.address', start.client.address);
       attrs.add('client.port', start.client.port);
       attrs.add('network.peer.address', start.client.address);
@@ -593,20 +611,31 @@ function messageEvents(
   }
 }
 
-function splitAuthority(authority: string): { address: string; port?: number } {
+// splitAuthority's results, in module variables as splitTarget's are: build reads them at once.
+let authorityAddress = '';
+let authorityPort: number | undefined;
+
+function splitAuthority(authority: string): void {
   if (authority.charCodeAt(0) === 91 /* [ */) {
     const close = authority.indexOf(']');
     if (close > 0) {
       // The same port rules as a host name's below: `[::1]:` has no port, not port 0.
       const hasPort = authority.charCodeAt(close + 1) === 58 && close + 2 < authority.length;
       const port = hasPort ? portNumber(authority, close + 2) : undefined;
-      return { address: authority.slice(1, close), port: port !== undefined && Number.isInteger(port) ? port : undefined };
+      authorityAddress = authority.slice(1, close);
+      authorityPort = port !== undefined && Number.isInteger(port) ? port : undefined;
+      return;
     }
   }
   const colon = authority.lastIndexOf(':');
-  if (colon < 0) return { address: authority };
+  if (colon < 0) {
+    authorityAddress = authority;
+    authorityPort = undefined;
+    return;
+  }
   const port = portNumber(authority, colon + 1);
-  return { address: authority.slice(0, colon), port: Number.isInteger(port) && colon + 1 < authority.length ? port : undefined };
+  authorityAddress = authority.slice(0, colon);
+  authorityPort = Number.isInteger(port) && colon + 1 < authority.length ? port : undefined;
 }
 
 /**

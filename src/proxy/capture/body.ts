@@ -10,7 +10,16 @@ export class BodyCapture {
   private more: Buffer[] | undefined;
 
   /** limit 0: count only. */
-  constructor(private readonly limit: number) {}
+  constructor(private limit: number) {}
+
+  /** Empty again, for another body: an exchange started again reuses its captures. */
+  reset(limit: number): void {
+    this.limit = limit;
+    this.size = 0;
+    this.kept = 0;
+    this.first = undefined;
+    this.more = undefined;
+  }
 
   add(chunk: Buffer): void {
     const len = chunk.length;
