@@ -5,8 +5,8 @@
 // one that wrote it, the client. Each span carries its process as its OTLP resource (service.name,
 // process.*, container.*, k8s.*): the agent traces many services, not itself.
 
-import type { ExchangeDeps, ExchangeFactory, TapHub } from '../proxy/exchange.js';
-import { createExchangeFactory, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
+import type { ExchangeDeps, ExchangeFactory, ExchangeStart, TapHub } from '../proxy/exchange.js';
+import { createReplayExchangeFactory, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
 import type { Attributes, SpanRecord, SpanResource, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
@@ -42,7 +42,24 @@ export class SpanReplayer {
   private readonly resources = new WeakMap<ProcessInfo, { pod: unknown; resource: SpanResource }>();
   /** The record being replayed: replay is synchronous, so a span built now is this record's. */
   private current: HttpRecord | undefined;
-  private currentResource: SpanResource | undefined;
+  /**
+   * The start of every replayed exchange, filled in per record rather than allocated: an exchange
+   * reads it only until it ends, within replay, and nothing keeps one past that.
+   */
+  private readonly start: ExchangeStart = {
+    direction: 'inbound',
+    protocolVersion: '1.1',
+    method: '',
+    target: '',
+    headers: [],
+    authority: undefined,
+    client: { address: '', port: 0 },
+    server: { address: '', port: 0 },
+    startMs: 0,
+    scheme: 'http',
+    attributes: undefined,
+    resource: undefined,
+  };
 
   constructor(private readonly deps: SpanReplayerDeps) {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
@@ -64,30 +81,29 @@ export class SpanReplayer {
             },
             publish: (span) => tap.publish(this.sizes(span)),
           };
-    this.exchanges = createExchangeFactory({ ...deps, sink, tap: wrappedTap });
+    this.exchanges = createReplayExchangeFactory({ ...deps, sink, tap: wrappedTap });
   }
 
   replay(conn: ConnView, rec: HttpRecord): void {
     const { clock } = this.deps;
     const server = conn.requestDir === 'ingress';
     const identity = this.identity(conn);
-    const attributes = identity.attributes;
     this.current = rec;
-    this.currentResource = identity.resource;
+    const start = this.start;
+    start.direction = server ? 'inbound' : 'outbound';
+    start.protocolVersion = rec.protocolVersion;
+    start.method = rec.method;
+    start.target = rec.target;
+    start.headers = rec.requestHeaders;
+    start.authority = rec.authority;
+    start.client = server ? conn.remote : conn.local;
+    start.server = server ? conn.local : conn.remote;
+    start.startMs = clock.toEpochMs(rec.startNs);
+    start.scheme = conn.source === 'tls' ? 'https' : 'http';
+    start.attributes = identity.attributes;
+    start.resource = identity.resource;
     try {
-      const ex = this.exchanges.start({
-        direction: server ? 'inbound' : 'outbound',
-        protocolVersion: rec.protocolVersion,
-        method: rec.method,
-        target: rec.target,
-        headers: rec.requestHeaders,
-        authority: rec.authority,
-        client: server ? conn.remote : conn.local,
-        server: server ? conn.local : conn.remote,
-        startMs: clock.toEpochMs(rec.startNs),
-        scheme: conn.source === 'tls' ? 'https' : 'http',
-        attributes,
-      });
+      const ex = this.exchanges.start(start);
       for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
       ex.requestEnd(rec.requestTrailers);
       const endMs = clock.toEpochMs(rec.endNs);
@@ -102,7 +118,6 @@ export class SpanReplayer {
       else ex.responseEnd(rec.responseTrailers, endMs);
     } finally {
       this.current = undefined;
-      this.currentResource = undefined;
     }
   }
 
@@ -130,7 +145,6 @@ export class SpanReplayer {
 
   private sizes(span: SpanRecord): SpanRecord {
     const rec = this.current;
-    span.resource = this.currentResource;
     if (rec !== undefined) {
       bodySize(span.attributes, REQUEST_BODY, rec.requestBodySize);
       bodySize(span.attributes, RESPONSE_BODY, rec.responseBodySize);

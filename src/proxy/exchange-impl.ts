@@ -6,6 +6,7 @@
 import { redactBody, redactQuery } from '../policy/redact.js';
 import type { CaptureRule, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
+import { equalsLower } from './capture/ascii.js';
 import { AttributeBuilder } from './capture/attributes.js';
 import { BodyCapture } from './capture/body.js';
 import { decodeBody } from './capture/decode.js';
@@ -24,7 +25,7 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
     // starting an exchange fails; counting here too would double it.
     start(start: ExchangeStart): Exchange {
       try {
-        return startExchange(deps, start);
+        return startExchange(deps, start, undefined);
       } catch {
         deps.metrics.captureErrors.inc();
         return PASSIVE_EXCHANGE;
@@ -33,24 +34,52 @@ export function createExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
   };
 }
 
-function startExchange(deps: ExchangeDeps, start: ExchangeStart): Exchange {
+/**
+ * For callers that report a whole exchange in one synchronous run and keep no Exchange after it
+ * ends (the node agent's replay): an exchange that has ended is started again for the next
+ * request rather than a new one allocated. Spans are the same as createExchangeFactory's.
+ */
+export function createReplayExchangeFactory(deps: ExchangeDeps): ExchangeFactory {
+  let last: TracedExchange | undefined;
+  return {
+    start(start: ExchangeStart): Exchange {
+      try {
+        // One not ended may still be in use (a replay that threw midway): it is left alone.
+        const ex = startExchange(deps, start, last !== undefined && last.idle ? last : undefined);
+        if (ex instanceof TracedExchange) last = ex;
+        return ex;
+      } catch {
+        deps.metrics.captureErrors.inc();
+        return PASSIVE_EXCHANGE;
+      }
+    },
+  };
+}
+
+/** `reuse`: an ended exchange to start again instead of a new one. */
+function startExchange(deps: ExchangeDeps, start: ExchangeStart, reuse: TracedExchange | undefined): Exchange {
   const startMs = start.startMs ?? nowMs();
-  const target = splitTarget(start.target);
+  splitTarget(start.target);
+  const path = targetPath;
+  const query = targetQuery;
+  const authority = targetAuthority;
   const contentType = findHeader(start.headers, 'content-type');
   const grpc = contentType !== undefined && isGrpcContentType(contentType);
   let match: RouteMatch;
   try {
     match = deps.policy().match({
       method: start.method,
-      path: target.path ?? '',
-      grpcMethod: grpc && target.path !== undefined ? target.path.slice(1) : undefined,
+      path: path ?? '',
+      grpcMethod: grpc && path !== undefined ? path.slice(1) : undefined,
     });
   } catch {
     deps.metrics.captureErrors.inc();
     return PASSIVE_EXCHANGE;
   }
   if (!match.rule.spans) return PASSIVE_EXCHANGE;
-  return new TracedExchange(deps, start, startMs, target, contentType, grpc, match);
+  const ex = reuse ?? new TracedExchange(deps);
+  ex.init(start, startMs, path, query, authority, contentType, grpc, match);
+  return ex;
 }
 
 /**
@@ -68,25 +97,30 @@ export function keepByTraceId(traceId: string, sample: number): boolean {
   return parseInt(traceId.slice(25, 32), 16) < threshold - thresholdHi * 2 ** 28;
 }
 
-interface Target {
-  path?: string;
-  query?: string;
-  /** Host from an absolute-form target, used when there is no Host header. */
-  authority?: string;
-}
+// splitTarget's results. Module variables, not an object per request: startExchange reads them
+// right after the call, and nothing in between can split another target.
+let targetPath: string | undefined;
+let targetQuery: string | undefined;
+/** Host from an absolute-form target, used when there is no Host header. */
+let targetAuthority: string | undefined;
 
-function splitTarget(target: string): Target {
+function splitTarget(target: string): void {
   let rest = target;
-  let authority: string | undefined;
+  targetPath = targetQuery = targetAuthority = undefined;
   if (target.charCodeAt(0) !== 47 /* / */) {
     const scheme = target.indexOf('://');
-    if (scheme < 0) return {}; // authority-form (CONNECT) or '*'
+    if (scheme < 0) return; // authority-form (CONNECT) or '*'
     const slash = target.indexOf('/', scheme + 3);
-    authority = target.slice(scheme + 3, slash < 0 ? target.length : slash);
+    targetAuthority = target.slice(scheme + 3, slash < 0 ? target.length : slash);
     rest = slash < 0 ? '/' : target.slice(slash);
   }
   const q = rest.indexOf('?');
-  return q < 0 ? { path: rest, authority } : { path: rest.slice(0, q), query: rest.slice(q + 1), authority };
+  if (q < 0) {
+    targetPath = rest;
+  } else {
+    targetPath = rest.slice(0, q);
+    targetQuery = rest.slice(q + 1);
+  }
 }
 
 /** First value of a header (lowercase name), compared without a lowercased copy of each name. */
@@ -97,16 +131,6 @@ function findHeader(headers: RawHeaders, lowerName: string): string | undefined 
     if (name.length === len && (name === lowerName || equalsLower(name, lowerName))) return headers[i + 1];
   }
   return undefined;
-}
-
-/** `name.toLowerCase() === lower` for a same-length `name`, ASCII case folded as HTTP does. */
-function equalsLower(name: string, lower: string): boolean {
-  for (let i = 0; i < name.length; i++) {
-    let c = name.charCodeAt(i);
-    if (c >= 65 && c <= 90) c += 32;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
 }
 
 /**
@@ -133,24 +157,58 @@ function isKnownMethod(method: string): boolean {
 /** Spans are built synchronously, one at a time, so one builder serves them all. */
 const ATTRS = new AttributeBuilder();
 
+// Statuses without a message, shared by all spans: nothing changes a span's status once built.
+const STATUS_UNSET: SpanRecord['status'] = Object.freeze({ code: StatusCode.UNSET });
+const STATUS_ERROR: SpanRecord['status'] = Object.freeze({ code: StatusCode.ERROR });
+/** `spare` emptied for a body under `limit`, or a new capture. */
+function capture(spare: BodyCapture | undefined, limit: number): BodyCapture {
+  if (spare === undefined) return new BodyCapture(limit);
+  spare.reset(limit);
+  return spare;
+}
+
+/** recordBody's content type argument when it is to be found in the headers. */
+const LOOK_UP: unique symbol = Symbol('look up');
+/** The capture of a body no chunk of has arrived: never added to, so one serves every exchange. */
+const NO_BODY = new BodyCapture(0);
+/** Events of a span without any (all but gRPC), shared for the same reason. */
+const NO_EVENTS = Object.freeze([]) as unknown as SpanEvent[];
+
 // Semconv: these codes make a SERVER span an error; a CLIENT span errs on any non-zero code.
 const GRPC_SERVER_ERROR_CODES: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]);
 
+/**
+ * Every field but deps is set by init, which starts the exchange: a replay factory starts an
+ * ended one again (createReplayExchangeFactory).
+ */
 class TracedExchange implements Exchange {
+  private start!: ExchangeStart;
+  private startMs = 0;
+  private path: string | undefined;
+  private query: string | undefined;
+  /** Host from an absolute-form target. */
+  private targetAuthority: string | undefined;
+  private contentType: string | undefined;
+  private grpc = false;
+  private match!: RouteMatch;
   /** Worked out on first use: exchanges replayed by the agent forward nothing. */
   private forward: ForwardContext | undefined;
-  private readonly traceId: string;
-  private readonly spanId: string;
-  private readonly rule: CaptureRule;
-  private readonly incoming: IncomingContext;
+  private traceId = '';
+  private spanId = '';
+  private rule!: CaptureRule;
+  private incoming!: IncomingContext;
   /** The sampled flag propagated downstream. */
-  private readonly sampled: boolean;
+  private sampled = false;
   /** The rule's head decision on the trace id, needed both for `sampled` and at span end. */
-  private readonly headKept: boolean;
-  private readonly reqBody: BodyCapture;
-  private readonly resBody: BodyCapture;
-  private readonly reqMessages: GrpcMessageSizes | undefined;
-  private readonly resMessages: GrpcMessageSizes | undefined;
+  private headKept = false;
+  /** NO_BODY until a chunk arrives: most requests and some responses have no body. */
+  private reqBody = NO_BODY;
+  private resBody = NO_BODY;
+  /** Captures of an earlier start, emptied at its end, for the next bodies. */
+  private spareReqBody: BodyCapture | undefined;
+  private spareResBody: BodyCapture | undefined;
+  private reqMessages: GrpcMessageSizes | undefined;
+  private resMessages: GrpcMessageSizes | undefined;
   private reqTrailers: RawHeaders | undefined;
   private resTrailers: RawHeaders | undefined;
   private status = 0;
@@ -158,30 +216,59 @@ class TracedExchange implements Exchange {
   private errorType: string | undefined;
   private errorMessage: string | undefined;
   private ended = false;
+  /** Ended and out of end() (which a sink could re-enter): a replay factory may start it again. */
+  idle = false;
+  // Set by settle().
+  private outCode = StatusCode.UNSET;
+  private outMessage: string | undefined;
+  private outErrorType: string | undefined;
+  private outGrpcCode: number | undefined;
 
-  constructor(
-    private readonly deps: ExchangeDeps,
-    private readonly start: ExchangeStart,
-    private readonly startMs: number,
-    private readonly target: Target,
-    private readonly contentType: string | undefined,
-    private readonly grpc: boolean,
-    private readonly match: RouteMatch,
-  ) {
+  constructor(private readonly deps: ExchangeDeps) {}
+
+  init(
+    start: ExchangeStart,
+    startMs: number,
+    path: string | undefined,
+    query: string | undefined,
+    targetAuthority: string | undefined,
+    contentType: string | undefined,
+    grpc: boolean,
+    match: RouteMatch,
+  ): void {
+    this.start = start;
+    this.startMs = startMs;
+    this.path = path;
+    this.query = query;
+    this.targetAuthority = targetAuthority;
+    this.contentType = contentType;
+    this.grpc = grpc;
+    this.match = match;
     const rule = match.rule;
     this.rule = rule;
     const incoming = extractContext(start.headers);
     this.incoming = incoming;
+    this.forward = undefined;
     this.traceId = incoming.traceId ?? newTraceId();
     this.spanId = newSpanId();
     this.headKept = keepByTraceId(this.traceId, rule.sample);
     this.sampled = incoming.debug || (incoming.sampled ?? this.headKept);
-    this.reqBody = new BodyCapture(rule.requestBody ? rule.maxBodyBytes : 0);
-    this.resBody = new BodyCapture(rule.responseBody ? rule.maxBodyBytes : 0);
-    if (grpc) {
-      this.reqMessages = new GrpcMessageSizes();
-      this.resMessages = new GrpcMessageSizes();
-    }
+    this.reqBody = NO_BODY;
+    this.resBody = NO_BODY;
+    this.reqMessages = grpc ? new GrpcMessageSizes() : undefined;
+    this.resMessages = grpc ? new GrpcMessageSizes() : undefined;
+    this.reqTrailers = undefined;
+    this.resTrailers = undefined;
+    this.status = 0;
+    this.resHeaders = undefined;
+    this.errorType = undefined;
+    this.errorMessage = undefined;
+    this.ended = false;
+    this.idle = false;
+    this.outCode = StatusCode.UNSET;
+    this.outMessage = undefined;
+    this.outErrorType = undefined;
+    this.outGrpcCode = undefined;
   }
 
   get forwardHeaders(): ReadonlyArray<readonly [string, string]> {
@@ -195,6 +282,7 @@ class TracedExchange implements Exchange {
   requestBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
+      if (this.reqBody === NO_BODY) this.reqBody = capture(this.spareReqBody, this.rule.requestBody ? this.rule.maxBodyBytes : 0);
       this.reqBody.add(chunk);
       if (this.reqMessages !== undefined) this.reqMessages.add(chunk, atMs ?? nowMs());
     } catch {
@@ -216,6 +304,7 @@ class TracedExchange implements Exchange {
   responseBody(chunk: Buffer, atMs?: number): void {
     if (this.ended) return;
     try {
+      if (this.resBody === NO_BODY) this.resBody = capture(this.spareResBody, this.rule.responseBody ? this.rule.maxBodyBytes : 0);
       this.resBody.add(chunk);
       if (this.resMessages !== undefined) this.resMessages.add(chunk, atMs ?? nowMs());
     } catch {
@@ -249,8 +338,8 @@ class TracedExchange implements Exchange {
     const { deps, rule } = this;
     try {
       const endMs = atMs ?? nowMs();
-      const outcome = this.outcome();
-      const isError = outcome.code === StatusCode.ERROR;
+      this.settle();
+      const isError = this.outCode === StatusCode.ERROR;
       let kept: boolean;
       if (this.incoming.sampled === false) kept = false;
       else if (this.incoming.debug) kept = true;
@@ -260,7 +349,7 @@ class TracedExchange implements Exchange {
       if (!kept && tap === undefined) return;
       // A live tap may hold the span past publish (admin /tap batches them per tick).
       const sinkCopiesBelow = tap === undefined ? (deps.sink.copiesBytesBelow ?? 0) : 0;
-      const span = this.build(endMs, outcome, sinkCopiesBelow);
+      const span = this.build(endMs, sinkCopiesBelow);
       if (kept) {
         deps.metrics.bytesCaptured.inc(this.reqBody.keptSize + this.resBody.keptSize);
         try {
@@ -273,6 +362,23 @@ class TracedExchange implements Exchange {
       if (tap !== undefined) tap.publish(span);
     } catch {
       deps.metrics.captureErrors.inc();
+    } finally {
+      // Nothing reads them once ended; an exchange kept after its end (a handler's, or one
+      // waiting to be started again) should not keep a request's bodies alive.
+      if (this.reqBody !== NO_BODY) {
+        this.reqBody.reset(0);
+        this.spareReqBody = this.reqBody;
+        this.reqBody = NO_BODY;
+      }
+      if (this.resBody !== NO_BODY) {
+        this.resBody.reset(0);
+        this.spareResBody = this.resBody;
+        this.resBody = NO_BODY;
+      }
+      this.reqTrailers = undefined;
+      this.resHeaders = undefined;
+      this.resTrailers = undefined;
+      this.idle = true;
     }
   }
 
@@ -291,7 +397,11 @@ class TracedExchange implements Exchange {
     return { code, message: msg === undefined ? undefined : percentDecode(msg) };
   }
 
-  private outcome(): { code: StatusCode; message?: string; errorType?: string; grpcCode?: number } {
+  /**
+   * The span's status, error.type and gRPC code, kept in fields rather than returned as an object
+   * per span: end reads the code, and build, called from end only, the rest.
+   */
+  private settle(): void {
     const server = this.start.direction === 'inbound';
     let grpcCode: number | undefined;
     let grpcMessage: string | undefined;
@@ -300,20 +410,24 @@ class TracedExchange implements Exchange {
       grpcCode = g.code;
       grpcMessage = g.message;
     }
+    this.outGrpcCode = grpcCode;
+    this.outCode = StatusCode.ERROR;
     if (this.errorType !== undefined) {
-      return { code: StatusCode.ERROR, message: this.errorMessage, errorType: this.errorType, grpcCode };
+      this.outMessage = this.errorMessage;
+      this.outErrorType = this.errorType;
+    } else if (grpcCode !== undefined && (server ? GRPC_SERVER_ERROR_CODES.has(grpcCode) : grpcCode !== 0)) {
+      this.outMessage = grpcMessage;
+      this.outErrorType = String(grpcCode);
+    } else if (this.status >= (server ? 500 : 400)) {
+      this.outErrorType = String(this.status);
+    } else {
+      this.outCode = StatusCode.UNSET;
     }
-    if (grpcCode !== undefined && (server ? GRPC_SERVER_ERROR_CODES.has(grpcCode) : grpcCode !== 0)) {
-      return { code: StatusCode.ERROR, message: grpcMessage, errorType: String(grpcCode), grpcCode };
-    }
-    const status = this.status;
-    if (status >= (server ? 500 : 400)) return { code: StatusCode.ERROR, errorType: String(status), grpcCode };
-    return { code: StatusCode.UNSET, grpcCode };
   }
 
   /** sinkCopiesBelow: bodies shorter than this go out as they are (SpanSink.copiesBytesBelow). */
-  private build(endMs: number, outcome: ReturnType<TracedExchange['outcome']>, sinkCopiesBelow: number): SpanRecord {
-    const { start, rule, target } = this;
+  private build(endMs: number, sinkCopiesBelow: number): SpanRecord {
+    const { start, rule, path } = this;
     const server = start.direction === 'inbound';
     // A failed build (caught in end) may have left pairs behind.
     const attrs = ATTRS;
@@ -322,18 +436,18 @@ class TracedExchange implements Exchange {
     const known = isKnownMethod(method);
     attrs.add('http.request.method', known ? method : '_OTHER');
     if (!known) attrs.add('http.request.method_original', method);
-    if (target.path !== undefined) attrs.add('url.path', target.path);
-    const query = target.query === undefined ? undefined : redactQuery(rule, target.query);
+    if (path !== undefined) attrs.add('url.path', path);
+    const query = this.query === undefined ? undefined : redactQuery(rule, this.query);
     if (query !== undefined) attrs.add('url.query', query);
     const scheme = start.scheme ?? 'http';
     attrs.add('url.scheme', scheme);
 
-    const authority = start.authority ?? target.authority ?? (target.path === undefined && method === 'CONNECT' ? start.target : undefined);
+    const authority = start.authority ?? this.targetAuthority ?? (path === undefined && method === 'CONNECT' ? start.target : undefined);
     if (server) {
-      const host = authority === undefined ? undefined : splitAuthority(authority);
-      attrs.add('server.address', host?.address ?? start.server.address);
+      if (authority !== undefined) splitAuthority(authority);
+      attrs.add('server.address', authority === undefined ? start.server.address : authorityAddress);
       // A Host without a port means the scheme's default port (RFC 9110 §4.2).
-      attrs.add('server.port', host === undefined ? start.server.port : host.port ?? (scheme === 'https' ? 443 : 80));
+      attrs.add('server.port', authority === undefined ? start.server.port : authorityPort ?? (scheme === 'https' ? 443 : 80));
       attrs.add('client.address', start.client.address);
       attrs.add('client.port', start.client.port);
       attrs.add('network.peer.address', start.client.address);
@@ -343,9 +457,9 @@ class TracedExchange implements Exchange {
       attrs.add('server.port', start.server.port);
       attrs.add('network.peer.address', start.server.address);
       attrs.add('network.peer.port', start.server.port);
-      if (target.path !== undefined) {
+      if (path !== undefined) {
         const host = authority ?? `${start.server.address}:${start.server.port}`;
-        attrs.add('url.full', `${scheme}://${host}${target.path}${query === undefined ? '' : `?${query}`}`);
+        attrs.add('url.full', `${scheme}://${host}${path}${query === undefined ? '' : `?${query}`}`);
       }
     }
     attrs.add('network.protocol.version', start.protocolVersion);
@@ -353,40 +467,31 @@ class TracedExchange implements Exchange {
     if (ua !== undefined) attrs.add('user_agent.original', ua);
     if (this.match.route !== undefined) attrs.add('http.route', this.match.route);
     if (this.status > 0) attrs.add('http.response.status_code', this.status);
-    if (outcome.errorType !== undefined) attrs.add('error.type', outcome.errorType);
+    if (this.outErrorType !== undefined) attrs.add('error.type', this.outErrorType);
 
     requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
     if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
     if (this.resHeaders !== undefined) responseHeaders.record(attrs, this.resHeaders, rule.responseHeaders, rule);
     if (this.resTrailers !== undefined) responseTrailers.record(attrs, this.resTrailers, rule.responseHeaders, rule);
 
-    const resContentType = this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-type');
     // gRPC bodies are recorded per message (events below), not as one framed blob.
-    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, this.contentType, findHeader(start.headers, 'content-encoding'), sinkCopiesBelow);
-    this.recordBody(
-      attrs,
-      RESPONSE_BODY,
-      this.resBody,
-      rule.responseBody && !this.grpc,
-      resContentType,
-      this.resHeaders === undefined ? undefined : findHeader(this.resHeaders, 'content-encoding'),
-      sinkCopiesBelow,
-    );
+    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);
+    this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody && !this.grpc, this.resHeaders, LOOK_UP, sinkCopiesBelow);
 
     let name: string;
-    let events: SpanEvent[] = [];
+    let events = NO_EVENTS;
     if (this.grpc) {
       if (rule.requestBody && this.reqBody.truncated) attrs.add(REQUEST_BODY.truncated, true);
       if (rule.responseBody && this.resBody.truncated) attrs.add(RESPONSE_BODY.truncated, true);
     }
-    if (this.grpc && target.path !== undefined) {
-      const slash = target.path.lastIndexOf('/');
-      const service = target.path.slice(1, slash > 0 ? slash : target.path.length);
-      const rpcMethod = slash > 0 ? target.path.slice(slash + 1) : '';
+    if (this.grpc && path !== undefined) {
+      const slash = path.lastIndexOf('/');
+      const service = path.slice(1, slash > 0 ? slash : path.length);
+      const rpcMethod = slash > 0 ? path.slice(slash + 1) : '';
       attrs.add('rpc.system', 'grpc');
       attrs.add('rpc.service', service);
       attrs.add('rpc.method', rpcMethod);
-      if (outcome.grpcCode !== undefined) attrs.add('rpc.grpc.status_code', outcome.grpcCode);
+      if (this.outGrpcCode !== undefined) attrs.add('rpc.grpc.status_code', this.outGrpcCode);
       name = `${service}/${rpcMethod}`;
       events = this.grpcEvents(server);
     } else {
@@ -396,11 +501,17 @@ class TracedExchange implements Exchange {
 
     // The caller's extra attributes come last; one under a key already added ends where
     // Object.assign would leave it (the builder makes a repeated key an assignment).
+    // for-in walks a fast object's cached keys; Object.keys copies them into a new array per span.
+    // Attribute objects are plain (no enumerable inherited keys), so both see the same keys.
     const extra = start.attributes;
-    if (extra !== undefined) for (const key of Object.keys(extra)) attrs.add(key, extra[key]);
+    if (extra !== undefined) for (const key in extra) attrs.add(key, extra[key]);
+    // Every key in the literal, the optional ones too: a key added later gives the span a second
+    // object of properties and another shape, which the exporter then meets as well.
     const span: SpanRecord = {
       traceId: this.traceId,
       spanId: this.spanId,
+      parentSpanId: this.incoming.parentSpanId,
+      traceState: this.incoming.traceState,
       sampled: this.sampled,
       name,
       kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
@@ -408,10 +519,9 @@ class TracedExchange implements Exchange {
       endMs,
       attributes: attrs.finish(),
       events,
-      status: outcome.message === undefined ? { code: outcome.code } : { code: outcome.code, message: outcome.message },
+      status: this.outMessage !== undefined ? { code: this.outCode, message: this.outMessage } : this.outCode === StatusCode.ERROR ? STATUS_ERROR : STATUS_UNSET,
+      resource: start.resource,
     };
-    if (this.incoming.parentSpanId !== undefined) span.parentSpanId = this.incoming.parentSpanId;
-    if (this.incoming.traceState !== undefined) span.traceState = this.incoming.traceState;
     return span;
   }
 
@@ -420,12 +530,15 @@ class TracedExchange implements Exchange {
     keys: BodyKeys,
     capture: BodyCapture,
     record: boolean,
-    contentType: string | undefined,
-    encoding: string | undefined,
+    headers: RawHeaders | undefined,
+    knownContentType: string | undefined | typeof LOOK_UP,
     sinkCopiesBelow: number,
   ): void {
     if (capture.size > 0) attrs.add(keys.size, capture.size);
     if (!record || capture.keptSize === 0) return;
+    // Looked up only for a body recorded: each lookup is a pass over the headers.
+    const contentType = knownContentType === LOOK_UP ? (headers === undefined ? undefined : findHeader(headers, 'content-type')) : knownContentType;
+    const encoding = headers === undefined ? undefined : findHeader(headers, 'content-encoding');
     let bytes = capture.bytes();
     let truncated = capture.truncated;
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -498,20 +611,31 @@ function messageEvents(
   }
 }
 
-function splitAuthority(authority: string): { address: string; port?: number } {
+// splitAuthority's results, in module variables as splitTarget's are: build reads them at once.
+let authorityAddress = '';
+let authorityPort: number | undefined;
+
+function splitAuthority(authority: string): void {
   if (authority.charCodeAt(0) === 91 /* [ */) {
     const close = authority.indexOf(']');
     if (close > 0) {
       // The same port rules as a host name's below: `[::1]:` has no port, not port 0.
       const hasPort = authority.charCodeAt(close + 1) === 58 && close + 2 < authority.length;
       const port = hasPort ? portNumber(authority, close + 2) : undefined;
-      return { address: authority.slice(1, close), port: port !== undefined && Number.isInteger(port) ? port : undefined };
+      authorityAddress = authority.slice(1, close);
+      authorityPort = port !== undefined && Number.isInteger(port) ? port : undefined;
+      return;
     }
   }
   const colon = authority.lastIndexOf(':');
-  if (colon < 0) return { address: authority };
+  if (colon < 0) {
+    authorityAddress = authority;
+    authorityPort = undefined;
+    return;
+  }
   const port = portNumber(authority, colon + 1);
-  return { address: authority.slice(0, colon), port: Number.isInteger(port) && colon + 1 < authority.length ? port : undefined };
+  authorityAddress = authority.slice(0, colon);
+  authorityPort = Number.isInteger(port) && colon + 1 < authority.length ? port : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@
 // A handler forwards bytes itself and only *tells* the exchange what passed; the exchange
 // never sits between the two sockets, so capture can never hold up or alter forwarding.
 
-import type { Attributes, SpanRecord, SpanSink } from '../telemetry/span.js';
+import type { Attributes, SpanRecord, SpanResource, SpanSink } from '../telemetry/span.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { CompiledPolicy } from '../policy/types.js';
 
@@ -45,6 +45,8 @@ export interface ExchangeStart {
   scheme?: 'http' | 'https';
   /** Extra span attributes (the agent's process and container identity). */
   attributes?: Attributes;
+  /** The span's own resource (SpanRecord.resource): the agent's traced process. */
+  resource?: SpanResource;
 }
 
 export interface Exchange {

@@ -5,10 +5,21 @@ export class BodyCapture {
   /** Full body size in bytes, including what was not kept. */
   size = 0;
   private kept = 0;
-  private chunks: Buffer[] | undefined;
+  /** The first chunk kept, and those after it: most bodies arrive in one chunk, kept without an array. */
+  private first: Buffer | undefined;
+  private more: Buffer[] | undefined;
 
   /** limit 0: count only. */
-  constructor(private readonly limit: number) {}
+  constructor(private limit: number) {}
+
+  /** Empty again, for another body: an exchange started again reuses its captures. */
+  reset(limit: number): void {
+    this.limit = limit;
+    this.size = 0;
+    this.kept = 0;
+    this.first = undefined;
+    this.more = undefined;
+  }
 
   add(chunk: Buffer): void {
     const len = chunk.length;
@@ -17,8 +28,8 @@ export class BodyCapture {
     if (room <= 0 || len === 0) return;
     // Chunks are referenced, not copied: handlers hand over buffers they never reuse.
     const part = len <= room ? chunk : chunk.subarray(0, room);
-    if (this.chunks === undefined) this.chunks = [part];
-    else this.chunks.push(part);
+    if (this.first === undefined) this.first = part;
+    else (this.more ??= []).push(part);
     this.kept += part.length;
   }
 
@@ -33,11 +44,14 @@ export class BodyCapture {
 
   /** The kept bytes as one buffer; concatenates once, at span end. */
   bytes(): Buffer {
-    const chunks = this.chunks;
-    if (chunks === undefined) return EMPTY;
-    if (chunks.length === 1) return chunks[0];
-    const all = Buffer.concat(chunks, this.kept);
-    this.chunks = [all];
+    const first = this.first;
+    if (first === undefined) return EMPTY;
+    const more = this.more;
+    if (more === undefined) return first;
+    more.unshift(first);
+    const all = Buffer.concat(more, this.kept);
+    this.first = all;
+    this.more = undefined;
     return all;
   }
 }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { B3Style, extractContext, forwardContext } from './context.js';
 import { newSpanId, newTraceId } from './ids.js';
@@ -60,6 +61,35 @@ describe('extractContext', () => {
 
   it('returns an empty context without propagation headers', () => {
     expect(extractContext(['host', 'a', 'accept', '*/*'])).toEqual({ debug: false, b3: B3Style.None });
+  });
+});
+
+describe('extractContext names', () => {
+  const NAMES = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-sampled', 'x-b3-flags'];
+  // Names of the same lengths that carry no context: only a name compare tells them apart.
+  const OTHERS = ['user-agent', 'connection', 'content-md5', 'content-type', 'x-request-id', 'b4', 'traceparenz', 'x-b3-flagz'];
+  const VALUES = [TP, `00-${B3T}-${B3S}-00`, 'vendor=1', 'a=b,c=d', `${B3T}-${B3S}-1`, B3T, B3S, '1', '0', 'd', 'garbage', ''];
+  const header = fc.tuple(
+    fc.constantFrom(...NAMES, ...OTHERS),
+    fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+    fc.constantFrom(...VALUES),
+  );
+
+  it('matches names in any case as their lowercase copies do, and no others', () => {
+    fc.assert(
+      fc.property(fc.array(header, { maxLength: 8 }), (hs) => {
+        const raw: string[] = [];
+        const oracle: string[] = [];
+        for (const [name, upper, value] of hs) {
+          const cased = [...name].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join('');
+          raw.push(cased, value);
+          // The reference: lowercase copies, and every other name replaced by one that matches nothing.
+          const lower = cased.toLowerCase();
+          oracle.push(NAMES.includes(lower) ? lower : 'other', value);
+        }
+        expect(extractContext(raw)).toEqual(extractContext(oracle));
+      }),
+    );
   });
 });
 

@@ -3,6 +3,7 @@
 
 import type { RawHeaders } from '../exchange.js';
 import { formatB3Multi, formatB3Single, parseB3Multi, parseB3Single, type B3Context } from './b3.js';
+import { equalsLower } from '../capture/ascii.js';
 import { formatTraceparent, parseTraceparent, parseTracestate } from './w3c.js';
 
 export const enum B3Style {
@@ -35,34 +36,27 @@ export function extractContext(headers: RawHeaders): IncomingContext {
   let xSpanId: string | undefined;
   let xSampled: string | undefined;
   let xFlags: string | undefined;
+  // Names are told apart by length, then compared in place: a lowercased copy of each candidate
+  // (User-Agent and Content-Type have these lengths too) would be an allocation per header.
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i];
-    const len = name.length;
-    // Length gates the lowercase copy: most headers are none of these.
-    if (len !== 2 && len !== 10 && len !== 11 && len !== 12) continue;
-    const value = headers[i + 1];
-    switch (name.toLowerCase()) {
-      case 'traceparent':
-        traceparentCount++;
-        traceparent = value;
+    switch (name.length) {
+      case 2:
+        if (equalsLower(name, 'b3')) b3 ??= headers[i + 1];
         break;
-      case 'tracestate':
-        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+      case 10:
+        if (equalsLower(name, 'tracestate')) tracestate = tracestate === undefined ? headers[i + 1] : `${tracestate},${headers[i + 1]}`;
+        else if (equalsLower(name, 'x-b3-flags')) xFlags ??= headers[i + 1];
         break;
-      case 'b3':
-        b3 ??= value;
+      case 11:
+        if (equalsLower(name, 'traceparent')) {
+          traceparentCount++;
+          traceparent = headers[i + 1];
+        } else if (equalsLower(name, 'x-b3-spanid')) xSpanId ??= headers[i + 1];
         break;
-      case 'x-b3-traceid':
-        xTraceId ??= value;
-        break;
-      case 'x-b3-spanid':
-        xSpanId ??= value;
-        break;
-      case 'x-b3-sampled':
-        xSampled ??= value;
-        break;
-      case 'x-b3-flags':
-        xFlags ??= value;
+      case 12:
+        if (equalsLower(name, 'x-b3-traceid')) xTraceId ??= headers[i + 1];
+        else if (equalsLower(name, 'x-b3-sampled')) xSampled ??= headers[i + 1];
         break;
     }
   }
@@ -87,8 +81,11 @@ export function extractContext(headers: RawHeaders): IncomingContext {
   if (b3Ctx) {
     return { traceId: b3Ctx.traceId, parentSpanId: b3Ctx.spanId, sampled: b3Ctx.sampled, debug: b3Ctx.debug, b3: b3Style };
   }
-  return { debug: false, b3: B3Style.None };
+  return NO_CONTEXT;
 }
+
+/** What most requests carry; shared, as nothing changes an incoming context once read. */
+const NO_CONTEXT: IncomingContext = Object.freeze({ debug: false, b3: B3Style.None });
 
 const W3C_NAMES: ReadonlySet<string> = new Set(['traceparent', 'tracestate']);
 const W3C_AND_B3_NAMES: ReadonlySet<string> = new Set([
