@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { OtlpTraceSerializer } from './otlp-serializer.js';
-import { SpanKind, StatusCode, type AttrValue, type SpanRecord } from './span.js';
+import { SpanKind, StatusCode, type AttrValue, type SpanRecord, type SpanResource } from './span.js';
 
 const require = createRequire(import.meta.url);
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -278,8 +278,8 @@ describe('OtlpTraceSerializer', () => {
     // under 3 resources of their own or none, encoded and released in random order as a queue
     // with drops, batches and retries would: every span still held must serialize to what it
     // did when encoded, after later spans have reused whatever was released.
-    const resources = [undefined, { attributes: { 'service.name': 'a' } }, { attributes: { 'service.name': 'b', 'process.pid': 7 } }];
-    const otelResources = [resourceFromAttributes({ 'service.name': 's' }), ...resources.slice(1).map((r) => resourceFromAttributes(r!.attributes))];
+    const resources: (SpanResource | undefined)[] = [undefined, { attributes: { 'service.name': 'a' } }, { attributes: { 'service.name': 'b', 'process.pid': 7 } }];
+    const otelResources = [resourceFromAttributes({ 'service.name': 's' }), ...resources.slice(1).map((r) => resourceFromAttributes(r!.attributes as OtelAttributes))];
     const op = fc.oneof(
       fc.record({ encode: fc.integer({ min: 200, max: 70_000 }), resource: fc.integer({ min: 0, max: 2 }), raw: fc.boolean() }),
       fc.record({ release: fc.nat() }),
