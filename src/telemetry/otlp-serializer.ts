@@ -1160,18 +1160,19 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    */
   serializeEncoded(spans: EncodedSpan[], room = 0): Buffer {
     if (spans.length === 0) return Buffer.alloc(room);
+    // One resource for all (the proxy's own; one traced process's): one ResourceSpans, no grouping.
+    const r = this.spanResource[spans[0]];
     let spansLen = 0;
-    let own = false;
     for (let i = 0; i < spans.length; i++) {
-      if (this.spanResource[spans[i]] !== PROCESS_RESOURCE) own = true;
+      if (this.spanResource[spans[i]] !== r) return this.serializeGrouped(spans, room);
       spansLen += this.encodedLength(spans[i]);
     }
-    if (own) return this.serializeGrouped(spans, room);
-    const headerLen = this.headerLength(spansLen, this.resourceField);
+    const resource = this.resourceFieldOf(r);
+    const headerLen = this.headerLength(spansLen, resource);
     const out = this.request(room + headerLen + spansLen);
     pos = 0;
     ensure(headerLen);
-    this.putHeader(spansLen, this.resourceField);
+    this.putHeader(spansLen, resource);
     buf.copy(out, room, 0, headerLen);
     this.copySpans(out, room + headerLen, spans);
     return out;
