@@ -40,9 +40,10 @@ let pos = 0;
 // encodeSpan writes spans one after another into a slab. A new slab is started when the room left
 // is less than four times the last span (spans of a process are alike in size, and a string is
 // given room for 3 UTF-8 bytes per unit before it is known to be ASCII), so a span rarely outgrows
-// its slab (ensure() then moves the slab to a bigger copy). Once every span in a slab has
-// been serialized into a request (releaseEncoded), the slab is reused: a fresh one would cost page
-// faults on first touch and, counted as external memory, push V8 into more major GCs.
+// its slab (ensure() then moves the slab to a bigger copy). Each slab counts the spans in it not
+// yet released (serialized into a request, or dropped: releaseEncoded); at 0, once encodeSpan
+// has moved on, the slab is reused: a fresh one would cost page faults on first touch and,
+// counted as external memory, push V8 into more major GCs.
 const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_ROOM = 4 * 1024;
 const SPARE_SLABS = 4;
@@ -94,10 +95,6 @@ class IdPool {
     this.free = new Int32Array(capacity);
     this.count = 0;
     this.addIds(0, capacity);
-  }
-
-  get capacity(): number {
-    return this.free.length;
   }
 
   /** Ids in use. */
