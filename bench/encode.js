@@ -107,7 +107,8 @@ async function child(dir, timeOrder, spansDir) {
   run(MEASURED);
   const t = process.cpuUsage(t0);
   const one = ser.encodeSpan(spans[5]);
-  const bytes = one instanceof Uint8Array || Array.isArray(one) ? one : one.bytes;
-  const bytesPerSpan = Array.isArray(bytes) ? bytes.reduce((n, b) => n + b.length, 0) : bytes.length;
+  // An encoded span is a handle since 2026-11 (s4), its bytes (or their pieces) before.
+  const bytes = typeof one === 'number' ? undefined : one instanceof Uint8Array || Array.isArray(one) ? one : one.bytes;
+  const bytesPerSpan = bytes === undefined ? ser.encodedLength(one) : Array.isArray(bytes) ? bytes.reduce((n, b) => n + b.length, 0) : bytes.length;
   process.stdout.write(JSON.stringify({ nsPerSpan: ((t.user + t.system) * 1000) / (MEASURED * spans.length), bytesPerSpan }) + '\n');
 }

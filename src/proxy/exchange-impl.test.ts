@@ -337,11 +337,9 @@ describe('bodies', () => {
       events: [],
       status: { code: StatusCode.UNSET },
     };
-    const encoded = new OtlpTraceSerializer({ 'service.name': 'shop' }, { name: 't' }).encodeSpan(span);
-    const flat = (e: EncodedSpan) => {
-      const bytes = e instanceof Uint8Array || Array.isArray(e) ? e : e.bytes;
-      return Buffer.concat(Array.isArray(bytes) ? bytes : [bytes]);
-    };
+    const ser = new OtlpTraceSerializer({ 'service.name': 'shop' }, { name: 't' });
+    const encoded = ser.encodeSpan(span);
+    const flat = (e: EncodedSpan) => Buffer.from(ser.serializeEncoded([e]));
     const before = flat(encoded);
     expect(before.includes(body)).toBe(true);
     read.fill(9);

@@ -1,6 +1,7 @@
 // The queue's own rules, against an in-process transport whose answers the test controls
 // (the gRPC transport is exercised against a real receiver in test/e2e/export-*.test.ts).
 
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { BatchQueue, estimateSpanBytes, type BatchTransport } from './batch-queue.js';
 import { Metrics } from './metrics.js';
@@ -199,5 +200,63 @@ describe('BatchQueue', () => {
     q.submit({ ...span(2), attributes: { odd: [1, 2] as unknown as string[] } });
     expect(q.queued).toBe(1);
     expect(Number.isFinite(q.queuedBytes)).toBe(true);
+  });
+  it('every item prepare() makes goes back to the transport once, sent or discarded, or stays queued; counters add up', async () => {
+    // Items as the OTLP transport's (numbers naming bytes it holds until the item comes back).
+    class HandleTransport implements BatchTransport<number> {
+      next = 0;
+      readonly out = new Map<number, number>();
+      readonly answers: ((accepted: number) => void)[] = [];
+      prepare(s: SpanRecord): number {
+        this.out.set(this.next, estimateSpanBytes(s));
+        return this.next++;
+      }
+      size(h: number): number {
+        return this.out.get(h)!;
+      }
+      private back(h: number): void {
+        expect(this.out.delete(h)).toBe(true);
+      }
+      discard(h: number): void {
+        this.back(h);
+      }
+      send(batch: number[]): Promise<number> {
+        for (const h of batch) this.back(h);
+        // Accepted: all, none, or some (partial success), never more than sent.
+        return new Promise((resolve) => this.answers.push((accepted) => resolve(Math.min(accepted, batch.length))));
+      }
+      async shutdown(): Promise<void> {}
+    }
+    const step = fc.oneof(
+      fc.record({ submit: fc.integer({ min: 1, max: 6 }), body: fc.integer({ min: 0, max: 3000 }) }),
+      fc.record({ answer: fc.integer({ min: -1, max: 4 }) }),
+      fc.constant({ tick: true }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), fc.boolean(), async (steps, shut) => {
+        const metrics = new Metrics();
+        const transport = new HandleTransport();
+        const counters = { submitted: metrics.counter('s', ''), exported: metrics.counter('e', ''), dropped: metrics.counter('d', '') };
+        const q = new BatchQueue(transport, { maxQueueSize: 12, maxExportBatchSize: 4, scheduleDelayMs: 60_000, exportTimeoutMs: 60_000, maxConcurrentExports: 2, maxQueueBytes: 6000, maxExportBatchBytes: 4000 }, counters);
+        let offered = 0;
+        for (const st of steps) {
+          if ('submit' in st) for (let i = 0; i < st.submit; i++, offered++) q.submit(span(offered, st.body));
+          else if ('answer' in st) transport.answers.shift()?.(st.answer < 0 ? 0 : st.answer);
+          else await tick();
+          expect(transport.out.size).toBe(q.queued);
+        }
+        if (shut) void q.shutdown(0);
+        // Answer whatever is sent (a drain may send more a tick later) until nothing is in flight.
+        for (let i = 0; i < 20 && q.exportsInFlight > 0; i++) {
+          while (transport.answers.length > 0) transport.answers.shift()!(Infinity);
+          await tick();
+        }
+        expect(transport.out.size).toBe(q.queued);
+        // Answered: every span offered is exported, dropped or queued.
+        expect(q.exportsInFlight).toBe(0);
+        expect(metrics.get('e') + metrics.get('d') + q.queued).toBe(offered);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -18,10 +18,13 @@ export interface BatchTransport<Item> {
   /** The bytes an item stands for: what maxQueueBytes and maxExportBatchBytes bound. */
   size(item: Item): number;
   /**
-   * Sends one batch. Resolves with how many of its spans the backend accepted: all of them, 0 when
+   * Sends one batch; the items are the transport's again (the queue does not read them after).
+   * Resolves with how many of its spans the backend accepted: all of them, 0 when
    * the export failed, fewer on an OTLP partial success (the rest count as dropped). Should not reject.
    */
   send(batch: Item[]): Promise<number>;
+  /** The queue dropped an item prepare() made, unsent (the byte bound): what it holds can go. */
+  discard?(item: Item): void;
   /** Shutdown has begun: finish what is in flight without new attempts (no retries). */
   closing?(): void;
   shutdown(): Promise<void>;
@@ -104,6 +107,7 @@ export class BatchQueue<Item> implements SpanSink {
       return;
     }
     if (this.bytes + size > this.cfg.maxQueueBytes && this.count > 0) {
+      this.transport.discard?.(item);
       this.bytesFull = true;
       this.counters.dropped.inc();
       this.scheduleDrain();

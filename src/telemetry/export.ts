@@ -1,7 +1,8 @@
 // Span export, wired from three parts (opentelemetry-js's shape): a serializer (our SpanRecord →
 // OTLP protobuf writer), a transport (OTLP/gRPC over node:http2 under the official export
 // delegate, or JSON lines for --console), and the bounded BatchQueue wrapped around them. The OTLP
-// transport encodes each span as it is queued, and a batch is those bytes behind one header.
+// transport encodes each span as it is queued (the queue holds a number naming its bytes, see
+// EncodedSpan), and a batch is those bytes behind one header.
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +15,7 @@ import type { ISerializer, IExportTraceServiceResponse } from '@opentelemetry/ot
 import { BatchQueue, estimateSpanBytes, type BatchTransport, type ExportCounters } from './batch-queue.js';
 import { GRPC_PREFIX_BYTES, GrpcH2Transport, type GrpcTls } from './grpc-h2-transport.js';
 import type { ExportConfig } from './otel-env.js';
-import { encodedLength, OtlpTraceSerializer, REFERENCE_MIN_BYTES, type EncodedSpan } from './otlp-serializer.js';
+import { OtlpTraceSerializer, REFERENCE_MIN_BYTES, type EncodedSpan } from './otlp-serializer.js';
 import { RetryingTransport } from './retrying-transport.js';
 import { spanToJson } from './span-json.js';
 import type { SpanRecord, SpanSink } from './span.js';
@@ -139,28 +140,35 @@ class OtlpGrpcTransport implements BatchTransport<EncodedSpan> {
   }
 
   size(encoded: EncodedSpan): number {
-    return encodedLength(encoded);
+    return this.serializer.encodedLength(encoded);
+  }
+
+  discard(encoded: EncodedSpan): void {
+    this.serializer.release(encoded);
   }
 
   send(batch: EncodedSpan[]): Promise<number> {
     return new Promise((resolve) => {
       let request: Buffer | undefined;
-      this.exporter.export(batch, (result) => {
-        // The delegate reads the request until its last retry, and reports after that.
-        if (request !== undefined) this.serializer.releaseRequest(request);
-        if (result.code !== ExportResultCode.SUCCESS) {
-          this.reportFailure(result.error);
-          return resolve(0);
-        }
-        // The delegate parsed the reply (deserializeResponse) just before this callback, in the same turn.
-        const rejected = Math.min(this.rejected, batch.length);
-        this.rejected = 0;
-        if (rejected > 0) this.reportFailure(new Error(`the backend rejected ${rejected} of ${batch.length} spans (partial success)`));
-        resolve(batch.length - rejected);
-      });
-      // export() serializes synchronously (or refuses the batch): the spans are not read again.
-      request = this.serializer.takeLastRequest();
-      this.serializer.releaseEncoded(batch);
+      try {
+        this.exporter.export(batch, (result) => {
+          // The delegate reads the request until its last retry, and reports after that.
+          if (request !== undefined) this.serializer.releaseRequest(request);
+          if (result.code !== ExportResultCode.SUCCESS) {
+            this.reportFailure(result.error);
+            return resolve(0);
+          }
+          // The delegate parsed the reply (deserializeResponse) just before this callback, in the same turn.
+          const rejected = Math.min(this.rejected, batch.length);
+          this.rejected = 0;
+          if (rejected > 0) this.reportFailure(new Error(`the backend rejected ${rejected} of ${batch.length} spans (partial success)`));
+          resolve(batch.length - rejected);
+        });
+        request = this.serializer.takeLastRequest();
+      } finally {
+        // export() serializes synchronously (or refuses the batch): the spans are not read again.
+        this.serializer.releaseEncoded(batch);
+      }
     });
   }
 

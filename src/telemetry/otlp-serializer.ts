@@ -40,9 +40,10 @@ let pos = 0;
 // encodeSpan writes spans one after another into a slab. A new slab is started when the room left
 // is less than four times the last span (spans of a process are alike in size, and a string is
 // given room for 3 UTF-8 bytes per unit before it is known to be ASCII), so a span rarely outgrows
-// its slab (ensure() then moves the slab to a bigger copy). Once every span in a slab has
-// been serialized into a request (releaseEncoded), the slab is reused: a fresh one would cost page
-// faults on first touch and, counted as external memory, push V8 into more major GCs.
+// its slab (ensure() then moves the slab to a bigger copy). Each slab counts the spans in it not
+// yet released (serialized into a request, or dropped: releaseEncoded); at 0, once encodeSpan
+// has moved on, the slab is reused: a fresh one would cost page faults on first touch and,
+// counted as external memory, push V8 into more major GCs.
 const SLAB_SIZE = 256 * 1024;
 const SLAB_MIN_ROOM = 4 * 1024;
 const SPARE_SLABS = 4;
@@ -63,26 +64,73 @@ function isReferenced(v: Uint8Array): boolean {
   return referencing && v.byteLength >= REFERENCE_MIN_BYTES;
 }
 
-/** A span from encodeSpan: its bytes, or the pieces they are made of (see REFERENCE_MIN_BYTES). */
-export type EncodedSpan = SpanBytes | OwnResourceSpan;
-type SpanBytes = Uint8Array | Uint8Array[];
+/**
+ * A span from encodeSpan: a small integer naming its bytes in the serializer's tables (which slab,
+ * where, which resource), valid until releaseEncoded. Not an object: the export queue holds spans
+ * for 50-300 ms, long enough to survive scavenges, and an object per span (a view, a resource
+ * pair) would be copied by each and then promoted, feeding old-generation collections.
+ */
+export type EncodedSpan = number;
 
-/** A span with a resource of its own (SpanRecord.resource): its bytes and its `resource = 1` field. */
-export interface OwnResourceSpan {
-  readonly bytes: SpanBytes;
-  readonly resource: Buffer;
+/** Bytes values an encoded span references instead of holding (see REFERENCE_MIN_BYTES); rare. */
+interface References {
+  /** Where each goes: offsets in the span's slab, ascending. */
+  readonly at: number[];
+  readonly bytes: Uint8Array[];
+  readonly total: number;
 }
 
-function spanBytes(span: EncodedSpan): SpanBytes {
-  return span instanceof Uint8Array || Array.isArray(span) ? span : span.bytes;
+/** A resource of a span's own, encoded, and the id its queued spans name it by (-1: none now). */
+interface OwnResource {
+  readonly field: Buffer;
+  id: number;
 }
 
-export function encodedLength(span: EncodedSpan): number {
-  const bytes = spanBytes(span);
-  if (!Array.isArray(bytes)) return bytes.length;
-  let n = 0;
-  for (let i = 0; i < bytes.length; i++) n += bytes[i].length;
-  return n;
+/** A stack of free small integers 0 .. capacity - 1 (ids of slots in typed-array tables). */
+class IdPool {
+  private free: Int32Array;
+  private count: number;
+
+  constructor(capacity: number) {
+    this.free = new Int32Array(capacity);
+    this.count = 0;
+    this.addIds(0, capacity);
+  }
+
+  /** Ids in use. */
+  get used(): number {
+    return this.free.length - this.count;
+  }
+
+  /** A free id; -1 when all are taken (the caller grows its tables with grow()). */
+  take(): number {
+    return this.count === 0 ? -1 : this.free[--this.count];
+  }
+
+  give(id: number): void {
+    this.free[this.count++] = id;
+  }
+
+  /** Doubles the capacity; returns it. */
+  grow(): number {
+    const old = this.free.length;
+    const next = new Int32Array(2 * old);
+    next.set(this.free.subarray(0, this.count));
+    this.free = next;
+    this.addIds(old, 2 * old);
+    return 2 * old;
+  }
+
+  /** Lowest ids taken first. */
+  private addIds(from: number, to: number): void {
+    for (let id = to - 1; id >= from; id--) this.free[this.count++] = id;
+  }
+}
+
+function grown(a: Int32Array, capacity: number): Int32Array {
+  const next = new Int32Array(capacity);
+  next.set(a);
+  return next;
 }
 
 function ensure(n: number): void {
@@ -825,21 +873,16 @@ function encodeResourceField(attributes: Readonly<Attributes>): Buffer {
   });
 }
 
-/** Copies a span's bytes to `out` at `at`; returns where they end. */
-function copySpan(out: Buffer, at: number, bytes: SpanBytes): number {
-  if (!Array.isArray(bytes)) {
-    out.set(bytes, at);
-    return at + bytes.length;
-  }
-  for (let j = 0; j < bytes.length; j++) {
-    out.set(bytes[j], at);
-    at += bytes[j].length;
-  }
-  return at;
-}
-
 /** The serializer the export delegate gets when the queue holds spans from encodeSpan. */
 export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServiceResponse>;
+
+// Starting sizes of the encoded-span tables; they double when full (a queue of 8,192 spans needs
+// 8,192 handles and a few dozen slabs).
+const INITIAL_SPANS = 1024;
+const INITIAL_SLABS = 16;
+const INITIAL_RESOURCES = 16;
+/** The serializer's own resource, for spanResource. */
+const PROCESS_RESOURCE = -1;
 
 /**
  * The OTLP trace serializer for the official gRPC export delegate. One scope per process, and one
@@ -857,17 +900,38 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   /** `scope = 1` of ScopeSpans, tag included. */
   private readonly scopeField: Buffer;
   private readonly headerRoom: number;
-  /** Where encodeSpan writes (see SLAB_SIZE). */
+
+  // Encoded spans, by handle (EncodedSpan): their slab, where in it, their resource's id, and
+  // what they reference (rare; see REFERENCE_MIN_BYTES).
+  private readonly spanIds = new IdPool(INITIAL_SPANS);
+  private spanSlab: Int32Array = new Int32Array(INITIAL_SPANS);
+  private spanStart: Int32Array = new Int32Array(INITIAL_SPANS);
+  private spanEnd: Int32Array = new Int32Array(INITIAL_SPANS);
+  private spanResource: Int32Array = new Int32Array(INITIAL_SPANS);
+  private readonly spanRefs: (References | undefined)[] = [];
+
+  // Slabs by id, each with the number of unreleased spans in it. A slab is reused (or let go)
+  // once that reaches 0 and encodeSpan has moved on to another one.
+  private readonly slabIds = new IdPool(INITIAL_SLABS);
+  private readonly slabs: (Buffer | undefined)[] = [];
+  private slabSpans: Int32Array = new Int32Array(INITIAL_SLABS);
+  /** Where encodeSpan writes (see SLAB_SIZE); slab -1: none yet. */
   private slab: Buffer = Buffer.allocUnsafeSlow(0);
+  private slabId = -1;
   private slabPos = 0;
   private lastSpanBytes = 0;
-  /** Earlier slabs still holding spans not yet released, oldest first. */
-  private readonly fullSlabs: Buffer[] = [];
   private readonly spareSlabs: Buffer[] = [];
+
+  // Spans' own resources by id, each with the number of unreleased spans under it; an id is
+  // given back at 0, so ids stay as few as the resources with spans queued.
+  private readonly resourceIds = new IdPool(INITIAL_RESOURCES);
+  private readonly resources: (OwnResource | undefined)[] = [];
+  private resourceSpans: Int32Array = new Int32Array(INITIAL_RESOURCES);
+  /** Spans' own resources, encoded: producers reuse one object per entity (SpanResource). */
+  private readonly ownResources = new WeakMap<SpanResource, OwnResource>();
+
   private readonly spareRequests: Buffer[] = [];
   private lastRequest: Buffer | undefined;
-  /** Spans' own resources, encoded: producers reuse one object per entity (SpanResource). */
-  private readonly ownResources = new WeakMap<SpanResource, Buffer>();
 
   constructor(resource: Record<string, string>, scope: InstrumentationScopeInfo) {
     this.resourceField = encodeResourceField(resource);
@@ -885,10 +949,12 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     // Like the official serializer, no spans means an empty request.
     if (spans.length === 0) return new Uint8Array(0);
     // Spans with resources of their own are grouped by serializeEncoded (a path for tests: the
-    // exporter always encodes spans one by one). Their slabs are not released here: releasing is
-    // in queue order, and spans encoded earlier and still queued share those slabs.
+    // exporter always encodes spans one by one).
     if (spans.some((s) => s.resource !== undefined)) {
-      return Buffer.from(this.serializeEncoded(spans.map((s) => this.encodeSpan(s))));
+      const encoded = spans.map((s) => this.encodeSpan(s));
+      const request = Buffer.from(this.serializeEncoded(encoded));
+      this.releaseEncoded(encoded);
+      return request;
     }
     // Spans go after room for the header; the header is written last, right before them, once
     // the outer lengths are known, so the spans never move.
@@ -910,19 +976,40 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
 
   /**
    * One span, encoded now, as its `ScopeSpans.spans` field (tag, length, Span): what the export
-   * queue keeps until serializeEncoded puts a batch of them in a request. The bytes are a view
-   * into a shared slab, not a buffer of their own: one allocation per slab, not per span.
+   * queue keeps until serializeEncoded puts a batch of them in a request. The bytes are written
+   * into a shared slab; the span is a handle to them, held until releaseEncoded.
    */
   encodeSpan(span: SpanRecord): EncodedSpan {
     const own = span.resource;
-    if (own === undefined) return this.encodeBytes(span);
-    // Before the span: a resource is encoded with the scratch buffer.
-    let resource = this.ownResources.get(own);
-    if (resource === undefined) this.ownResources.set(own, (resource = encodeResourceField(own.attributes)));
-    return { bytes: this.encodeBytes(span), resource };
+    let resource: OwnResource | undefined;
+    if (own !== undefined) {
+      // Before the span: a resource is encoded with the scratch buffer.
+      resource = this.ownResources.get(own);
+      if (resource === undefined) this.ownResources.set(own, (resource = { field: encodeResourceField(own.attributes), id: -1 }));
+    }
+    const h = this.encodeBytes(span);
+    if (resource === undefined) this.spanResource[h] = PROCESS_RESOURCE;
+    else {
+      if (resource.id < 0) this.holdResource(resource);
+      this.spanResource[h] = resource.id;
+      this.resourceSpans[resource.id]++;
+    }
+    return h;
   }
 
-  private encodeBytes(span: SpanRecord): SpanBytes {
+  /** Bytes of an encoded span (referenced ones included): what the export queue bounds. */
+  encodedLength(h: EncodedSpan): number {
+    const refs = this.spanRefs[h];
+    return this.spanEnd[h] - this.spanStart[h] + (refs === undefined ? 0 : refs.total);
+  }
+
+  /** Encoded spans not yet released, and the slabs they hold (the one being written included). */
+  get held(): { spans: number; slabs: number; resources: number } {
+    return { spans: this.spanIds.used, slabs: this.slabIds.used, resources: this.resourceIds.used };
+  }
+
+  /** Writes the span into the current slab; returns its new handle (resource not yet set). */
+  private encodeBytes(span: SpanRecord): EncodedSpan {
     if (this.slab.length - this.slabPos < Math.max(SLAB_MIN_ROOM, 4 * this.lastSpanBytes)) this.nextSlab();
     const scratch = buf;
     buf = this.slab;
@@ -936,23 +1023,22 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     try {
       putSpan(span);
       // ensure() may have moved the slab to a bigger copy (the span outgrew the room left);
-      // earlier spans keep their views of the old one.
+      // earlier spans keep the old one, under its id.
       if (buf !== this.slab) {
-        if (this.slabPos > 0) this.fullSlabs.push(this.slab);
+        this.retireSlab();
         this.slab = buf;
+        this.slabId = this.addSlab(buf);
       }
       const start = this.slabPos;
       this.slabPos = pos;
       this.lastSpanBytes = pos - start;
-      if (refBytes.length === 0) return buf.subarray(start, pos);
-      const pieces: Uint8Array[] = [];
-      let from = start;
-      for (let i = 0; i < refAt.length; i++) {
-        pieces.push(buf.subarray(from, refAt[i]), refBytes[i]);
-        from = refAt[i];
-      }
-      pieces.push(buf.subarray(from, pos));
-      return pieces;
+      const h = this.newHandle();
+      this.spanSlab[h] = this.slabId;
+      this.spanStart[h] = start;
+      this.spanEnd[h] = pos;
+      this.slabSpans[this.slabId]++;
+      if (refBytes.length !== 0) this.spanRefs[h] = { at: refAt.slice(), bytes: refBytes.slice(), total: refTotal };
+      return h;
     } catch (err) {
       // The failed span's bytes will be overwritten by the next one.
       forgetLastList();
@@ -969,27 +1055,87 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     }
   }
 
+  private newHandle(): EncodedSpan {
+    let h = this.spanIds.take();
+    if (h < 0) {
+      const capacity = this.spanIds.grow();
+      this.spanSlab = grown(this.spanSlab, capacity);
+      this.spanStart = grown(this.spanStart, capacity);
+      this.spanEnd = grown(this.spanEnd, capacity);
+      this.spanResource = grown(this.spanResource, capacity);
+      h = this.spanIds.take();
+    }
+    return h;
+  }
+
   private nextSlab(): void {
-    if (this.slabPos > 0) this.fullSlabs.push(this.slab);
+    this.retireSlab();
     const size = Math.max(SLAB_SIZE, 8 * this.lastSpanBytes);
     const spare = this.spareSlabs.pop();
     this.slab = spare !== undefined && spare.length >= size ? spare : Buffer.allocUnsafeSlow(size);
+    this.slabId = this.addSlab(this.slab);
     this.slabPos = 0;
+    // A spare may be the slab written just before: its lists are about to be written over.
+    intactBuf = undefined;
+  }
+
+  /** encodeSpan moves on from the current slab: it goes once its spans are released. */
+  private retireSlab(): void {
+    const id = this.slabId;
+    if (id >= 0 && this.slabSpans[id] === 0) this.freeSlab(id);
+    this.slabId = -1;
+  }
+
+  private addSlab(slab: Buffer): number {
+    let id = this.slabIds.take();
+    if (id < 0) {
+      this.slabSpans = grown(this.slabSpans, this.slabIds.grow());
+      id = this.slabIds.take();
+    }
+    this.slabs[id] = slab;
+    this.slabSpans[id] = 0;
+    return id;
+  }
+
+  private freeSlab(id: number): void {
+    const slab = this.slabs[id]!;
+    this.slabs[id] = undefined;
+    this.slabIds.give(id);
+    if (slab.length === SLAB_SIZE && this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab);
+  }
+
+  private holdResource(resource: OwnResource): void {
+    let id = this.resourceIds.take();
+    if (id < 0) {
+      this.resourceSpans = grown(this.resourceSpans, this.resourceIds.grow());
+      id = this.resourceIds.take();
+    }
+    resource.id = id;
+    this.resources[id] = resource;
+    this.resourceSpans[id] = 0;
   }
 
   /**
-   * The oldest encoded spans, up to and including the last of `spans`, will not be read again
-   * (their request is serialized, or they were dropped): the slabs before the last one's are reused.
+   * These encoded spans will not be read again (their request is serialized, or they were
+   * dropped): their handles are given back, and a slab whose spans are all released is reused.
+   * Each span is released once.
    */
   releaseEncoded(spans: EncodedSpan[]): void {
-    if (spans.length === 0) return;
-    const last = spanBytes(spans[spans.length - 1]);
-    const lastBytes = Array.isArray(last) ? last[last.length - 1] : last;
-    let done = this.fullSlabs.findIndex((s) => s.buffer === lastBytes.buffer);
-    if (done < 0) done = this.fullSlabs.length;
-    for (const slab of this.fullSlabs.splice(0, done)) {
-      if (slab.length === SLAB_SIZE && this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab);
+    for (let i = 0; i < spans.length; i++) this.release(spans[i]);
+  }
+
+  /** releaseEncoded of one span. */
+  release(h: EncodedSpan): void {
+    const slab = this.spanSlab[h];
+    if (--this.slabSpans[slab] === 0 && slab !== this.slabId) this.freeSlab(slab);
+    const r = this.spanResource[h];
+    if (r !== PROCESS_RESOURCE && --this.resourceSpans[r] === 0) {
+      this.resources[r]!.id = -1;
+      this.resources[r] = undefined;
+      this.resourceIds.give(r);
     }
+    if (this.spanRefs[h] !== undefined) this.spanRefs[h] = undefined;
+    this.spanIds.give(h);
   }
 
   /** The buffer behind the last serializeEncoded request (undefined if none since), for releaseRequest. */
@@ -1011,22 +1157,21 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    */
   serializeEncoded(spans: EncodedSpan[], room = 0): Buffer {
     if (spans.length === 0) return Buffer.alloc(room);
+    // One resource for all (the proxy's own; one traced process's): one ResourceSpans, no grouping.
+    const r = this.spanResource[spans[0]];
     let spansLen = 0;
-    let own = false;
     for (let i = 0; i < spans.length; i++) {
-      const span = spans[i];
-      if (!(span instanceof Uint8Array || Array.isArray(span))) own = true;
-      spansLen += encodedLength(span);
+      if (this.spanResource[spans[i]] !== r) return this.serializeGrouped(spans, room);
+      spansLen += this.encodedLength(spans[i]);
     }
-    if (own) return this.serializeGrouped(spans, room);
-    const headerLen = this.headerLength(spansLen, this.resourceField);
+    const resource = this.resourceFieldOf(r);
+    const headerLen = this.headerLength(spansLen, resource);
     const out = this.request(room + headerLen + spansLen);
     pos = 0;
     ensure(headerLen);
-    this.putHeader(spansLen, this.resourceField);
+    this.putHeader(spansLen, resource);
     buf.copy(out, room, 0, headerLen);
-    let at = room + headerLen;
-    for (let i = 0; i < spans.length; i++) at = copySpan(out, at, spans[i] as SpanBytes);
+    this.copySpans(out, room + headerLen, spans);
     return out;
   }
 
@@ -1035,28 +1180,70 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    * groups spans by their Resource; spans without one of their own go under this serializer's.
    */
   private serializeGrouped(spans: EncodedSpan[], room: number): Buffer {
-    const groups = new Map<Buffer, { spans: SpanBytes[]; len: number }>();
+    const groups = new Map<number, { spans: EncodedSpan[]; len: number }>();
     for (let i = 0; i < spans.length; i++) {
-      const span = spans[i];
-      const own = span instanceof Uint8Array || Array.isArray(span) ? undefined : span;
-      const resource = own === undefined ? this.resourceField : own.resource;
-      let group = groups.get(resource);
-      if (group === undefined) groups.set(resource, (group = { spans: [], len: 0 }));
-      group.spans.push(own === undefined ? (span as SpanBytes) : own.bytes);
-      group.len += encodedLength(span);
+      const h = spans[i];
+      const r = this.spanResource[h];
+      let group = groups.get(r);
+      if (group === undefined) groups.set(r, (group = { spans: [], len: 0 }));
+      group.spans.push(h);
+      group.len += this.encodedLength(h);
     }
     let total = room;
-    for (const [resource, group] of groups) total += this.headerLength(group.len, resource) + group.len;
+    for (const [r, group] of groups) total += this.headerLength(group.len, this.resourceFieldOf(r)) + group.len;
     const out = this.request(total);
     let at = room;
-    for (const [resource, group] of groups) {
+    for (const [r, group] of groups) {
+      const resource = this.resourceFieldOf(r);
       pos = 0;
       ensure(this.headerLength(group.len, resource));
       this.putHeader(group.len, resource);
       at += buf.copy(out, at, 0, pos);
-      for (let i = 0; i < group.spans.length; i++) at = copySpan(out, at, group.spans[i]);
+      at = this.copySpans(out, at, group.spans);
     }
     return out;
+  }
+
+  private resourceFieldOf(r: number): Buffer {
+    return r === PROCESS_RESOURCE ? this.resourceField : this.resources[r]!.field;
+  }
+
+  /**
+   * Copies the spans' bytes to `out` at `at`; returns where they end. Spans encoded one after
+   * another sit side by side in their slab, so runs of them are copied at once: a copy is a call
+   * into C++ and a view, whatever its size.
+   */
+  private copySpans(out: Buffer, at: number, spans: EncodedSpan[]): number {
+    let runSlab = -1;
+    let runFrom = 0;
+    let runTo = 0;
+    for (let i = 0; i < spans.length; i++) {
+      const h = spans[i];
+      const slab = this.spanSlab[h];
+      const start = this.spanStart[h];
+      const refs = this.spanRefs[h];
+      if (slab === runSlab && start === runTo && refs === undefined) {
+        runTo = this.spanEnd[h];
+        continue;
+      }
+      if (runSlab >= 0) at += this.slabs[runSlab]!.copy(out, at, runFrom, runTo);
+      runSlab = slab;
+      runFrom = start;
+      runTo = this.spanEnd[h];
+      if (refs === undefined) continue;
+      // The slab's bytes around each referenced value, and the value.
+      const bytes = this.slabs[slab]!;
+      let from = start;
+      for (let j = 0; j < refs.at.length; j++) {
+        at += bytes.copy(out, at, from, refs.at[j]);
+        out.set(refs.bytes[j], at);
+        at += refs.bytes[j].length;
+        from = refs.at[j];
+      }
+      runFrom = from;
+    }
+    if (runSlab >= 0) at += this.slabs[runSlab]!.copy(out, at, runFrom, runTo);
+    return at;
   }
 
   /** A request buffer of `total` bytes, reused from a finished export when one is big enough. */
