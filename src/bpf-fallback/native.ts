@@ -15,7 +15,7 @@ export interface AgentCaptureOptions {
   maxBytesPerCall?: number;
   /** Alias of maxBytesPerCall, as the agent command names it. */
   maxPayloadBytes?: number;
-  /** Batch size the reader thread hands over (default 256 KiB) and how many may wait for JS (32). */
+  /** Batch size the reader thread hands over (default 96 KiB, addon.c says why) and how many may wait for JS (84). */
   batchBytes?: number;
   maxPendingBatches?: number;
   /** Sockets of these uids, or with these local/remote ports, are not traced (the sidecar's). */
