@@ -23,6 +23,26 @@ const ExportTraceServiceResponse = root.opentelemetry.proto.collector.trace.v1.E
 
 const SCOPE = { name: 'sidetrace', version: '9.8.7' };
 
+/**
+ * Span `i` of a test batch: one trace, span id `i` in hex, 1 ms long, starting `i` ms after a
+ * fixed time, no events, status OK; `fields` replace any of these.
+ */
+function nthSpan(i: number, fields: Partial<SpanRecord>): SpanRecord {
+  return {
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    spanId: i.toString(16).padStart(16, '0'),
+    sampled: true,
+    name: `span ${i}`,
+    kind: SpanKind.SERVER,
+    startMs: 1_700_000_000_000 + i,
+    endMs: 1_700_000_000_001 + i,
+    attributes: {},
+    events: [],
+    status: { code: StatusCode.OK },
+    ...fields,
+  };
+}
+
 /** The former production conversion, kept here as the oracle's input. */
 function toReadableSpan(rec: SpanRecord, resource: Resource): ReadableSpan {
   const traceFlags = rec.sampled ? 1 : 0;
@@ -217,18 +237,8 @@ describe('OtlpTraceSerializer', () => {
 
   it('encoded spans stay intact across slabs, spans bigger than a slab, and later batches', () => {
     const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
-    const mk = (i: number, bytes: number): SpanRecord => ({
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: i.toString(16).padStart(16, '0'),
-      sampled: true,
-      name: `span ${i}`,
-      kind: SpanKind.SERVER,
-      startMs: 1_700_000_000_000 + i,
-      endMs: 1_700_000_000_001 + i,
-      attributes: { i, body: 'é'.repeat(bytes >> 1), raw: new Uint8Array(bytes).fill(i) },
-      events: [],
-      status: { code: StatusCode.OK },
-    });
+    const mk = (i: number, bytes: number): SpanRecord =>
+      nthSpan(i, { attributes: { i, body: 'é'.repeat(bytes >> 1), raw: new Uint8Array(bytes).fill(i) } });
     // ~1 MiB in spans of 1 KiB to 300 KiB: several slabs, some spans grow one.
     const spans = Array.from({ length: 200 }, (_, i) => mk(i, i % 50 === 7 ? 300_000 : 1000 + 37 * i));
     const encoded = spans.map((s) => ser.encodeSpan(s));
@@ -238,18 +248,12 @@ describe('OtlpTraceSerializer', () => {
 
   it('reuses slabs and requests once released, without touching spans still queued or requests still in flight', () => {
     const ser = new OtlpTraceSerializer({ 'service.name': 's' }, SCOPE);
-    const mk = (i: number): SpanRecord => ({
-      traceId: '0af7651916cd43dd8448eb211c80319c',
-      spanId: i.toString(16).padStart(16, '0'),
-      sampled: true,
-      name: `span ${i}`,
-      kind: SpanKind.CLIENT,
-      startMs: 1_700_000_000_000 + i,
-      endMs: 1_700_000_000_001 + i,
-      attributes: { i, 'url.path': `/items/${i}`, body: 'x'.repeat(500 + ((i * 7919) % 3000)), raw: new Uint8Array(i % 5 === 0 ? 5000 : 100).fill(i) },
-      events: [],
-      status: { code: StatusCode.UNSET },
-    });
+    const mk = (i: number): SpanRecord =>
+      nthSpan(i, {
+        kind: SpanKind.CLIENT,
+        attributes: { i, 'url.path': `/items/${i}`, body: 'x'.repeat(500 + ((i * 7919) % 3000)), raw: new Uint8Array(i % 5 === 0 ? 5000 : 100).fill(i) },
+        status: { code: StatusCode.UNSET },
+      });
     // A queue of encoded spans that grows by 60 spans a round (a slow backend), drained in batches
     // of 60 with two requests in flight: every request must match the official bytes when it is
     // finally read, after later encodes, and so must the backlog.
@@ -292,19 +296,11 @@ describe('OtlpTraceSerializer', () => {
         for (const o of ops) {
           if ('encode' in o) {
             const i = n++;
-            const span: SpanRecord = {
-              traceId: '0af7651916cd43dd8448eb211c80319c',
+            const span = nthSpan(i, {
               spanId: (i + 1).toString(16).padStart(16, '0'),
-              sampled: true,
-              name: `span ${i}`,
-              kind: SpanKind.SERVER,
-              startMs: 1_700_000_000_000 + i,
-              endMs: 1_700_000_000_001 + i,
               attributes: o.raw ? { i, body: new Uint8Array(o.encode).fill(i) } : { i, text: String.fromCharCode(97 + (i % 26)).repeat(o.encode) },
-              events: [],
-              status: { code: StatusCode.OK },
               resource: resources[o.resource],
-            };
+            });
             const h = ser.encodeSpan(span);
             held.push({ h, bytes: Buffer.from(ser.serializeEncoded([h])), span, resource: o.resource });
           } else if (held.length > 0) {
@@ -385,18 +381,14 @@ describe('OtlpTraceSerializer', () => {
         const r = rotate % entries.length;
         const ordered = [...entries.slice(r), ...entries.slice(0, r)];
         if (reverse) ordered.reverse();
-        return {
-          traceId: '0af7651916cd43dd8448eb211c80319c',
+        return nthSpan(i, {
           spanId: (i + 1).toString(16).padStart(16, '0'),
-          sampled: true,
           name: 'GET',
           kind: SpanKind.CLIENT,
-          startMs: 1_700_000_000_000 + i,
-          endMs: 1_700_000_000_001 + i,
           attributes: Object.fromEntries(ordered),
           events: i % 3 === 2 ? [{ name: 'e', timeMs: 1_700_000_000_000 + i, attributes: Object.fromEntries(entries.slice(0, 2)) }] : [],
           status: { code: StatusCode.UNSET },
-        };
+        });
       });
     });
 
@@ -425,18 +417,14 @@ describe('OtlpTraceSerializer', () => {
     const spans = values.map((v, i): SpanRecord => {
       // The same array object, changed in place between spans: a memo must not keep the caller's array.
       if (i % 7 === 0) items[0] = `a${i % 3}`;
-      return {
-        traceId: '0af7651916cd43dd8448eb211c80319c',
+      return nthSpan(i, {
         spanId: (i + 1).toString(16).padStart(16, '0'),
-        sampled: true,
         name: 'n',
-        kind: SpanKind.SERVER,
         startMs: 1,
         endMs: 2,
         attributes: { fixed: 'GET', v, items, port: i % 2 === 0 ? 8080 : 40000 + i },
-        events: [],
         status: { code: StatusCode.UNSET },
-      };
+      });
     });
     const ser = new OtlpTraceSerializer({}, SCOPE);
     for (let i = 0; i < spans.length; i++) {

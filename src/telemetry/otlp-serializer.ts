@@ -746,12 +746,7 @@ function putKeyValue(tag: number, kf: Buffer, v: AttrValue): void {
   const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
   const kvLen = kf.length + 1 + varintSize(vn) + vn;
   ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
-  buf[pos++] = tag;
-  putVarint32(kvLen);
-  buf.set(kf, pos);
-  pos += kf.length;
-  buf[pos++] = 0x12; // KeyValue.value = 2
-  putVarint32(vn);
+  putKeyValueHead(tag, kf, kvLen, vn);
   if (typeof v === 'string') {
     buf[pos++] = 0x0a; // AnyValue.string_value = 1
     putVarint32(sn);
