@@ -153,8 +153,8 @@ static napi_value js_open(napi_env env, napi_callback_info info)
 	opts.ring_bytes = opt_u32(env, argv[0], "ringBytes", 8u << 20);
 	opts.chunk_bytes = opt_u32(env, argv[0], "chunkBytes", 16384);
 	opts.max_bytes_per_call = opt_u32(env, argv[0], "maxBytesPerCall", 65536);
-	/* 96 KiB: more than the 64 KiB that wake the reader (events-ringbuf.h), and below the
-	 * 128 KiB mmap threshold fixed in init(), so malloc recycles batches from its arena. At
+	/* 96 KiB: below the 128 KiB mmap threshold fixed in init(), so malloc recycles batches
+	 * from its arena (the 512 KiB that wake the reader, events-ringbuf.h, fill ~6). At
 	 * 256 KiB each batch was mapped, faulted in page by page as the reader filled it, and
 	 * unmapped when GC freed it: 60% of the reader thread's CPU, and munmap on the JS thread,
 	 * at 10k req/s (perf); 96 KiB halved the reader's CPU. 84 of them (8 MiB) may wait for JS,

@@ -21,9 +21,10 @@
 #include "ssl-entry.h"
 
 #define ST_MAX_TLS_SETS 1024
-/* The programs wake the reader only when 64 KiB are waiting (events-ringbuf.h); below that it
- * finds records by polling this often, which bounds their delivery delay. */
-#define ST_READER_POLL_MS 10
+/* The programs wake the reader only when 512 KiB are waiting, or at an exec (events-ringbuf.h);
+ * below that it finds records by polling this often, which bounds their delivery delay. 50 ms
+ * keeps a quiet node's records as prompt as `--tail` needs while a busy one is woken by size. */
+#define ST_READER_POLL_MS 50
 #define ST_TLS_PROBES 8
 
 struct st_tls_set {

@@ -11,7 +11,10 @@ static __always_inline int st_proc_event(__u32 type)
 		return 0;
 	st_fill_header(&ev->h, type, -1, 0);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	st_submit(ev);
+	if (type == ST_EV_EXEC)
+		st_submit_now(ev);
+	else
+		st_submit(ev);
 	return 0;
 }
 
