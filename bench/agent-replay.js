@@ -130,7 +130,9 @@ async function child(dir, mode) {
   const batches = mode === 'decode' ? encodeBatches(events) : [];
   const run = () => {
     const table = newTable();
-    if (mode === 'decode') for (const b of batches) table.handle(decodeBatch(b));
+    // As the agent feeds the table: raw batches where the table reads them in place (handleBatch),
+    // decoded events in revisions before it.
+    if (mode === 'decode') for (const b of batches) table.handleBatch ? table.handleBatch(b) : table.handle(decodeBatch(b));
     else for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
   };
   run(); // warm-up: JIT and caches

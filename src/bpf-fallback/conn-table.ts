@@ -5,7 +5,8 @@
 // connections are evicted first); a process exit frees every connection of that pid.
 
 import type { AgentMetrics } from './agent-metrics.js';
-import type { AgentEvent, ConnOpenEvent, DataEvent, Role, SockAddr } from './events.js';
+import type { AgentEvent, ConnOpenEvent, ProcExecEvent, ProcExitEvent, Role, SockAddr } from './events.js';
+import { payloadView, readBatch, type BatchSink } from './native.js';
 import type { HttpRecord, MessageType, TimedFrame } from './protocols/protocol.js';
 import { PROTOCOLS, type AnyProtocol } from './protocols/registry.js';
 import { ByteStream, DEFAULT_STREAM_LIMITS, ParseBuffer, type Segment, type StreamLimits } from './reassembly.js';
@@ -24,6 +25,14 @@ export interface ConnTableOptions {
   /** Connections silent for this long (kernel time) are dropped. */
   idleTimeoutNs?: number;
   streamLimits?: StreamLimits;
+}
+
+/** How handleBatch treats a batch's records beyond applying them. */
+export interface BatchOptions {
+  /** Records of these processes are skipped (the agent's own). */
+  ignorePids?: ReadonlySet<number>;
+  /** Sees each exec and exit record of the other processes before the table applies it. */
+  onProcessEvent?: (ev: ProcExecEvent | ProcExitEvent) => void;
 }
 
 /** What span building needs to know about a connection. */
@@ -123,6 +132,14 @@ export class ConnTable {
   private total = 0;
   private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
+  /** handleBatch's state while readBatch feeds it: records applied, latest kernel time, options. */
+  private batchEvents = 0;
+  private batchLatest = 0;
+  private batchOptions: BatchOptions | undefined;
+  private readonly sink: BatchSink = {
+    data: (connId, pid, tsNs, direction, source, pos, size, batch, at, length) => this.batchData(connId, pid, tsNs, direction, source, pos, size, batch, at, length),
+    event: (ev) => this.batchEvent(ev),
+  };
 
   constructor(private readonly opts: ConnTableOptions) {
     this.o = {
@@ -146,18 +163,66 @@ export class ConnTable {
 
   /** Applies one batch of events in order. Never throws: a failing connection is dropped and counted. */
   handle(events: readonly AgentEvent[]): void {
-    const m = this.opts.metrics;
     let latest = 0;
-    m.events.inc(events.length);
+    this.opts.metrics.events.inc(events.length);
     for (const ev of events) {
       if (ev.tsNs > latest) latest = ev.tsNs;
-      try {
-        this.apply(ev);
-      } catch {
-        m.parseErrors.inc();
-        if (ev.kind === 'open' || ev.kind === 'data' || ev.kind === 'close') this.drop(ev.connId);
-      }
+      this.tryApply(ev);
     }
+    this.endBatch(latest);
+  }
+
+  /**
+   * Applies one capture batch (native/bpf/abi.h records, as the addon hands them over), as
+   * handle(decodeBatch(batch)) does: data records are read in place, without an event object
+   * per record and an array of them (the decode path's largest allocation).
+   */
+  handleBatch(batch: Buffer, options?: BatchOptions): void {
+    this.batchEvents = 0;
+    this.batchLatest = 0;
+    this.batchOptions = options;
+    try {
+      readBatch(batch, this.sink);
+    } finally {
+      this.batchOptions = undefined;
+      this.opts.metrics.events.inc(this.batchEvents);
+    }
+    this.endBatch(this.batchLatest);
+  }
+
+  private batchData(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
+    if (this.batchOptions?.ignorePids?.has(pid) === true) return;
+    this.batchEvents++;
+    if (tsNs > this.batchLatest) this.batchLatest = tsNs;
+    try {
+      this.data(this.connFor(connId, pid, tsNs), direction, source, pos, size, payloadView(batch, at, length), tsNs);
+    } catch {
+      this.opts.metrics.parseErrors.inc();
+      this.drop(connId);
+    }
+  }
+
+  private batchEvent(ev: Exclude<AgentEvent, { kind: 'data' }>): void {
+    const o = this.batchOptions;
+    if (o?.ignorePids?.has(ev.pid) === true) return;
+    this.batchEvents++;
+    if (ev.tsNs > this.batchLatest) this.batchLatest = ev.tsNs;
+    if (o?.onProcessEvent !== undefined && (ev.kind === 'exec' || ev.kind === 'exit')) o.onProcessEvent(ev);
+    this.tryApply(ev);
+  }
+
+  private tryApply(ev: AgentEvent): void {
+    try {
+      this.apply(ev);
+    } catch {
+      this.opts.metrics.parseErrors.inc();
+      if (ev.kind === 'open' || ev.kind === 'data' || ev.kind === 'close') this.drop(ev.connId);
+    }
+  }
+
+  /** Parses what the batch brought, per touched connection, then enforces the limits. */
+  private endBatch(latest: number): void {
+    const m = this.opts.metrics;
     for (const conn of this.dirty) {
       conn.dirty = false;
       if (!this.conns.has(conn.connId)) continue;
@@ -192,15 +257,9 @@ export class ConnTable {
         this.add(new Connection(ev.connId, ev.pid, ev, ev.tsNs, this.o.streamLimits, this.opts.metrics));
         return;
       }
-      case 'data': {
-        let conn = this.conns.get(ev.connId);
-        if (conn === undefined) {
-          conn = new Connection(ev.connId, ev.pid, undefined, ev.tsNs, this.o.streamLimits, this.opts.metrics);
-          this.add(conn);
-        }
-        this.data(conn, ev);
+      case 'data':
+        this.data(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, ev.tsNs);
         return;
-      }
       case 'close': {
         const conn = this.conns.get(ev.connId);
         // Socket byte counts bound the syscall streams: bytes after the last event were lost.
@@ -222,6 +281,16 @@ export class ConnTable {
     }
   }
 
+  /** The connection of a data event; one first seen mid-stream is added. */
+  private connFor(connId: number, pid: number, tsNs: number): Connection {
+    let conn = this.conns.get(connId);
+    if (conn === undefined) {
+      conn = new Connection(connId, pid, undefined, tsNs, this.o.streamLimits, this.opts.metrics);
+      this.add(conn);
+    }
+    return conn;
+  }
+
   private add(conn: Connection): void {
     this.conns.set(conn.connId, conn);
     let ids = this.byPid.get(conn.pid);
@@ -230,8 +299,8 @@ export class ConnTable {
     this.opts.metrics.connections.inc();
   }
 
-  private data(conn: Connection, ev: DataEvent): void {
-    if (ev.source === 'tls' && conn.source === 'syscall') {
+  private data(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, data: Buffer, tsNs: number): void {
+    if (source === 'tls' && conn.source === 'syscall') {
       // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
       conn.source = 'tls';
       conn.streams = conn.newStreams(false);
@@ -242,15 +311,15 @@ export class ConnTable {
       conn.midStream = false;
       conn.frames = { request: [], response: [] };
       this.opts.metrics.tlsConnections.inc();
-    } else if (ev.source !== conn.source) return;
+    } else if (source !== conn.source) return;
     if (conn.unsupported) return;
-    if (ev.tsNs > conn.lastNs) conn.lastNs = ev.tsNs;
-    const stream = conn.streams[ev.direction];
+    if (tsNs > conn.lastNs) conn.lastNs = tsNs;
+    const stream = conn.streams[direction];
     // In-order events (nearly all) skip the Segment and the feed loop.
-    if (stream.takeNext(ev)) this.append(conn, ev.direction, stream, ev.data, ev.tsNs);
+    if (stream.takeNext(pos, size, data.length, tsNs)) this.append(conn, direction, stream, data, tsNs);
     else {
-      stream.accept(ev, this.segs);
-      this.feed(conn, ev.direction);
+      stream.accept({ pos, size, data, tsNs }, this.segs);
+      this.feed(conn, direction);
     }
     if (!conn.dirty) {
       conn.dirty = true;
