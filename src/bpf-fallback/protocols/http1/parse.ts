@@ -508,8 +508,8 @@ function responseFraming(buf: Buffer, state: H1State, tsNs: number, status: numb
 
 /** The cache entry for a head that just repeated: its bytes in memory of their own and its outcomes. */
 function cachedHead(buf: Buffer, consumed: number, method: string, framing: H1Framing, done: ParseResult<H1Frame>, open: ParseResult<H1Frame> | undefined): H1CachedHead {
-  const bytes = copyOf(buf, consumed);
-  return { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length), method, status: 0, framing, done, open };
+  const { bytes, words } = headCopies(buf, consumed);
+  return { bytes, words, method, status: 0, framing, done, open };
 }
 
 /**
@@ -641,43 +641,58 @@ function isOws(c: number): boolean {
 
 /**
  * Whether buf starts with the cached head's bytes: its head is then that one, whose first CRLFCRLF
- * ends those bytes, and parses the same. Compared 4 bytes at a time through DataViews, instead of
- * a scan, a latin1 decode and the header strings; Buffer.compare's argument checks and call into
- * C++ made it ~10% slower per repeated request and response head than this loop.
+ * ends those bytes, and parses the same. Compared a 32-bit word at a time, instead of a scan, a
+ * latin1 decode and the header strings: an Int32Array over buf's whole memory against the cached
+ * copy whose alignment matches buf's, so both sides are plain aligned element loads (half the
+ * time of DataView.getInt32 pairs, the previous way, which was most of a repeated head's cost;
+ * Buffer.compare's argument checks and call into C++ cost more still).
  */
 function repeats(buf: Buffer, cached: H1CachedHead | undefined): cached is H1CachedHead {
   if (cached === undefined) return false;
-  const n = cached.bytes.length;
+  const bytes = cached.bytes;
+  const n = bytes.length;
   // Only a head that ends where the cached one does is compared.
   if (buf.length < n || buf[n - 1] !== 10 || buf[n - 2] !== 13 || buf[n - 3] !== 10 || buf[n - 4] !== 13) return false;
-  const v = viewOf(buf);
-  const c = cached.view;
   const at = buf.byteOffset;
+  const a = at & 3;
+  // Bytes before buf's first word boundary, then whole words, then the bytes after the last.
+  const lead = (4 - a) & 3;
   let i = 0;
-  for (; i + 4 <= n; i += 4) if (v.getInt32(at + i, true) !== c.getInt32(i, true)) return false;
-  for (; i < n; i++) if (buf[i] !== cached.bytes[i]) return false;
+  for (; i < lead && i < n; i++) if (buf[i] !== bytes[i]) return false;
+  const mine = wordsOf(buf);
+  const theirs = cached.words[a];
+  const full = (n - i) >> 2;
+  const w = (at + i) >> 2;
+  const c = (a + i) >> 2;
+  for (let k = 0; k < full; k++) if (mine[w + k] !== theirs[c + k]) return false;
+  for (i += full * 4; i < n; i++) if (buf[i] !== bytes[i]) return false;
   return true;
 }
 
-// A DataView over the whole ArrayBuffer of the last buffer compared: heads in a row mostly sit in
-// one capture batch, so one view serves the batch instead of one allocation per compare. It
+// Int32Array over the whole ArrayBuffer of the last buffer compared: heads in a row mostly sit in
+// one capture batch, so one array serves the batch instead of one allocation per compare. It
 // keeps that one batch alive until a head in another buffer is compared.
-let viewedBuffer: ArrayBufferLike | undefined;
-let view: DataView = new DataView(new ArrayBuffer(0));
+let wordsBuffer: ArrayBufferLike | undefined;
+let words: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
-function viewOf(buf: Buffer): DataView {
-  if (buf.buffer !== viewedBuffer) {
-    viewedBuffer = buf.buffer;
-    view = new DataView(buf.buffer);
+function wordsOf(buf: Buffer): Int32Array {
+  if (buf.buffer !== wordsBuffer) {
+    wordsBuffer = buf.buffer;
+    words = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2);
   }
-  return view;
+  return words;
 }
 
-/** buf's first n bytes in memory of their own: not a view pinning a batch, nor a slice of Buffer's shared pool. */
-function copyOf(buf: Buffer, n: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(n);
-  buf.copy(out, 0, 0, n);
-  return out;
+/** buf's first n bytes in memory of their own (not a view pinning a batch, nor a slice of
+ * Buffer's shared pool), and as words in each of the four alignments. */
+function headCopies(buf: Buffer, n: number): { bytes: Uint8Array; words: Int32Array[] } {
+  const all: Int32Array[] = [];
+  for (let a = 0; a < 4; a++) {
+    const w = new Int32Array((a + n + 3) >> 2);
+    new Uint8Array(w.buffer).set(buf.subarray(0, n), a);
+    all.push(w);
+  }
+  return { bytes: new Uint8Array(all[0].buffer, 0, n), words: all };
 }
 
 /** Case-insensitive equality with a lower-case ASCII name, without allocating a lowered copy. */

@@ -206,10 +206,10 @@ export function retainedH1(state: H1State): number {
   if (state.currentResponse !== undefined) n += state.currentResponse.kept;
   for (const m of state.requests) n += m.kept;
   for (const m of state.responses) n += m.kept;
-  // Heads kept for reuse: a cached one's bytes and the header strings cut from its text (at
-  // most as long again), and the last text.
-  if (state.lastRequestHead !== undefined) n += 2 * state.lastRequestHead.bytes.length;
-  if (state.lastResponseHead !== undefined) n += 2 * state.lastResponseHead.bytes.length;
+  // Heads kept for reuse: a cached one's bytes in four alignments, the header strings cut from
+  // its text (at most as long again), and the last text.
+  if (state.lastRequestHead !== undefined) n += 5 * state.lastRequestHead.bytes.length;
+  if (state.lastResponseHead !== undefined) n += 5 * state.lastResponseHead.bytes.length;
   if (state.lastRequestText !== undefined) n += state.lastRequestText.length;
   if (state.lastResponseText !== undefined) n += state.lastResponseText.length;
   return n;

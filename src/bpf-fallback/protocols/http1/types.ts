@@ -106,9 +106,10 @@ export type H1Framing = 'chunked' | 'none' | 'invalid' | number;
  */
 export interface H1CachedHead {
   /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
-  bytes: Buffer;
-  /** A DataView over `bytes`, for the compare. */
-  view: DataView;
+  bytes: Uint8Array;
+  /** The same bytes as 32-bit words, once per alignment: `words[a]` holds them from its byte `a`
+   * on, so a head at any offset is compared a word at a time (see parse.ts repeats). */
+  words: Int32Array[];
   /** Request heads: the method (a known method), for the response's framing. */
   method: string;
   /** Response heads: the status. */
