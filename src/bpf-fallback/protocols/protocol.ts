@@ -105,7 +105,8 @@ export interface Protocol<F, S> {
    * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
    * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
    * records are new objects, never changed once returned; parts of them (header lists) may be
-   * shared with other records and are read-only for everyone.
+   * shared with other records and are read-only for everyone. The returned array itself may be
+   * the same one on every call for `state`: read it before the next call.
    */
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */

@@ -20,7 +20,10 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     // A close-delimited body ends with the connection.
     finish('response', state);
   }
-  const records: HttpRecord[] = [];
+  // One array per connection, handed back on every call (the contract allows it): a new one per
+  // call was garbage on every batch of every connection.
+  const records = state.records;
+  while (records.length > 0) records.pop();
   pair(state, records);
   if (!eof) detachHeld(state);
   if (eof) {
@@ -154,27 +157,29 @@ function toRecord(req: H1Message, res: H1Message | undefined, error: string | un
   const head = req.head;
   if (head.kind !== 'request-head') throw new Error('ST_AGENT_STITCH: request queue holds a response');
   const resHead = res?.head.kind === 'response-head' ? res.head : undefined;
-  const record: HttpRecord = {
+  // Every key in the literal, optional ones undefined when absent (readers test them against
+  // undefined): keys added afterwards moved the record to a new map and allocated a property
+  // store for them on every record.
+  return {
     protocolVersion: head.version,
     method: head.method,
     target: head.target,
     requestHeaders: head.headers,
+    authority: findHost(head.headers),
     requestBody: req.body,
     requestBodySize: req.size,
+    requestTrailers: req.trailers,
     status: resHead?.status ?? 0,
     responseHeaders: resHead?.headers ?? [],
     responseBody: res?.body ?? NO_CHUNKS,
     responseBodySize: res?.size ?? 0,
+    responseTrailers: res?.trailers,
     startNs: req.startNs,
     endNs: res?.endNs ?? req.endNs,
+    error,
+    partial: req.partial || res?.partial === true ? true : undefined,
+    streamId: undefined,
   };
-  const host = findHost(head.headers);
-  if (host !== undefined) record.authority = host;
-  if (req.trailers !== undefined) record.requestTrailers = req.trailers;
-  if (res?.trailers !== undefined) record.responseTrailers = res.trailers;
-  if (error !== undefined) record.error = error;
-  if (req.partial || res?.partial) record.partial = true;
-  return record;
 }
 
 function findHost(headers: string[]): string | undefined {
