@@ -88,6 +88,9 @@ class Connection implements ConnView {
   /** Bytes discarded while looking for a message start mid-stream. */
   detectBytes = 0;
   frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Frames taken in place as their data arrived (takeInPlace), moved into `frames` when their
+   * direction is parsed: stitching sees them when it would have seen them parsed from bytes. */
+  held: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
   /** Orphaned responses already counted. */
   orphansCounted = 0;
   /** Bytes last charged to the table's total. */
@@ -122,6 +125,11 @@ class Connection implements ConnView {
     if (this.protocol !== undefined) n += this.protocol.retainedBytes(this.state);
     return n;
   }
+}
+
+/** mem[at, at + length) as a Buffer: mem itself when that is all of it (handle's events). */
+function view(mem: Buffer, at: number, length: number): Buffer {
+  return at === 0 && length === mem.length ? mem : payloadView(mem, at, length);
 }
 
 export class ConnTable {
@@ -195,7 +203,7 @@ export class ConnTable {
     this.batchEvents++;
     if (tsNs > this.batchLatest) this.batchLatest = tsNs;
     try {
-      this.data(this.connFor(connId, pid, tsNs), direction, source, pos, size, payloadView(batch, at, length), tsNs);
+      this.data(this.connFor(connId, pid, tsNs), direction, source, pos, size, batch, at, length, tsNs, true);
     } catch {
       this.opts.metrics.parseErrors.inc();
       this.drop(connId);
@@ -258,7 +266,7 @@ export class ConnTable {
         return;
       }
       case 'data':
-        this.data(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, ev.tsNs);
+        this.data(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, 0, ev.data.length, ev.tsNs, false);
         return;
       case 'close': {
         const conn = this.conns.get(ev.connId);
@@ -299,7 +307,13 @@ export class ConnTable {
     this.opts.metrics.connections.inc();
   }
 
-  private data(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, data: Buffer, tsNs: number): void {
+  /**
+   * One data event, its captured bytes mem[at, at + length). `inPlace`: the event came in a
+   * capture batch (handleBatch), and frames the protocol takes without parsing text are taken
+   * from it in place. handle's events never are, so the property tests that run both
+   * (test-support/run.ts) compare this fast path with the general one.
+   */
+  private data(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, mem: Buffer, at: number, length: number, tsNs: number, inPlace: boolean): void {
     if (source === 'tls' && conn.source === 'syscall') {
       // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
       conn.source = 'tls';
@@ -310,15 +324,17 @@ export class ConnTable {
       conn.unsupported = false;
       conn.midStream = false;
       conn.frames = { request: [], response: [] };
+      conn.held = { request: [], response: [] };
       this.opts.metrics.tlsConnections.inc();
     } else if (source !== conn.source) return;
     if (conn.unsupported) return;
     if (tsNs > conn.lastNs) conn.lastNs = tsNs;
     const stream = conn.streams[direction];
     // In-order events (nearly all) skip the Segment and the feed loop.
-    if (stream.takeNext(pos, size, data.length, tsNs)) this.append(conn, direction, stream, data, tsNs);
-    else {
-      stream.accept({ pos, size, data, tsNs }, this.segs);
+    if (stream.takeNext(pos, size, length, tsNs)) {
+      if (!inPlace || !this.takeInPlace(conn, direction, stream, mem, at, length, tsNs)) this.append(conn, direction, stream, view(mem, at, length), tsNs);
+    } else {
+      stream.accept({ pos, size, data: view(mem, at, length), tsNs }, this.segs);
       this.feed(conn, direction);
     }
     if (!conn.dirty) {
@@ -328,6 +344,32 @@ export class ConnTable {
       this.conns.delete(conn.connId);
       this.conns.set(conn.connId, conn);
     }
+  }
+
+  /**
+   * The in-order bytes mem[at, at + length) of a direction with nothing waiting to be parsed:
+   * the frames the protocol takes in place (a repeated HTTP/1 head and its body) are held as
+   * parsed, and what is left goes to the parse buffer. False when nothing was taken (the caller
+   * appends it all). A repeated head so costs no Buffer view, no parse-buffer round and no scan.
+   */
+  private takeInPlace(conn: Connection, dir: Dir, stream: ByteStream, mem: Buffer, at: number, length: number, tsNs: number): boolean {
+    const protocol = conn.protocol;
+    const buf = conn.bufs[dir];
+    if (protocol?.parseInPlace === undefined || buf.length !== 0 || buf.resyncing) return false;
+    const type = this.typeOf(conn, dir);
+    const held = conn.held[type];
+    const end = at + length;
+    let from = at;
+    while (from < end) {
+      const r = protocol.parseInPlace(type, mem, from, end - from, conn.state, tsNs);
+      if (r === undefined || r.kind !== 'success' || r.consumed === 0) break;
+      // Times as parse gives them: the first and last byte's, both this event's.
+      held.push({ frame: r.frame, startNs: tsNs, endNs: tsNs });
+      from += r.consumed;
+    }
+    if (from === at) return false;
+    if (from < end) this.append(conn, dir, stream, view(mem, from, end - from), tsNs);
+    return true;
   }
 
   /** Moves released segments of one direction into its parse buffer; gaps are handled in place. */
@@ -451,6 +493,13 @@ export class ConnTable {
     const dir: Dir = type === 'request' ? conn.requestDir : conn.requestDir === 'egress' ? 'ingress' : 'egress';
     const buf = conn.bufs[dir];
     const frames = conn.frames[type];
+    // Frames taken in place came before anything in the buffer.
+    const held = conn.held[type];
+    if (held.length > 0) {
+      for (let i = 0; i < held.length; i++) frames.push(held[i]);
+      // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
+      while (held.length > 0) held.pop();
+    }
     let from = 0;
     // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.
     for (let guard = 0; guard < 1_000_000; guard++) {

@@ -366,14 +366,50 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
   return invalid(`not an HTTP/1 ${type} line: "${printable(buf.subarray(0, 32))}"`);
 }
 
+/**
+ * parseH1Frame for what it takes without parsing text, read from mem[from, from + length) in
+ * place (a capture batch: no Buffer view made for a head): a head that repeats its direction's
+ * cached one, and the Content-Length body after it; undefined, and nothing changed, for anything
+ * else, which parseH1Frame then parses. A response head is taken only when the request it answers
+ * is the oldest pending one (no responses lost), as parseH1Frame would find it. The connection
+ * table's in-order path (Protocol.parseInPlace).
+ */
+export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, length: number, state: H1State, tsNs: number): ParseResult<H1Frame> | undefined {
+  const dir = type === 'request' ? state.request : state.response;
+  if (dir.mode === 'fixed') {
+    // parseH1Frame's 'fixed' case, on a view of the body bytes (the record keeps them).
+    const n = Math.min(dir.remaining, length);
+    dir.remaining -= n;
+    const last = dir.remaining === 0;
+    if (last) dir.mode = 'head';
+    const lost = dir.lost;
+    dir.lost = 0;
+    return { kind: 'success', frame: { kind: 'body', data: Buffer.from(mem.buffer, mem.byteOffset + from, n), last, lost }, consumed: n };
+  }
+  if (dir.mode !== 'head') return undefined;
+  if (type === 'request') {
+    const cached = state.lastRequestHead;
+    return repeatsAt(mem, from, length, cached) ? repeatedRequest(state, cached, tsNs) : undefined;
+  }
+  const cached = state.lastResponseHead;
+  if (state.methodsResynced || state.pendingMethods.length === 0 || state.pendingStarts[0] > tsNs) return undefined;
+  // A bad Content-Length is refused after the answered method is taken: left to parseH1Frame.
+  if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return undefined;
+  // The method is known here, so responseFraming never looks at the bytes after the head.
+  return responseFraming(mem, state, tsNs, cached.status, cached.bytes.length, cached.framing) ? cached.done : cached.open!;
+}
+
+/** A request head that repeats `cached`: its whole outcome is in its bytes, so the same frame and
+ * result serve every repeat. */
+function repeatedRequest(state: H1State, cached: H1CachedHead, tsNs: number): ParseResult<H1Frame> {
+  requestFraming(state, cached.method, cached.framing);
+  pushPending(state, cached.method, tsNs);
+  return cached.done;
+}
+
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
   const cached = state.lastRequestHead;
-  if (repeats(buf, cached)) {
-    // The head's whole outcome is in its bytes: the same frame and result serve every repeat.
-    requestFraming(state, cached.method, cached.framing);
-    pushPending(state, cached.method, tsNs);
-    return cached.done;
-  }
+  if (repeats(buf, cached)) return repeatedRequest(state, cached, tsNs);
   const head = readHead(buf, 'request');
   if ('kind' in head) return head;
   const m = requestLine(head.text, head.lineEnd);
@@ -649,24 +685,30 @@ function isOws(c: number): boolean {
  * Buffer.compare's argument checks and call into C++ cost more still).
  */
 function repeats(buf: Buffer, cached: H1CachedHead | undefined): cached is H1CachedHead {
+  return repeatsAt(buf, 0, buf.length, cached);
+}
+
+/** repeats for the bytes mem[from, from + length). */
+function repeatsAt(mem: Buffer, from: number, length: number, cached: H1CachedHead | undefined): cached is H1CachedHead {
   if (cached === undefined) return false;
   const bytes = cached.bytes;
   const n = bytes.length;
+  const e = from + n;
   // Only a head that ends where the cached one does is compared.
-  if (buf.length < n || buf[n - 1] !== 10 || buf[n - 2] !== 13 || buf[n - 3] !== 10 || buf[n - 4] !== 13) return false;
-  const at = buf.byteOffset;
+  if (length < n || mem[e - 1] !== 10 || mem[e - 2] !== 13 || mem[e - 3] !== 10 || mem[e - 4] !== 13) return false;
+  const at = mem.byteOffset + from;
   const a = at & 3;
-  // Bytes before buf's first word boundary, then whole words, then the bytes after the last.
+  // Bytes before the first word boundary, then whole words, then the bytes after the last.
   const lead = (4 - a) & 3;
   let i = 0;
-  for (; i < lead && i < n; i++) if (buf[i] !== bytes[i]) return false;
-  const mine = wordsOf(buf);
+  for (; i < lead && i < n; i++) if (mem[from + i] !== bytes[i]) return false;
+  const mine = wordsOf(mem);
   const theirs = cached.words[a];
   const full = (n - i) >> 2;
   const w = (at + i) >> 2;
   const c = (a + i) >> 2;
   for (let k = 0; k < full; k++) if (mine[w + k] !== theirs[c + k]) return false;
-  for (i += full * 4; i < n; i++) if (buf[i] !== bytes[i]) return false;
+  for (i += full * 4; i < n; i++) if (mem[from + i] !== bytes[i]) return false;
   return true;
 }
 
