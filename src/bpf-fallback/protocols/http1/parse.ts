@@ -714,14 +714,20 @@ function repeatsAt(mem: Buffer, from: number, length: number, cached: H1CachedHe
 
 // Int32Array over the whole ArrayBuffer of the last buffer compared: heads in a row mostly sit in
 // one capture batch, so one array serves the batch instead of one allocation per compare. It
-// keeps that one batch alive until a head in another buffer is compared.
+// keeps that one batch alive until a head in another buffer is compared. The Buffer last asked
+// about is checked first: the in-place path asks with the batch itself, and reading a Buffer's
+// `buffer` on every compare was a tenth of the compare's time.
+let wordsMem: Buffer | undefined;
 let wordsBuffer: ArrayBufferLike | undefined;
 let words: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
-function wordsOf(buf: Buffer): Int32Array {
-  if (buf.buffer !== wordsBuffer) {
-    wordsBuffer = buf.buffer;
-    words = new Int32Array(buf.buffer, 0, buf.buffer.byteLength >> 2);
+function wordsOf(mem: Buffer): Int32Array {
+  if (mem === wordsMem) return words;
+  wordsMem = mem;
+  const ab = mem.buffer;
+  if (ab !== wordsBuffer) {
+    wordsBuffer = ab;
+    words = new Int32Array(ab, 0, ab.byteLength >> 2);
   }
   return words;
 }
