@@ -132,7 +132,7 @@ function view(mem: Buffer, at: number, length: number): Buffer {
   return at === 0 && length === mem.length ? mem : payloadView(mem, at, length);
 }
 
-export class ConnTable {
+export class ConnTable implements BatchSink {
   private readonly conns = new Map<number, Connection>();
   private readonly byPid = new Map<number, Set<number>>();
   private readonly dirty: Connection[] = [];
@@ -144,10 +144,6 @@ export class ConnTable {
   private batchEvents = 0;
   private batchLatest = 0;
   private batchOptions: BatchOptions | undefined;
-  private readonly sink: BatchSink = {
-    data: (connId, pid, tsNs, direction, source, pos, size, batch, at, length) => this.batchData(connId, pid, tsNs, direction, source, pos, size, batch, at, length),
-    event: (ev) => this.batchEvent(ev),
-  };
 
   constructor(private readonly opts: ConnTableOptions) {
     this.o = {
@@ -190,7 +186,10 @@ export class ConnTable {
     this.batchLatest = 0;
     this.batchOptions = options;
     try {
-      readBatch(batch, this.sink);
+      // The table is the sink itself: its methods are the same functions for every table, so
+      // readBatch's calls to them stay monomorphic (closures made per table were a new call
+      // target, and a deoptimisation, for each).
+      readBatch(batch, this);
     } finally {
       this.batchOptions = undefined;
       this.opts.metrics.events.inc(this.batchEvents);
@@ -198,19 +197,21 @@ export class ConnTable {
     this.endBatch(this.batchLatest);
   }
 
-  private batchData(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
+  /** BatchSink: a data record of the batch handleBatch is reading (not to be called otherwise). */
+  data(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
     if (this.batchOptions?.ignorePids?.has(pid) === true) return;
     this.batchEvents++;
     if (tsNs > this.batchLatest) this.batchLatest = tsNs;
     try {
-      this.data(this.connFor(connId, pid, tsNs), direction, source, pos, size, batch, at, length, tsNs, true);
+      this.takeData(this.connFor(connId, pid, tsNs), direction, source, pos, size, batch, at, length, tsNs, true);
     } catch {
       this.opts.metrics.parseErrors.inc();
       this.drop(connId);
     }
   }
 
-  private batchEvent(ev: Exclude<AgentEvent, { kind: 'data' }>): void {
+  /** BatchSink: any other record of the batch handleBatch is reading (not to be called otherwise). */
+  event(ev: Exclude<AgentEvent, { kind: 'data' }>): void {
     const o = this.batchOptions;
     if (o?.ignorePids?.has(ev.pid) === true) return;
     this.batchEvents++;
@@ -266,7 +267,7 @@ export class ConnTable {
         return;
       }
       case 'data':
-        this.data(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, 0, ev.data.length, ev.tsNs, false);
+        this.takeData(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, 0, ev.data.length, ev.tsNs, false);
         return;
       case 'close': {
         const conn = this.conns.get(ev.connId);
@@ -313,7 +314,7 @@ export class ConnTable {
    * from it in place. handle's events never are, so the property tests that run both
    * (test-support/run.ts) compare this fast path with the general one.
    */
-  private data(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, mem: Buffer, at: number, length: number, tsNs: number, inPlace: boolean): void {
+  private takeData(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, mem: Buffer, at: number, length: number, tsNs: number, inPlace: boolean): void {
     if (source === 'tls' && conn.source === 'syscall') {
       // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
       conn.source = 'tls';
