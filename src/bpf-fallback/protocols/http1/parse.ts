@@ -4,7 +4,7 @@
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
 import { NEEDS_MORE_DATA, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
-import type { H1CachedHead, H1DirState, H1Frame, H1Framing, H1State } from './types.js';
+import type { H1CachedHead, H1DirState, H1Frame, H1Framing, H1Mode, H1State } from './types.js';
 
 /** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -369,7 +369,8 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 /**
  * parseH1Frame for what it takes without parsing text, read from mem[from, from + length) in
  * place (a capture batch: no Buffer view made for a head): a head that repeats its direction's
- * cached one, and the Content-Length body after it; undefined, and nothing changed, for anything
+ * cached one (with the Content-Length body bytes after it in the same event, as one 'head-body'
+ * frame), and Content-Length body bytes; undefined, and nothing changed, for anything
  * else, which parseH1Frame then parses. A response head is taken only when the request it answers
  * is the oldest pending one (no responses lost), as parseH1Frame would find it. The connection
  * table's in-order path (Protocol.parseInPlace).
@@ -387,16 +388,32 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
     return { kind: 'success', frame: { kind: 'body', data: Buffer.from(mem.buffer, mem.byteOffset + from, n), last, lost }, consumed: n };
   }
   if (dir.mode !== 'head') return undefined;
+  let cached: H1CachedHead | undefined;
+  let head: ParseResult<H1Frame>;
   if (type === 'request') {
-    const cached = state.lastRequestHead;
-    return repeatsAt(mem, from, length, cached) ? repeatedRequest(state, cached, tsNs) : undefined;
+    cached = state.lastRequestHead;
+    if (!repeatsAt(mem, from, length, cached)) return undefined;
+    head = repeatedRequest(state, cached, tsNs);
+  } else {
+    cached = state.lastResponseHead;
+    if (state.methodsResynced || state.pendingMethods.length === 0 || state.pendingStarts[0] > tsNs) return undefined;
+    // A bad Content-Length is refused after the answered method is taken: left to parseH1Frame.
+    if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return undefined;
+    // The method is known here, so responseFraming never looks at the bytes after the head.
+    head = responseFraming(mem, state, tsNs, cached.status, cached.bytes.length, cached.framing) ? cached.done : cached.open!;
   }
-  const cached = state.lastResponseHead;
-  if (state.methodsResynced || state.pendingMethods.length === 0 || state.pendingStarts[0] > tsNs) return undefined;
-  // A bad Content-Length is refused after the answered method is taken: left to parseH1Frame.
-  if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return undefined;
-  // The method is known here, so responseFraming never looks at the bytes after the head.
-  return responseFraming(mem, state, tsNs, cached.status, cached.bytes.length, cached.framing) ? cached.done : cached.open!;
+  // Its Content-Length body follows in the same event (nginx's writev of head and body): one
+  // frame for both, the body cut as the 'fixed' case above cuts it.
+  const headBytes = cached.bytes.length;
+  // (The head set the mode: TypeScript still narrows it to 'head' from the check above.)
+  if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0 || head.kind !== 'success') return head;
+  const f = head.frame;
+  if (f.kind !== 'request-head' && f.kind !== 'response-head') return head;
+  const n = Math.min(dir.remaining, length - headBytes);
+  dir.remaining -= n;
+  const last = dir.remaining === 0;
+  if (last) dir.mode = 'head';
+  return { kind: 'success', frame: { kind: 'head-body', head: f, data: Buffer.from(mem.buffer, mem.byteOffset + from + headBytes, n), last }, consumed: headBytes + n };
 }
 
 /** A request head that repeats `cached`: its whole outcome is in its bytes, so the same frame and

@@ -49,6 +49,15 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
     if (f.complete) finish(type, state);
     return;
   }
+  if (f.kind === 'head-body') {
+    // As its head frame and then its body frame would assemble (same times, nothing lost).
+    const msg: H1Message = { head: f.head, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
+    addBody(msg, f.data, tf.startNs, state.maxBodyBytes);
+    if (type === 'request') state.currentRequest = msg;
+    else state.currentResponse = msg;
+    if (f.last) finish(type, state);
+    return;
+  }
   if (current === undefined) return;
   current.endNs = tf.endNs;
   if (f.lost > 0) {

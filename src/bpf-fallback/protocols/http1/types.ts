@@ -3,7 +3,7 @@
 import type { RawHeaders } from '../../../proxy/exchange.js';
 import type { BodyChunk, HttpRecord, ParseResult, TimeWindow } from '../protocol.js';
 
-export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End;
+export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End | H1HeadBody;
 
 export interface H1RequestHead {
   kind: 'request-head';
@@ -32,6 +32,19 @@ export interface H1Body {
   last: boolean;
   /** Body bytes lost before this frame (absorbed by skip), counted into the body size. */
   lost: number;
+}
+
+/**
+ * A head and the Content-Length body bytes right after it in the same capture event, as one
+ * frame (parseH1InPlace): what its head and body frames would say, for one frame and one
+ * result object fewer per message. No bytes were lost between them.
+ */
+export interface H1HeadBody {
+  kind: 'head-body';
+  head: H1RequestHead | H1ResponseHead;
+  data: Buffer;
+  /** The body ends with these bytes. */
+  last: boolean;
 }
 
 /** End of a chunked message, with its trailers. */
