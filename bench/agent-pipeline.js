@@ -14,7 +14,9 @@ export function nginxResponse(contentType = 'application/octet-stream', date = '
 /**
  * Capture events of both sides (client pid 100 "wrk", server pid 200 "nginx") of `conns` keep-alive
  * connections, `requestsPerConn` exchanges each, interleaved by request as a busy node's ring has
- * them; timestamps 1 µs apart from `startNs`.
+ * them; timestamps 1 µs apart from `startNs`. Each response is one event, head and body, as the
+ * kernel captures nginx's writev. `response` is a Buffer, or a function of the request's number
+ * in the whole run (0, 1, ...) giving its response.
  */
 export function keepAliveTraffic({ conns, requestsPerConn, request, response, address = '127.0.0.1', startNs = 1e12 }) {
   const events = [];
@@ -38,10 +40,11 @@ export function keepAliveTraffic({ conns, requestsPerConn, request, response, ad
     for (let c = 0; c < conns; c++) {
       const client = sides[2 * c];
       const server = sides[2 * c + 1];
+      const res = typeof response === 'function' ? response(i * conns + c) : response;
       data(client, 'egress', request);
       data(server, 'ingress', request);
-      data(server, 'egress', response);
-      data(client, 'ingress', response);
+      data(server, 'egress', res);
+      data(client, 'ingress', res);
     }
   }
   return events;

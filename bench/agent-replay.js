@@ -58,10 +58,13 @@ async function parent(revs) {
   }
 }
 
-/** Events of both sides of CONNS connections, interleaved by request like a busy node's ring. */
+/** Events of both sides of CONNS connections, interleaved by request like a busy node's ring.
+ * nginx's Date changes once a second: every 10,000 requests, as at the agent's 10k req/s point. */
 function traffic() {
   const request = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n', 'latin1');
-  return keepAliveTraffic({ conns: CONNS, requestsPerConn: REQUESTS_PER_CONN, request, response: nginxResponse() });
+  const responses = [];
+  const response = (n) => (responses[Math.floor(n / 10000)] ??= nginxResponse(undefined, `Sat, 21 Nov 2026 17:00:${String(Math.floor(n / 10000)).padStart(2, '0')} GMT`));
+  return keepAliveTraffic({ conns: CONNS, requestsPerConn: REQUESTS_PER_CONN, request, response });
 }
 
 /** The events as the addon hands them over: batches of BATCH_EVENTS ring records (abi.h layout). */
@@ -130,7 +133,9 @@ async function child(dir, mode) {
   const batches = mode === 'decode' ? encodeBatches(events) : [];
   const run = () => {
     const table = newTable();
-    if (mode === 'decode') for (const b of batches) table.handle(decodeBatch(b));
+    // As the agent feeds the table: raw batches where the table reads them in place (handleBatch),
+    // decoded events in revisions before it.
+    if (mode === 'decode') for (const b of batches) table.handleBatch ? table.handleBatch(b) : table.handle(decodeBatch(b));
     else for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
   };
   run(); // warm-up: JIT and caches

@@ -6,26 +6,30 @@ import { parseAgentArgs, type AgentConfig } from './agent-config.js';
 import { startAgent, type CaptureSource } from './agent.js';
 import { fixedClock } from './clock.js';
 import type { AgentEvent, KernelCounters } from './events.js';
+import { encodeBatch } from './test-support/batch.js';
 import { connEvents } from './test-support/synthetic.js';
 
-/** A capture source fed by the test, standing where the kernel's would. */
-function source() {
+/** A capture source fed by the test, standing where the kernel's would; `raw`: it hands over
+ * capture batches (onRawBatch), as native.ts's does, instead of events. */
+function source(raw = false) {
   let cb: ((events: AgentEvent[]) => void) | undefined;
+  let rawCb: ((batch: Buffer) => void) | undefined;
   const attached: number[] = [];
   const counters: KernelCounters = { eventsSent: 10, eventsDropped: 2, bytesCaptured: 300, bytesTruncated: 4 };
   let closed = false;
   const src: CaptureSource = {
     ready: Promise.resolve(),
     onBatch: (f) => (cb = f),
+    ...(raw ? { onRawBatch: (f: (batch: Buffer) => void) => (rawCb = f) } : {}),
     counters: () => counters,
     attachTls: (pid) => void attached.push(pid),
     close: () => void (closed = true),
   };
-  return { src, push: (events: AgentEvent[]) => cb!(events), attached, closed: () => closed };
+  return { src, push: (events: AgentEvent[]) => (raw ? rawCb!(encodeBatch(events)) : cb!(events)), attached, closed: () => closed };
 }
 
-async function agent(args: string[], ignorePids: number[] = []) {
-  const s = source();
+async function agent(args: string[], ignorePids: number[] = [], raw = false) {
+  const s = source(raw);
   const out = new PassThrough();
   let text = '';
   out.on('data', (d: Buffer) => (text += d));
@@ -38,9 +42,9 @@ const EXCHANGE = [
   { direction: 'ingress' as const, data: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok' },
 ];
 
-describe('agent composition', () => {
+describe.each([false, true])('agent composition (raw batches: %s)', (raw) => {
   test('batches become printed requests; exec attaches TLS probes; close detaches', async () => {
-    const { a, s, text } = await agent(['--json']);
+    const { a, s, text } = await agent(['--json'], [], raw);
     s.push([{ kind: 'exec', pid: 321, tsNs: 1, comm: 'python3' }, ...connEvents({ connId: 1, pid: 321 }, EXCHANGE)]);
     expect(s.attached).toEqual([321]);
     const row = JSON.parse(text().trim());
@@ -51,13 +55,15 @@ describe('agent composition', () => {
   });
 
   test('the agent\'s own process is never traced', async () => {
-    const { a, s, text } = await agent(['--json'], [555]);
+    const { a, s, text } = await agent(['--json'], [555], raw);
     s.push(connEvents({ connId: 1, pid: 555 }, EXCHANGE));
     s.push(connEvents({ connId: 2, pid: 556 }, EXCHANGE));
     expect(text().trim().split('\n').map((l) => JSON.parse(l).pid)).toEqual([556]);
     await a.close();
   });
+});
 
+describe('agent composition', () => {
   test('/metrics carries kernel and user-space counters', async () => {
     const { a, s } = await agent(['--admin', '127.0.0.1:0']);
     s.push(connEvents({ connId: 1 }, EXCHANGE));

@@ -22,7 +22,7 @@ import type { AgentConfig } from './agent-config.js';
 import { createAgentMetrics, type AgentMetrics } from './agent-metrics.js';
 import { measureKernelClock, type KernelClock } from './clock.js';
 import { ConnTable } from './conn-table.js';
-import type { AgentEvent, KernelCounters } from './events.js';
+import type { AgentEvent, KernelCounters, ProcExecEvent, ProcExitEvent } from './events.js';
 import { combineTaps, createOutputTap } from './output.js';
 import { PodDirectory } from './k8s-pods.js';
 import { ProcessInfoCache, sharedResource } from './process-info.js';
@@ -33,6 +33,9 @@ export interface CaptureSource {
   /** Resolves once the probes are attached (TLS libraries pinned). */
   readonly ready?: Promise<void>;
   onBatch(cb: (events: AgentEvent[]) => void): void;
+  /** Raw capture batches (native.ts's readBatch layout): when present the agent takes these,
+   * and the table reads them without an event object per record. */
+  onRawBatch?(cb: (batch: Buffer) => void): void;
   counters(): KernelCounters;
   /** Attach the TLS uprobes to a process's libssl (or its statically linked OpenSSL). */
   attachTls?(pid: number): void;
@@ -158,17 +161,23 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
     }
   };
   const ignored = new Set(options.ignorePids ?? [process.pid]);
-  source.onBatch((events) => {
-    let mine = 0;
-    for (const ev of events) {
-      if (ignored.has(ev.pid)) mine++;
-      else if (ev.kind === 'exec') {
-        processes.forget(ev.pid);
-        attach(ev.pid);
-      } else if (ev.kind === 'exit') processes.forget(ev.pid);
-    }
-    table.handle(mine === 0 ? events : events.filter((ev) => !ignored.has(ev.pid)));
-  });
+  const onProcessEvent = (ev: ProcExecEvent | ProcExitEvent) => {
+    processes.forget(ev.pid);
+    if (ev.kind === 'exec') attach(ev.pid);
+  };
+  if (source.onRawBatch !== undefined) {
+    const batchOptions = { ignorePids: ignored, onProcessEvent };
+    source.onRawBatch((batch) => table.handleBatch(batch, batchOptions));
+  } else {
+    source.onBatch((events) => {
+      let mine = 0;
+      for (const ev of events) {
+        if (ignored.has(ev.pid)) mine++;
+        else if (ev.kind === 'exec' || ev.kind === 'exit') onProcessEvent(ev);
+      }
+      table.handle(mine === 0 ? events : events.filter((ev) => !ignored.has(ev.pid)));
+    });
+  }
   await source.ready;
   if (tlsOn) for (const pid of runningPids(options.procRoot ?? '/proc')) if (!ignored.has(pid)) attach(pid);
 

@@ -5,7 +5,8 @@
 // connections are evicted first); a process exit frees every connection of that pid.
 
 import type { AgentMetrics } from './agent-metrics.js';
-import type { AgentEvent, ConnOpenEvent, DataEvent, Role, SockAddr } from './events.js';
+import type { AgentEvent, ConnOpenEvent, ProcExecEvent, ProcExitEvent, Role, SockAddr } from './events.js';
+import { payloadView, readBatch, type BatchSink } from './native.js';
 import type { HttpRecord, MessageType, TimedFrame } from './protocols/protocol.js';
 import { PROTOCOLS, type AnyProtocol } from './protocols/registry.js';
 import { ByteStream, DEFAULT_STREAM_LIMITS, ParseBuffer, type Segment, type StreamLimits } from './reassembly.js';
@@ -24,6 +25,14 @@ export interface ConnTableOptions {
   /** Connections silent for this long (kernel time) are dropped. */
   idleTimeoutNs?: number;
   streamLimits?: StreamLimits;
+}
+
+/** How handleBatch treats a batch's records beyond applying them. */
+export interface BatchOptions {
+  /** Records of these processes are skipped (the agent's own). */
+  ignorePids?: ReadonlySet<number>;
+  /** Sees each exec and exit record of the other processes before the table applies it. */
+  onProcessEvent?: (ev: ProcExecEvent | ProcExitEvent) => void;
 }
 
 /** What span building needs to know about a connection. */
@@ -79,6 +88,9 @@ class Connection implements ConnView {
   /** Bytes discarded while looking for a message start mid-stream. */
   detectBytes = 0;
   frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Frames taken in place as their data arrived (takeInPlace), moved into `frames` when their
+   * direction is parsed: stitching sees them when it would have seen them parsed from bytes. */
+  held: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
   /** Orphaned responses already counted. */
   orphansCounted = 0;
   /** Bytes last charged to the table's total. */
@@ -115,7 +127,12 @@ class Connection implements ConnView {
   }
 }
 
-export class ConnTable {
+/** mem[at, at + length) as a Buffer: mem itself when that is all of it (handle's events). */
+function view(mem: Buffer, at: number, length: number): Buffer {
+  return at === 0 && length === mem.length ? mem : payloadView(mem, at, length);
+}
+
+export class ConnTable implements BatchSink {
   private readonly conns = new Map<number, Connection>();
   private readonly byPid = new Map<number, Set<number>>();
   private readonly dirty: Connection[] = [];
@@ -123,6 +140,10 @@ export class ConnTable {
   private total = 0;
   private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
+  /** handleBatch's state while readBatch feeds it: records applied, latest kernel time, options. */
+  private batchEvents = 0;
+  private batchLatest = 0;
+  private batchOptions: BatchOptions | undefined;
 
   constructor(private readonly opts: ConnTableOptions) {
     this.o = {
@@ -146,18 +167,71 @@ export class ConnTable {
 
   /** Applies one batch of events in order. Never throws: a failing connection is dropped and counted. */
   handle(events: readonly AgentEvent[]): void {
-    const m = this.opts.metrics;
     let latest = 0;
-    m.events.inc(events.length);
+    this.opts.metrics.events.inc(events.length);
     for (const ev of events) {
       if (ev.tsNs > latest) latest = ev.tsNs;
-      try {
-        this.apply(ev);
-      } catch {
-        m.parseErrors.inc();
-        if (ev.kind === 'open' || ev.kind === 'data' || ev.kind === 'close') this.drop(ev.connId);
-      }
+      this.tryApply(ev);
     }
+    this.endBatch(latest);
+  }
+
+  /**
+   * Applies one capture batch (native/bpf/abi.h records, as the addon hands them over), as
+   * handle(decodeBatch(batch)) does: data records are read in place, without an event object
+   * per record and an array of them (the decode path's largest allocation).
+   */
+  handleBatch(batch: Buffer, options?: BatchOptions): void {
+    this.batchEvents = 0;
+    this.batchLatest = 0;
+    this.batchOptions = options;
+    try {
+      // The table is the sink itself: its methods are the same functions for every table, so
+      // readBatch's calls to them stay monomorphic (closures made per table were a new call
+      // target, and a deoptimisation, for each).
+      readBatch(batch, this);
+    } finally {
+      this.batchOptions = undefined;
+      this.opts.metrics.events.inc(this.batchEvents);
+    }
+    this.endBatch(this.batchLatest);
+  }
+
+  /** BatchSink: a data record of the batch handleBatch is reading (not to be called otherwise). */
+  data(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
+    if (this.batchOptions?.ignorePids?.has(pid) === true) return;
+    this.batchEvents++;
+    if (tsNs > this.batchLatest) this.batchLatest = tsNs;
+    try {
+      this.takeData(this.connFor(connId, pid, tsNs), direction, source, pos, size, batch, at, length, tsNs, true);
+    } catch {
+      this.opts.metrics.parseErrors.inc();
+      this.drop(connId);
+    }
+  }
+
+  /** BatchSink: any other record of the batch handleBatch is reading (not to be called otherwise). */
+  event(ev: Exclude<AgentEvent, { kind: 'data' }>): void {
+    const o = this.batchOptions;
+    if (o?.ignorePids?.has(ev.pid) === true) return;
+    this.batchEvents++;
+    if (ev.tsNs > this.batchLatest) this.batchLatest = ev.tsNs;
+    if (o?.onProcessEvent !== undefined && (ev.kind === 'exec' || ev.kind === 'exit')) o.onProcessEvent(ev);
+    this.tryApply(ev);
+  }
+
+  private tryApply(ev: AgentEvent): void {
+    try {
+      this.apply(ev);
+    } catch {
+      this.opts.metrics.parseErrors.inc();
+      if (ev.kind === 'open' || ev.kind === 'data' || ev.kind === 'close') this.drop(ev.connId);
+    }
+  }
+
+  /** Parses what the batch brought, per touched connection, then enforces the limits. */
+  private endBatch(latest: number): void {
+    const m = this.opts.metrics;
     for (const conn of this.dirty) {
       conn.dirty = false;
       if (!this.conns.has(conn.connId)) continue;
@@ -192,15 +266,9 @@ export class ConnTable {
         this.add(new Connection(ev.connId, ev.pid, ev, ev.tsNs, this.o.streamLimits, this.opts.metrics));
         return;
       }
-      case 'data': {
-        let conn = this.conns.get(ev.connId);
-        if (conn === undefined) {
-          conn = new Connection(ev.connId, ev.pid, undefined, ev.tsNs, this.o.streamLimits, this.opts.metrics);
-          this.add(conn);
-        }
-        this.data(conn, ev);
+      case 'data':
+        this.takeData(this.connFor(ev.connId, ev.pid, ev.tsNs), ev.direction, ev.source, ev.pos, ev.size, ev.data, 0, ev.data.length, ev.tsNs, false);
         return;
-      }
       case 'close': {
         const conn = this.conns.get(ev.connId);
         // Socket byte counts bound the syscall streams: bytes after the last event were lost.
@@ -222,6 +290,16 @@ export class ConnTable {
     }
   }
 
+  /** The connection of a data event; one first seen mid-stream is added. */
+  private connFor(connId: number, pid: number, tsNs: number): Connection {
+    let conn = this.conns.get(connId);
+    if (conn === undefined) {
+      conn = new Connection(connId, pid, undefined, tsNs, this.o.streamLimits, this.opts.metrics);
+      this.add(conn);
+    }
+    return conn;
+  }
+
   private add(conn: Connection): void {
     this.conns.set(conn.connId, conn);
     let ids = this.byPid.get(conn.pid);
@@ -230,8 +308,14 @@ export class ConnTable {
     this.opts.metrics.connections.inc();
   }
 
-  private data(conn: Connection, ev: DataEvent): void {
-    if (ev.source === 'tls' && conn.source === 'syscall') {
+  /**
+   * One data event, its captured bytes mem[at, at + length). `inPlace`: the event came in a
+   * capture batch (handleBatch), and frames the protocol takes without parsing text are taken
+   * from it in place. handle's events never are, so the property tests that run both
+   * (test-support/run.ts) compare this fast path with the general one.
+   */
+  private takeData(conn: Connection, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, mem: Buffer, at: number, length: number, tsNs: number, inPlace: boolean): void {
+    if (source === 'tls' && conn.source === 'syscall') {
       // TLS plaintext replaces the ciphertext: parsing starts over on the plaintext streams.
       conn.source = 'tls';
       conn.streams = conn.newStreams(false);
@@ -241,16 +325,18 @@ export class ConnTable {
       conn.unsupported = false;
       conn.midStream = false;
       conn.frames = { request: [], response: [] };
+      conn.held = { request: [], response: [] };
       this.opts.metrics.tlsConnections.inc();
-    } else if (ev.source !== conn.source) return;
+    } else if (source !== conn.source) return;
     if (conn.unsupported) return;
-    if (ev.tsNs > conn.lastNs) conn.lastNs = ev.tsNs;
-    const stream = conn.streams[ev.direction];
+    if (tsNs > conn.lastNs) conn.lastNs = tsNs;
+    const stream = conn.streams[direction];
     // In-order events (nearly all) skip the Segment and the feed loop.
-    if (stream.takeNext(ev)) this.append(conn, ev.direction, stream, ev.data, ev.tsNs);
-    else {
-      stream.accept(ev, this.segs);
-      this.feed(conn, ev.direction);
+    if (stream.takeNext(pos, size, length, tsNs)) {
+      if (!inPlace || !this.takeInPlace(conn, direction, stream, mem, at, length, tsNs)) this.append(conn, direction, stream, view(mem, at, length), tsNs);
+    } else {
+      stream.accept({ pos, size, data: view(mem, at, length), tsNs }, this.segs);
+      this.feed(conn, direction);
     }
     if (!conn.dirty) {
       conn.dirty = true;
@@ -259,6 +345,32 @@ export class ConnTable {
       this.conns.delete(conn.connId);
       this.conns.set(conn.connId, conn);
     }
+  }
+
+  /**
+   * The in-order bytes mem[at, at + length) of a direction with nothing waiting to be parsed:
+   * the frames the protocol takes in place (a repeated HTTP/1 head and its body) are held as
+   * parsed, and what is left goes to the parse buffer. False when nothing was taken (the caller
+   * appends it all). A repeated head so costs no Buffer view, no parse-buffer round and no scan.
+   */
+  private takeInPlace(conn: Connection, dir: Dir, stream: ByteStream, mem: Buffer, at: number, length: number, tsNs: number): boolean {
+    const protocol = conn.protocol;
+    const buf = conn.bufs[dir];
+    if (protocol?.parseInPlace === undefined || buf.length !== 0 || buf.resyncing) return false;
+    const type = this.typeOf(conn, dir);
+    const held = conn.held[type];
+    const end = at + length;
+    let from = at;
+    while (from < end) {
+      const r = protocol.parseInPlace(type, mem, from, end - from, conn.state, tsNs);
+      if (r === undefined || r.kind !== 'success' || r.consumed === 0) break;
+      // Times as parse gives them: the first and last byte's, both this event's.
+      held.push({ frame: r.frame, startNs: tsNs, endNs: tsNs });
+      from += r.consumed;
+    }
+    if (from === at) return false;
+    if (from < end) this.append(conn, dir, stream, view(mem, from, end - from), tsNs);
+    return true;
   }
 
   /** Moves released segments of one direction into its parse buffer; gaps are handled in place. */
@@ -382,6 +494,13 @@ export class ConnTable {
     const dir: Dir = type === 'request' ? conn.requestDir : conn.requestDir === 'egress' ? 'ingress' : 'egress';
     const buf = conn.bufs[dir];
     const frames = conn.frames[type];
+    // Frames taken in place came before anything in the buffer.
+    const held = conn.held[type];
+    if (held.length > 0) {
+      for (let i = 0; i < held.length; i++) frames.push(held[i]);
+      // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
+      while (held.length > 0) held.pop();
+    }
     let from = 0;
     // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.
     for (let guard = 0; guard < 1_000_000; guard++) {

@@ -4,7 +4,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import type { AgentEvent, ConnOpenEvent, KernelCounters, Role, SockAddr } from './events.js';
+import type { AgentEvent, DataEvent, KernelCounters, ProcExecEvent, ProcExitEvent, Role, SockAddr } from './events.js';
 
 export interface AgentCaptureOptions {
   /** Ring buffer bytes (rounded up to a power of two of pages); default 8 MiB. */
@@ -50,6 +50,10 @@ export interface AgentCapture {
   /** Batches in ring-buffer order. Each data event's `data` views the batch's memory: copy what
    * is kept past the callback, or the whole batch stays alive. */
   onBatch(cb: (events: AgentEvent[]) => void): void;
+  /** Batches as the addon delivered them (native/bpf/abi.h records; readBatch reads them), for
+   * a reader that needs no event objects (ConnTable.handleBatch). Payload views of a batch keep
+   * all of its memory alive, as above. */
+  onRawBatch(cb: (batch: Buffer) => void): void;
   counters(): NativeCounters;
   /** Attaches the uprobes to the OpenSSL libraries (and a statically linked OpenSSL, as in node)
    * of pid. Resolves with how many libraries now cover pid; never rejects. */
@@ -169,12 +173,24 @@ function sockAddr(b: Buffer, family: number, addrOff: number, port: number): Soc
   return { address: '', port };
 }
 
-/** Decodes one batch: records back to back, each [u32 length][record]. Exported for the layout
- * test; the hot path of the agent. */
-export function decodeBatch(buf: Buffer): AgentEvent[] {
-  const out: AgentEvent[] = [];
+/**
+ * Receives one batch's records in order from readBatch. Data records, nearly all of them, come as
+ * their fields and where their payload sits in the batch, with no event object: the connection
+ * table takes most payloads as they are, and building an object per record and an array of them
+ * was the largest allocation of the decode path. Other records come decoded.
+ */
+export interface BatchSink {
+  /** `batch[at, at + length)` holds the payload's captured bytes (`length` ≤ `size`). */
+  data(connId: number, pid: number, tsNs: number, direction: 'egress' | 'ingress', source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void;
+  event(ev: Exclude<AgentEvent, DataEvent>): void;
+}
+
+/** Reads one batch (records back to back, each [u32 length][record]) into `sink`; returns the
+ * records read. The hot path of the agent. */
+export function readBatch(buf: Buffer, sink: BatchSink): number {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
   let off = 0;
+  let records = 0;
   while (off + 4 <= buf.length) {
     const len = v.getUint32(off, true);
     const r = off + 4;
@@ -183,26 +199,24 @@ export function decodeBatch(buf: Buffer): AgentEvent[] {
     const type = v.getUint32(r, true);
     const pid = v.getUint32(r + 4, true);
     const tsNs = dvU64(v, r + 16);
+    records++;
     if (type === EV_DATA && len >= DATA_HEADER) {
       const captured = v.getUint32(r + 48, true);
-      out.push({
-        kind: 'data',
+      sink.data(
+        dvU64(v, r + 24),
         pid,
-        tid: v.getUint32(r + 8, true),
-        fd: v.getInt32(r + 12, true),
         tsNs,
-        connId: dvU64(v, r + 24),
-        pos: dvU64(v, r + 32),
-        size: dvU64(v, r + 40),
-        direction: buf[r + 52] === 0 ? 'egress' : 'ingress',
-        source: buf[r + 53] === 0 ? 'syscall' : 'tls',
-        // Buffer.from over the batch's memory: the same view as subarray, made without its
-        // species lookup and argument clamping (~15 ns less per record).
-        data: Buffer.from(buf.buffer, buf.byteOffset + r + DATA_HEADER, Math.min(captured, len - DATA_HEADER)),
-      });
+        buf[r + 52] === 0 ? 'egress' : 'ingress',
+        buf[r + 53] === 0 ? 'syscall' : 'tls',
+        dvU64(v, r + 32),
+        dvU64(v, r + 40),
+        buf,
+        r + DATA_HEADER,
+        Math.min(captured, len - DATA_HEADER),
+      );
     } else if (type === EV_OPEN) {
       const family = buf[r + 33];
-      const ev: ConnOpenEvent = {
+      sink.event({
         kind: 'open',
         pid,
         tid: u32(buf, r + 8),
@@ -213,10 +227,9 @@ export function decodeBatch(buf: Buffer): AgentEvent[] {
         local: sockAddr(buf, family, r + 40, buf[r + 34] | (buf[r + 35] << 8)),
         remote: sockAddr(buf, family, r + 56, buf[r + 36] | (buf[r + 37] << 8)),
         comm: comm(buf, r + 72),
-      };
-      out.push(ev);
+      });
     } else if (type === EV_CLOSE) {
-      out.push({
+      sink.event({
         kind: 'close',
         pid,
         tid: u32(buf, r + 8),
@@ -227,12 +240,47 @@ export function decodeBatch(buf: Buffer): AgentEvent[] {
         bytesReceived: u64(buf, r + 40),
       });
     } else if (type === EV_EXEC) {
-      out.push({ kind: 'exec', pid, tsNs, comm: comm(buf, r + 32) });
+      sink.event({ kind: 'exec', pid, tsNs, comm: comm(buf, r + 32) });
     } else if (type === EV_EXIT) {
-      out.push({ kind: 'exit', pid, tsNs });
-    }
+      sink.event({ kind: 'exit', pid, tsNs });
+    } else records--;
   }
+  return records;
+}
+
+/** Decodes one batch into events, data payloads as views of the batch (tests, e2e suites, and
+ * capture listeners that want events). */
+export function decodeBatch(buf: Buffer): AgentEvent[] {
+  const out: AgentEvent[] = [];
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  readBatch(buf, {
+    data(connId, pid, tsNs, direction, source, pos, size, batch, at, length) {
+      const r = at - DATA_HEADER;
+      out.push({ kind: 'data', pid, tid: v.getUint32(r + 8, true), fd: v.getInt32(r + 12, true), tsNs, connId, pos, size, direction, source, data: payloadView(batch, at, length) });
+    },
+    event(ev) {
+      out.push(ev);
+    },
+  });
   return out;
+}
+
+/** Process records alone (exec, exit), for what must see them when batches go to a BatchSink. */
+export function processEvents(buf: Buffer): (ProcExecEvent | ProcExitEvent)[] {
+  const out: (ProcExecEvent | ProcExitEvent)[] = [];
+  readBatch(buf, {
+    data() {},
+    event(ev) {
+      if (ev.kind === 'exec' || ev.kind === 'exit') out.push(ev);
+    },
+  });
+  return out;
+}
+
+/** batch[at, at + length) as a Buffer over the batch's memory: the same view as subarray, made
+ * without its species lookup and argument clamping (~15 ns less per record). */
+export function payloadView(batch: Buffer, at: number, length: number): Buffer {
+  return Buffer.from(batch.buffer, batch.byteOffset + at, length);
 }
 
 // Where distributions put the system OpenSSL: attached at open and never detached, so a
@@ -360,6 +408,7 @@ class TlsAttacher {
 export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   const native = loadAddon();
   const listeners: ((events: AgentEvent[]) => void)[] = [];
+  const rawListeners: ((batch: Buffer) => void)[] = [];
   let received = 0;
   let tls: TlsAttacher | undefined;
 
@@ -374,15 +423,18 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
   let draining = false;
   let closed = false;
   const handleBatch = (buf: Buffer, count: number) => {
-    const events = decodeBatch(buf);
     received += count;
+    // Events are decoded only for listeners that take them; raw listeners read the batch
+    // themselves, and the TLS bookkeeping then needs its process records alone.
+    const events = listeners.length > 0 ? decodeBatch(buf) : undefined;
     if (tls) {
-      for (const ev of events) {
+      for (const ev of events ?? processEvents(buf)) {
         // On exec the agent calls attachTls for the new image.
         if (ev.kind === 'exit' || ev.kind === 'exec') tls.release(ev.pid);
       }
     }
-    for (const cb of listeners) cb(events);
+    if (events !== undefined) for (const cb of listeners) cb(events);
+    for (const cb of rawListeners) cb(buf);
   };
   const drain = () => {
     draining = false;
@@ -449,6 +501,9 @@ export function openAgentCapture(opts: AgentCaptureOptions = {}): AgentCapture {
     ready,
     onBatch(cb) {
       listeners.push(cb);
+    },
+    onRawBatch(cb) {
+      rawListeners.push(cb);
     },
     counters() {
       const c = native.counters(handle);

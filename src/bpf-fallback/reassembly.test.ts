@@ -57,7 +57,7 @@ describe('ByteStream.takeNext', () => {
             a.tick(outA);
             b.tick(outB);
           }
-          if (a.takeNext(ev)) {
+          if (a.takeNext(ev.pos, ev.size, ev.data.length, ev.tsNs)) {
             taken++;
             outA.push({ kind: 'data', data: ev.data, tsNs: ev.tsNs });
           } else {

@@ -7,6 +7,9 @@
 import type { DataEvent } from './events.js';
 import { unpinned } from './protocols/protocol.js';
 
+/** What a stream needs of a data event. */
+export type StreamData = Pick<DataEvent, 'pos' | 'size' | 'data' | 'tsNs'>;
+
 /** A gap's bytes were lost between the kernel times `fromNs` (last data before) and `toNs` (first after). */
 export type Segment = { kind: 'data'; data: Buffer; tsNs: number } | { kind: 'gap'; length: number; fromNs: number; toNs: number };
 
@@ -37,7 +40,7 @@ const EMPTY = Buffer.alloc(0);
 export class ByteStream {
   /** Stream position of the next byte expected; -1 before the first event. */
   private next = -1;
-  private pending: DataEvent[] = [];
+  private pending: StreamData[] = [];
   private pendingBytes = 0;
   private pendingAge = 0;
   /** Position of the first byte ever seen: > 0 means the stream was first seen mid-way. */
@@ -59,7 +62,7 @@ export class ByteStream {
   }
 
   /** Takes one event; appends the in-order segments it releases to `out`. */
-  accept(ev: DataEvent, out: Segment[]): void {
+  accept(ev: StreamData, out: Segment[]): void {
     if (this.next < 0) {
       this.next = ev.pos;
       this.firstPos = ev.pos;
@@ -79,13 +82,14 @@ export class ByteStream {
 
   /**
    * The usual event, taken without a Segment: it starts where the stream is, was copied whole
-   * and nothing is held. True when it was taken (its data are the stream's next bytes, for the
-   * caller to use as accept's one data segment); false leaves it to accept.
+   * (`captured` of its `size` bytes) and nothing is held. True when it was taken (its data are
+   * the stream's next bytes, for the caller to use as accept's one data segment); false leaves
+   * it to accept. Fields, not an event: the table calls it before any object is made.
    */
-  takeNext(ev: DataEvent): boolean {
-    if (ev.pos !== this.next || ev.size === 0 || ev.data.length !== ev.size || this.pending.length > 0) return false;
-    this.next += ev.size;
-    this.lastNs = ev.tsNs;
+  takeNext(pos: number, size: number, captured: number, tsNs: number): boolean {
+    if (pos !== this.next || size === 0 || captured !== size || this.pending.length > 0) return false;
+    this.next += size;
+    this.lastNs = tsNs;
     return true;
   }
 
@@ -101,12 +105,12 @@ export class ByteStream {
     if (endPos !== undefined && this.next >= 0 && endPos > this.next) this.gap(endPos - this.next, Infinity, out);
   }
 
-  private hold(ev: DataEvent): void {
+  private hold(ev: StreamData): void {
     const p = this.pending;
     let i = p.length;
     while (i > 0 && p[i - 1].pos > ev.pos) i--;
     // Held past its batch: a copy, so it does not pin the batch's whole buffer.
-    p.splice(i, 0, { ...ev, data: Buffer.from(ev.data) });
+    p.splice(i, 0, { pos: ev.pos, size: ev.size, data: Buffer.from(ev.data), tsNs: ev.tsNs });
     this.pendingBytes += ev.data.length;
   }
 
@@ -129,7 +133,7 @@ export class ByteStream {
   }
 
   /** ev.pos <= next < ev.pos + size: emit the new part, and a gap for bytes the kernel cut. */
-  private release(ev: DataEvent, out: Segment[]): void {
+  private release(ev: StreamData, out: Segment[]): void {
     const skip = this.next - ev.pos;
     if (skip < ev.data.length) {
       out.push({ kind: 'data', data: skip === 0 ? ev.data : ev.data.subarray(skip), tsNs: ev.tsNs });

@@ -92,6 +92,15 @@ export interface Protocol<F, S> {
    */
   parseFrame(type: MessageType, buf: Buffer, state: S, tsNs?: number): ParseResult<F>;
   /**
+   * Optional fast path: parseFrame's result and state change for a frame at the start of
+   * mem[from, from + length) that the parser takes without parsing text (HTTP/1: a head that
+   * repeats its predecessor, and the Content-Length body after it), read in place from a capture
+   * batch so that no Buffer view is made for a head; undefined, with state unchanged, for
+   * anything else, which parseFrame then parses. Called only at a stream-aligned position with
+   * nothing of this direction waiting to be parsed.
+   */
+  parseInPlace?(type: MessageType, mem: Buffer, from: number, length: number, state: S, tsNs: number): ParseResult<F> | undefined;
+  /**
    * `length` bytes of this direction were lost. Returns true when the parser absorbed them
    * (e.g. inside a body of known length); false means the caller resynchronises.
    */
@@ -105,7 +114,8 @@ export interface Protocol<F, S> {
    * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
    * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
    * records are new objects, never changed once returned; parts of them (header lists) may be
-   * shared with other records and are read-only for everyone.
+   * shared with other records and are read-only for everyone. The returned array itself may be
+   * the same one on every call for `state`: read it before the next call.
    */
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */

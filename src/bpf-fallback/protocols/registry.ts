@@ -1,7 +1,7 @@
 // The protocols the agent parses, in one list: detection tries them in this order, and each
 // entry is the STYLE contract (frame boundary, parse frame, stitch) wired from its folder.
 
-import { createH1State, detectH1, findH1Boundary, parseH1Frame, resyncH1, skipH1 } from './http1/parse.js';
+import { createH1State, detectH1, findH1Boundary, parseH1Frame, parseH1InPlace, resyncH1, skipH1 } from './http1/parse.js';
 import { resyncH1Stitch, retainedH1, stitchH1 } from './http1/stitch.js';
 import type { H1Frame, H1State } from './http1/types.js';
 import { createH2State, detectH2, findH2Boundary, parseH2Frame, skipH2 } from './http2/parse.js';
@@ -15,6 +15,7 @@ export const http1: Protocol<H1Frame, H1State> = {
   createState: createH1State,
   findFrameBoundary: (type, buf, start) => findH1Boundary(type, buf, start),
   parseFrame: parseH1Frame,
+  parseInPlace: parseH1InPlace,
   skip: skipH1,
   resync(type, state, lost) {
     resyncH1(type, state);

@@ -130,6 +130,14 @@ describe('HTTP/1 heads: the one-pass scan agrees with the general path', () => {
   });
 });
 
+/** A copy of b at byte `offset` of memory of its own, with a byte on either side that differs
+ * from b's neighbours. */
+function placed(b: Buffer, offset: number): Buffer<ArrayBuffer> {
+  const big = Buffer.alloc(b.length + offset + 1, 0x5a);
+  b.copy(big, offset);
+  return big.subarray(offset, offset + b.length);
+}
+
 describe('HTTP/1 heads: a repeated head reuses its parse', () => {
   const value = fc.array(fc.constantFrom('v', ' ', '\t', ':', '\r', '\n', '\x00', '\xe9', '7'), { maxLength: 8 }).map((c) => c.join(''));
   const line = fc.tuple(fc.constantFrom('Host', 'Content-Length', 'Transfer-Encoding', 'x', ' folded', 'bad name'), fc.constantFrom(':', ': ', ''), fc.oneof(value, fc.constantFrom('3', 'chunked', '0')), fc.constant('\r\n')).map((p) => p.join(''));
@@ -147,12 +155,13 @@ describe('HTTP/1 heads: a repeated head reuses its parse', () => {
   test('heads of the same length that differ in one byte are told apart', () => {
     const seq = (type: 'request' | 'response', a: string, b: string) => {
       const state = createH1State(opts);
-      for (const text of [a, a, a, b, b, a]) {
+      for (const [k, text] of [a, a, a, b, b, a, b, a, a].entries()) {
         pendingGet(state);
         Object.assign(state[type], { mode: 'head', remaining: 0, lost: 0 });
         const fresh = createH1State(opts);
         pendingGet(fresh);
-        expect(parseH1Frame(type, Buffer.from(text, 'latin1'), state)).toEqual(parseH1Frame(type, Buffer.from(text, 'latin1'), fresh));
+        // At every alignment: the repeat compare reads words.
+        expect(parseH1Frame(type, placed(Buffer.from(text, 'latin1'), k % 4), state)).toEqual(parseH1Frame(type, Buffer.from(text, 'latin1'), fresh));
       }
     };
     seq('request', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n', 'GET /b HTTP/1.1\r\nHost: h\r\n\r\n');
@@ -165,9 +174,34 @@ describe('HTTP/1 heads: a repeated head reuses its parse', () => {
     seq('request', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /a HTTP/1.1\r\n');
   });
 
+  test('a repeat is recognised at any alignment of its memory, and a head differing in any one byte is not', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 300 }), fc.nat({ max: 7 }), fc.nat(), (pad, offset, flip) => {
+        const text = `GET /a HTTP/1.1\r\nHost: h\r\nX-Pad: ${'p'.repeat(pad)}\r\n\r\n`;
+        const state = createH1State(opts);
+        const parse = (b: Buffer) => {
+          Object.assign(state.request, { mode: 'head', remaining: 0, lost: 0 });
+          return parseH1Frame('request', b, state);
+        };
+        parse(Buffer.from(text, 'latin1'));
+        const cached = parse(Buffer.from(text, 'latin1'));
+        // The very result object comes back: the cache answered, not a new parse.
+        expect(parse(placed(Buffer.from(text, 'latin1'), offset))).toBe(cached);
+        const other = Buffer.from(text, 'latin1');
+        const at = flip % (other.length - 4);
+        other[at] = other[at] === 0x70 ? 0x71 : 0x70;
+        const got = parse(placed(other, offset));
+        expect(got).not.toBe(cached);
+        expect(got).toEqual(parseH1Frame('request', other, createH1State(opts)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test('each parse of a sequence of heads equals a first parse, and parsing never changes what it returned', () => {
-    // Each step: which head, and the method of the request a response answers (its framing).
-    const step = fc.tuple(fc.nat({ max: 5 }), fc.constantFrom('GET', 'GET', 'HEAD', 'CONNECT'));
+    // Each step: which head, the method of the request a response answers (its framing), and
+    // where in its memory the head sits (the repeat compare reads words at any alignment).
+    const step = fc.tuple(fc.nat({ max: 5 }), fc.constantFrom('GET', 'GET', 'HEAD', 'CONNECT'), fc.nat({ max: 7 }));
     fc.assert(
       fc.property(fc.array(head, { minLength: 1, maxLength: 3 }), fc.array(step, { minLength: 3, maxLength: 12 }), (heads, order) => {
         const bufs = heads.map(({ type, first, lines, pad, after: a }) => {
@@ -185,8 +219,8 @@ describe('HTTP/1 heads: a repeated head reuses its parse', () => {
           return parseH1Frame(type, buf, state);
         };
         const shared = createH1State(opts);
-        for (const [i, method] of order) {
-          const h = bufs[i % bufs.length];
+        for (const [i, method, offset] of order) {
+          const h = { ...bufs[i % bufs.length], buf: placed(bufs[i % bufs.length].buf, offset) };
           const fresh = createH1State(opts);
           const expected = parse(fresh, h, method);
           const got = parse(shared, h, method);

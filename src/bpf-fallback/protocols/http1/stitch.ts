@@ -20,7 +20,10 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     // A close-delimited body ends with the connection.
     finish('response', state);
   }
-  const records: HttpRecord[] = [];
+  // One array per connection, handed back on every call (the contract allows it): a new one per
+  // call was garbage on every batch of every connection.
+  const records = state.records;
+  while (records.length > 0) records.pop();
   pair(state, records);
   if (!eof) detachHeld(state);
   if (eof) {
@@ -44,6 +47,15 @@ function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): v
     if (type === 'request') state.currentRequest = msg;
     else state.currentResponse = msg;
     if (f.complete) finish(type, state);
+    return;
+  }
+  if (f.kind === 'head-body') {
+    // As its head frame and then its body frame would assemble (same times, nothing lost).
+    const msg: H1Message = { head: f.head, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
+    addBody(msg, f.data, tf.startNs, state.maxBodyBytes);
+    if (type === 'request') state.currentRequest = msg;
+    else state.currentResponse = msg;
+    if (f.last) finish(type, state);
     return;
   }
   if (current === undefined) return;
@@ -154,27 +166,29 @@ function toRecord(req: H1Message, res: H1Message | undefined, error: string | un
   const head = req.head;
   if (head.kind !== 'request-head') throw new Error('ST_AGENT_STITCH: request queue holds a response');
   const resHead = res?.head.kind === 'response-head' ? res.head : undefined;
-  const record: HttpRecord = {
+  // Every key in the literal, optional ones undefined when absent (readers test them against
+  // undefined): keys added afterwards moved the record to a new map and allocated a property
+  // store for them on every record.
+  return {
     protocolVersion: head.version,
     method: head.method,
     target: head.target,
     requestHeaders: head.headers,
+    authority: findHost(head.headers),
     requestBody: req.body,
     requestBodySize: req.size,
+    requestTrailers: req.trailers,
     status: resHead?.status ?? 0,
     responseHeaders: resHead?.headers ?? [],
     responseBody: res?.body ?? NO_CHUNKS,
     responseBodySize: res?.size ?? 0,
+    responseTrailers: res?.trailers,
     startNs: req.startNs,
     endNs: res?.endNs ?? req.endNs,
+    error,
+    partial: req.partial || res?.partial === true ? true : undefined,
+    streamId: undefined,
   };
-  const host = findHost(head.headers);
-  if (host !== undefined) record.authority = host;
-  if (req.trailers !== undefined) record.requestTrailers = req.trailers;
-  if (res?.trailers !== undefined) record.responseTrailers = res.trailers;
-  if (error !== undefined) record.error = error;
-  if (req.partial || res?.partial) record.partial = true;
-  return record;
 }
 
 function findHost(headers: string[]): string | undefined {
@@ -206,10 +220,10 @@ export function retainedH1(state: H1State): number {
   if (state.currentResponse !== undefined) n += state.currentResponse.kept;
   for (const m of state.requests) n += m.kept;
   for (const m of state.responses) n += m.kept;
-  // Heads kept for reuse: a cached one's bytes and the header strings cut from its text (at
-  // most as long again), and the last text.
-  if (state.lastRequestHead !== undefined) n += 2 * state.lastRequestHead.bytes.length;
-  if (state.lastResponseHead !== undefined) n += 2 * state.lastResponseHead.bytes.length;
+  // Heads kept for reuse: a cached one's bytes in four alignments, the header strings cut from
+  // its text (at most as long again), and the last text.
+  if (state.lastRequestHead !== undefined) n += 5 * state.lastRequestHead.bytes.length;
+  if (state.lastResponseHead !== undefined) n += 5 * state.lastResponseHead.bytes.length;
   if (state.lastRequestText !== undefined) n += state.lastRequestText.length;
   if (state.lastResponseText !== undefined) n += state.lastResponseText.length;
   return n;

@@ -1,9 +1,9 @@
 // HTTP/1.x frames and per-connection state for the agent's parser and stitcher.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import type { BodyChunk, ParseResult, TimeWindow } from '../protocol.js';
+import type { BodyChunk, HttpRecord, ParseResult, TimeWindow } from '../protocol.js';
 
-export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End;
+export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End | H1HeadBody;
 
 export interface H1RequestHead {
   kind: 'request-head';
@@ -32,6 +32,19 @@ export interface H1Body {
   last: boolean;
   /** Body bytes lost before this frame (absorbed by skip), counted into the body size. */
   lost: number;
+}
+
+/**
+ * A head and the Content-Length body bytes right after it in the same capture event, as one
+ * frame (parseH1InPlace): what its head and body frames would say, for one frame and one
+ * result object fewer per message. No bytes were lost between them.
+ */
+export interface H1HeadBody {
+  kind: 'head-body';
+  head: H1RequestHead | H1ResponseHead;
+  data: Buffer;
+  /** The body ends with these bytes. */
+  last: boolean;
 }
 
 /** End of a chunked message, with its trailers. */
@@ -76,6 +89,8 @@ export interface H1State {
   currentResponse?: H1Message;
   requests: H1Message[];
   responses: H1Message[];
+  /** What stitchH1 returns, reused from call to call (emptied at each call's start). */
+  records: HttpRecord[];
   /** Responses dropped because no request could be theirs (lost request bytes). */
   orphanResponses: number;
   /** Response bytes were lost: the next response answers the latest request before it. */
@@ -106,9 +121,10 @@ export type H1Framing = 'chunked' | 'none' | 'invalid' | number;
  */
 export interface H1CachedHead {
   /** The head's bytes, its final CRLFCRLF included: a head that starts with them is this one. */
-  bytes: Buffer;
-  /** A DataView over `bytes`, for the compare. */
-  view: DataView;
+  bytes: Uint8Array;
+  /** The same bytes as 32-bit words, once per alignment: `words[a]` holds them from its byte `a`
+   * on, so a head at any offset is compared a word at a time (see parse.ts repeats). */
+  words: Int32Array[];
   /** Request heads: the method (a known method), for the response's framing. */
   method: string;
   /** Response heads: the status. */
