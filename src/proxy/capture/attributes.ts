@@ -37,6 +37,13 @@ function newNode(): ShapeNode {
   return { lastKey: undefined, lastNext: undefined, next: undefined, make: undefined, seen: 0 };
 }
 
+/** Pairs of a builder kept to be added again (saveRun, addRun); its arrays are reused. */
+export class AttributeRun {
+  readonly keys: string[] = [];
+  readonly values: AttrValue[] = [];
+  n = 0;
+}
+
 /**
  * One span's attributes in the order they are added. A key added again ends as assigning an
  * object property would: the later value, in the earlier place (a literal's duplicate keys and
@@ -67,6 +74,27 @@ export class AttributeBuilder {
 
   valueAt(index: number): AttrValue {
     return this.values[index];
+  }
+
+  /** Keeps the pairs added from index `from` on in `run`, to add them again with addRun. */
+  saveRun(from: number, run: AttributeRun): void {
+    const n = this.n - from;
+    for (let i = 0; i < n; i++) {
+      run.keys[i] = this.keys[from + i];
+      run.values[i] = this.values[from + i];
+    }
+    run.n = n;
+  }
+
+  /** Adds the pairs saveRun kept: the same keys and the same value objects, in the same order. */
+  addRun(run: AttributeRun): void {
+    const { keys, values } = run;
+    let at = this.n;
+    for (let i = 0; i < run.n; i++, at++) {
+      this.keys[at] = keys[i];
+      this.values[at] = values[i];
+    }
+    this.n = at;
   }
 
   /**
