@@ -111,7 +111,13 @@ export class AttributeBuilder {
     let node = root;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
-      let next = node.lastKey === key ? node.lastNext : node.next?.get(key);
+      // Most steps repeat the node's last one: those store nothing (the tree lives in the old
+      // generation, where every store takes the write barrier).
+      if (node.lastKey === key) {
+        node = node.lastNext!;
+        continue;
+      }
+      let next = node.next?.get(key);
       if (next === undefined) {
         if (nodes >= MAX_NODES) {
           root = newNode();
