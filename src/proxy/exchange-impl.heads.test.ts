@@ -56,7 +56,7 @@ const step: fc.Arbitrary<Step> = fc.record({
   request: fc.nat(2),
   response: fc.nat(2),
   method: fc.constantFrom('GET', 'POST', 'BREW'),
-  target: fc.constantFrom('/', '/a/b?q=s&x=1', 'http://other:81/p?q', '/a'),
+  target: fc.constantFrom('/', '/a/b?q=s&x=1', '/a/b?q=t', 'http://other:81/p?q', '/a'),
   authority: fc.constantFrom(undefined, 'h:8080', '[::1]:9', 'h'),
   copyAuthority: fc.boolean(),
   direction: fc.constantFrom('inbound' as const, 'outbound' as const),
