@@ -125,7 +125,10 @@ export class HeadMemo {
   /** The rule requestAttrs were recorded under; undefined: not recorded for this head. */
   requestRule: CaptureRule | undefined = undefined;
   readonly requestAttrs = new AttributeRun();
-  /** The last authority split (a pure function of the string, so keyed by it alone). */
+  /**
+   * The last authority split (a pure function of the string, so keyed by it alone; forgotten with
+   * the request head, whose Host it mostly is).
+   */
   authority: string | undefined = undefined;
   authorityAddress = '';
   authorityPort: number | undefined = undefined;
@@ -138,7 +141,7 @@ export class HeadMemo {
   responseEncoding: string | undefined = undefined;
   /** responseContentType classified (bodyValue), once looked up. */
   responseClass: ContentTypeClass | undefined = undefined;
-  /** The last client span's url.full and what it was made of (compared as strings). */
+  /** The last client span's url.full and what it was made of (compared as strings; forgotten with the request head). */
   full = '';
   fullAuthority: string | undefined = undefined;
   fullPath: string | undefined = undefined;
@@ -155,6 +158,10 @@ export class HeadMemo {
     this.userAgent = undefined;
     this.incoming = undefined;
     this.requestRule = undefined;
+    // The strings below come from this head now: kept, they make the compares pointer compares
+    // (strings equal in content but not the same object are compared character by character).
+    this.authority = undefined;
+    this.fullAuthority = undefined;
   }
 
   newResponse(headers: RawHeaders): void {
