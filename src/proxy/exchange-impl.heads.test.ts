@@ -29,6 +29,14 @@ const DOCS = [
   { default: { sample: 0, keepSlowerThanMs: 60_000 } },
 ];
 
+// The last two: the same number of keys, the last one different (shape memos compare every key).
+const EXTRAS: Array<Attributes | undefined> = [
+  undefined,
+  { 'sidetrace.capture.source': 'ebpf-tls' },
+  { 'sidetrace.capture.source': 'ebpf', 'network.local.port': 8080 },
+  { 'sidetrace.capture.source': 'ebpf', 'network.local.address': '10.0.0.1' },
+];
+
 interface Step {
   conn: number;
   policy: number;
@@ -61,7 +69,7 @@ const step: fc.Arbitrary<Step> = fc.record({
   copyAuthority: fc.boolean(),
   direction: fc.constantFrom('inbound' as const, 'outbound' as const),
   scheme: fc.constantFrom(undefined, 'http' as const, 'https' as const),
-  extra: fc.nat(2),
+  extra: fc.nat(EXTRAS.length - 1),
   status: fc.constantFrom(0, 200, 503),
   body: fc.array(fc.constantFrom(Buffer.from('hello'), GZIP_HELLO, Buffer.from([0, 1, 2])), { maxLength: 2 }),
   fail: fc.boolean(),
@@ -82,7 +90,6 @@ const run: fc.Arbitrary<Run> = fc.record({
   tap: fc.boolean(),
 });
 
-const EXTRAS: Array<Attributes | undefined> = [undefined, { 'sidetrace.capture.source': 'ebpf', 'network.local.port': 8080 }, { 'sidetrace.capture.source': 'ebpf-tls' }];
 
 /** A span as its attributes' entries in order (toEqual alone ignores key order); ids are random. */
 function view(span: SpanRecord): unknown {

@@ -7,7 +7,7 @@ import { redactBody, redactQuery } from '../policy/redact.js';
 import type { CaptureRule, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
 import { equalsLower } from './capture/ascii.js';
-import { AttributeBuilder, AttributeRun } from './capture/attributes.js';
+import { AttributeBuilder, AttributeRun, ShapeMemo } from './capture/attributes.js';
 import { BodyCapture } from './capture/body.js';
 import { decodeBody } from './capture/decode.js';
 import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
@@ -150,6 +150,8 @@ export class HeadMemo {
   /** The last ExchangeStart.attributes and their pairs (such objects never change once handed over). */
   extra: Attributes | undefined = undefined;
   readonly extraAttrs = new AttributeRun();
+  /** The key sequence of this connection's last span (AttributeBuilder.finish). */
+  readonly shape = new ShapeMemo();
 
   newRequest(headers: RawHeaders): void {
     this.request = headers;
@@ -669,7 +671,7 @@ class TracedExchange implements Exchange {
       kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
       startMs: this.startMs,
       endMs,
-      attributes: attrs.finish(),
+      attributes: attrs.finish(heads?.shape),
       events,
       status: this.outMessage !== undefined ? { code: this.outCode, message: this.outMessage } : this.outCode === StatusCode.ERROR ? STATUS_ERROR : STATUS_UNSET,
       resource: start.resource,

@@ -37,6 +37,18 @@ function newNode(): ShapeNode {
   return { lastKey: undefined, lastNext: undefined, next: undefined, make: undefined, seen: 0 };
 }
 
+/**
+ * The key sequence a builder last finished with a factory, and that factory: spans of one source
+ * (the agent's connection) mostly repeat their sequence, and comparing two arrays key by key is
+ * cheaper than walking the shape tree node by node (each step a load that waits for the last).
+ */
+export class ShapeMemo {
+  readonly keys: string[] = [];
+  /** -1 until a sequence is kept: no span's can match. */
+  n = -1;
+  make: Make | undefined = undefined;
+}
+
 /** Pairs of a builder kept to be added again (saveRun, addRun); its arrays are reused. */
 export class AttributeRun {
   readonly keys: string[] = [];
@@ -105,9 +117,20 @@ export class AttributeBuilder {
     this.n = 0;
   }
 
-  finish(): Attributes {
+  /** `memo`: where this source's last sequence is kept (ShapeMemo). */
+  finish(memo?: ShapeMemo): Attributes {
     const n = this.n;
     const keys = this.keys;
+    if (memo !== undefined && memo.n === n) {
+      const last = memo.keys;
+      let i = 0;
+      while (i < n && last[i] === keys[i]) i++;
+      if (i === n) {
+        const attrs = memo.make!(this.values);
+        this.reset();
+        return attrs;
+      }
+    }
     let node = root;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
@@ -138,6 +161,11 @@ export class AttributeBuilder {
       if (node.seen++ === 0 || compiled >= MAX_COMPILED) return this.plain();
       compiled++;
       make = node.make = compile(keys, n);
+    }
+    if (memo !== undefined) {
+      for (let i = 0; i < n; i++) memo.keys[i] = keys[i];
+      memo.n = n;
+      memo.make = make;
     }
     const attrs = make(this.values);
     this.reset();
