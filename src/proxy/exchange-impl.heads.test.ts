@@ -17,7 +17,7 @@ const pair = (names: string[], values: string[]): fc.Arbitrary<[string, string]>
 const headerList = (names: string[], values: string[]): fc.Arbitrary<RawHeaders> =>
   fc.array(pair(names, values), { maxLength: 6 }).map((pairs) => pairs.flat());
 const REQUEST_NAMES = ['Host', 'host', 'User-Agent', 'user-agent', 'Content-Type', 'Authorization', 'Cookie', 'X-A', 'x-a', 'traceparent', 'Content-Encoding', 'X-Secret'];
-const REQUEST_VALUES = ['h:8080', '[::1]:9', 'fortio', 'application/json', 'text/plain', 'gzip', TP, 'v1', 'v2'];
+const REQUEST_VALUES = ['h:8080', '[::1]:9', 'fortio', 'application/json', 'application/grpc', 'text/plain', 'gzip', TP, 'v1', 'v2'];
 const RESPONSE_NAMES = ['Server', 'Date', 'Content-Type', 'content-type', 'Content-Length', 'Content-Encoding', 'Set-Cookie', 'X-A', 'x-a', 'X-Secret'];
 const RESPONSE_VALUES = ['nginx', 'text/plain', 'application/octet-stream', 'text/html; charset=latin1', 'gzip', 'identity', '5', 'v1'];
 
@@ -27,6 +27,14 @@ const DOCS = [
   { default: { headers: { request: ['host', 'x-a'], response: ['content-type', 'x-a'] }, redact: { headers: ['x-secret'] } } },
   { default: { redact: { headers: ['x-a'], query: ['q'] } }, routes: [{ match: { pathPrefix: '/a' }, headers: { request: ['user-agent'] }, responseBody: false }] },
   { default: { sample: 0, keepSlowerThanMs: 60_000 } },
+  // Matches that depend on the method, the path and the gRPC method (a memoised match must too).
+  {
+    routes: [
+      { match: { path: '/a', methods: ['POST'] }, headers: { request: ['host'] } },
+      { match: { grpc: 'pkg.Svc/Call' }, headers: { response: ['content-type'] } },
+      { match: { pathTemplate: '/a/:id' }, responseBody: false },
+    ],
+  },
 ];
 
 // The last two: the same number of keys, the last one different (shape memos compare every key).
@@ -60,11 +68,11 @@ interface Step {
 
 const step: fc.Arbitrary<Step> = fc.record({
   conn: fc.nat(1),
-  policy: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(DOCS.length - 1) }),
+  policy: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.constant(DOCS.length - 1) }, { weight: 1, arbitrary: fc.nat(DOCS.length - 1) }),
   request: fc.nat(2),
   response: fc.nat(2),
   method: fc.constantFrom('GET', 'POST', 'BREW'),
-  target: fc.constantFrom('/', '/a/b?q=s&x=1', '/a/b?q=t', 'http://other:81/p?q', '/a'),
+  target: fc.constantFrom('/', '/a/b?q=s&x=1', '/a/b?q=t', 'http://other:81/p?q', '/a', '/pkg.Svc/Call'),
   authority: fc.constantFrom(undefined, 'h:8080', '[::1]:9', 'h'),
   copyAuthority: fc.boolean(),
   direction: fc.constantFrom('inbound' as const, 'outbound' as const),
@@ -84,7 +92,10 @@ interface Run {
 }
 
 const run: fc.Arbitrary<Run> = fc.record({
-  requests: fc.array(headerList(REQUEST_NAMES, REQUEST_VALUES), { minLength: 3, maxLength: 3 }),
+  // The first list always gRPC: the same target then matches as a gRPC method or not.
+  requests: fc
+    .array(headerList(REQUEST_NAMES, REQUEST_VALUES), { minLength: 3, maxLength: 3 })
+    .map(([grpc, ...rest]) => [['Content-Type', 'application/grpc', ...grpc], ...rest]),
   responses: fc.array(headerList(RESPONSE_NAMES, RESPONSE_VALUES), { minLength: 3, maxLength: 3 }),
   steps: fc.array(step, { minLength: 1, maxLength: 12 }),
   tap: fc.boolean(),
@@ -166,6 +177,21 @@ describe('ExchangeStart.heads', () => {
       }),
       { numRuns: 400 },
     );
+  });
+
+  it('matches a target again when the head says gRPC where the last did not, and back', () => {
+    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', scheme: undefined, extra: 0, status: 200, body: [], fail: false, late: false };
+    const r: Run = {
+      requests: [['Content-Type', 'application/grpc'], ['Content-Type', 'text/plain'], []],
+      responses: [['Content-Type', 'application/grpc', 'Server', 'x'], [], []],
+      steps: [base, { ...base, request: 1 }, { ...base, request: 0 }],
+      tap: false,
+    };
+    const reused = spans(r, true).atSubmit;
+    expect(reused).toEqual(spans(r, false).atSubmit);
+    // The gRPC route records the response's content type alone; the default, every header.
+    const serverHeader = reused.map((s) => (s as { attributes: Array<[string, unknown]> }).attributes.some(([k]) => k === 'http.response.header.server'));
+    expect(serverHeader).toEqual([false, true, false]);
   });
 
   it('shares the header attribute values of a repeated head', () => {

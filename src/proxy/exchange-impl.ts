@@ -4,7 +4,7 @@
 // only when the span is kept (or a live tap listens). Nothing here may throw into a handler.
 
 import { redactBody, redactQuery } from '../policy/redact.js';
-import type { CaptureRule, RouteMatch } from '../policy/types.js';
+import type { CaptureRule, CompiledPolicy, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
 import { equalsLower } from './capture/ascii.js';
 import { AttributeBuilder, AttributeRun, ShapeMemo } from './capture/attributes.js';
@@ -74,11 +74,25 @@ function startExchange(deps: ExchangeDeps, start: ExchangeStart, reuse: TracedEx
   const grpc = contentType !== undefined && isGrpcContentType(contentType);
   let match: RouteMatch;
   try {
-    match = deps.policy().match({
-      method: start.method,
-      path: path ?? '',
-      grpcMethod: grpc && path !== undefined ? path.slice(1) : undefined,
-    });
+    const policy = deps.policy();
+    // The match is the policy's function of method, path and gRPC method: a repeated head brings
+    // the same method and target strings (pointer compares), a reload another policy, and gRPC or
+    // not is the request head's content type (newRequest forgets the match with the head).
+    if (heads !== undefined && heads.matchPolicy === policy && heads.matchMethod === start.method && heads.matchTarget === start.target) {
+      match = heads.match!;
+    } else {
+      match = policy.match({
+        method: start.method,
+        path: path ?? '',
+        grpcMethod: grpc && path !== undefined ? path.slice(1) : undefined,
+      });
+      if (heads !== undefined) {
+        heads.matchPolicy = policy;
+        heads.matchMethod = start.method;
+        heads.matchTarget = start.target;
+        heads.match = match;
+      }
+    }
   } catch {
     deps.metrics.captureErrors.inc();
     return PASSIVE_EXCHANGE;
@@ -150,6 +164,11 @@ export class HeadMemo {
   /** The last ExchangeStart.attributes and their pairs (such objects never change once handed over). */
   extra: Attributes | undefined = undefined;
   readonly extraAttrs = new AttributeRun();
+  /** The last policy match and what it was of (forgotten with the request head, its content type's). */
+  matchPolicy: CompiledPolicy | undefined = undefined;
+  matchMethod: string | undefined = undefined;
+  matchTarget: string | undefined = undefined;
+  match: RouteMatch | undefined = undefined;
   /** The key sequence of this connection's last span (AttributeBuilder.finish). */
   readonly shape = new ShapeMemo();
 
@@ -164,6 +183,7 @@ export class HeadMemo {
     // (strings equal in content but not the same object are compared character by character).
     this.authority = undefined;
     this.fullAuthority = undefined;
+    this.matchPolicy = undefined;
   }
 
   newResponse(headers: RawHeaders): void {
