@@ -6,7 +6,7 @@
 // process.*, container.*, k8s.*): the agent traces many services, not itself.
 
 import type { ExchangeDeps, ExchangeFactory, ExchangeStart, TapHub } from '../proxy/exchange.js';
-import { createReplayExchangeFactory, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
+import { createReplayExchangeFactory, HeadMemo, REQUEST_BODY, RESPONSE_BODY, type BodyKeys } from '../proxy/exchange-impl.js';
 import type { Attributes, SpanRecord, SpanResource, SpanSink } from '../telemetry/span.js';
 import type { KernelClock } from './clock.js';
 import type { ConnView } from './conn-table.js';
@@ -29,6 +29,8 @@ interface IdentityEntry {
   source: ConnView['source'];
   resource: SpanResource;
   attributes: Attributes;
+  /** What its exchanges derived from its last request and response heads (ExchangeStart.heads). */
+  heads: HeadMemo;
 }
 
 export class SpanReplayer {
@@ -59,6 +61,7 @@ export class SpanReplayer {
     scheme: 'http',
     attributes: undefined,
     resource: undefined,
+    heads: undefined,
   };
 
   constructor(private readonly deps: SpanReplayerDeps) {
@@ -102,6 +105,7 @@ export class SpanReplayer {
     start.scheme = conn.source === 'tls' ? 'https' : 'http';
     start.attributes = identity.attributes;
     start.resource = identity.resource;
+    start.heads = identity.heads;
     try {
       const ex = this.exchanges.start(start);
       for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
@@ -138,7 +142,7 @@ export class SpanReplayer {
       attributes['network.local.address'] = conn.local.address;
       attributes['network.local.port'] = conn.local.port;
     }
-    const entry = { info, pod, source: conn.source, resource: res.resource, attributes };
+    const entry = { info, pod, source: conn.source, resource: res.resource, attributes, heads: new HeadMemo() };
     this.identities.set(conn, entry);
     return entry;
   }

@@ -4,15 +4,15 @@
 // only when the span is kept (or a live tap listens). Nothing here may throw into a handler.
 
 import { redactBody, redactQuery } from '../policy/redact.js';
-import type { CaptureRule, RouteMatch } from '../policy/types.js';
+import type { CaptureRule, CompiledPolicy, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
 import { equalsLower } from './capture/ascii.js';
-import { AttributeBuilder } from './capture/attributes.js';
+import { AttributeBuilder, AttributeRun, ShapeMemo } from './capture/attributes.js';
 import { BodyCapture } from './capture/body.js';
 import { decodeBody } from './capture/decode.js';
 import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
 import { GrpcMessageSizes } from './capture/grpc-messages.js';
-import { bodyValue } from './capture/text.js';
+import { bodyValue, classifyContentType, type ContentTypeClass } from './capture/text.js';
 import { isGrpcContentType, PASSIVE_EXCHANGE, type Exchange, type ExchangeDeps, type ExchangeFactory, type ExchangeStart, type RawHeaders } from './exchange.js';
 import { decodeProtobufToJson } from './grpc/protobuf-decode.js';
 import { inflateGrpcPayload, readGrpcFrames } from './grpc/frame-reader.js';
@@ -63,15 +63,36 @@ function startExchange(deps: ExchangeDeps, start: ExchangeStart, reuse: TracedEx
   const path = targetPath;
   const query = targetQuery;
   const authority = targetAuthority;
-  const contentType = findHeader(start.headers, 'content-type');
+  const heads = start.heads;
+  let contentType: string | undefined;
+  if (heads === undefined) {
+    contentType = findHeader(start.headers, 'content-type');
+  } else {
+    if (heads.request !== start.headers) heads.newRequest(start.headers);
+    contentType = heads.contentType;
+  }
   const grpc = contentType !== undefined && isGrpcContentType(contentType);
   let match: RouteMatch;
   try {
-    match = deps.policy().match({
-      method: start.method,
-      path: path ?? '',
-      grpcMethod: grpc && path !== undefined ? path.slice(1) : undefined,
-    });
+    const policy = deps.policy();
+    // The match is the policy's function of method, path and gRPC method: a repeated head brings
+    // the same method and target strings (pointer compares), a reload another policy, and gRPC or
+    // not is the request head's content type (newRequest forgets the match with the head).
+    if (heads !== undefined && heads.matchPolicy === policy && heads.matchMethod === start.method && heads.matchTarget === start.target) {
+      match = heads.match!;
+    } else {
+      match = policy.match({
+        method: start.method,
+        path: path ?? '',
+        grpcMethod: grpc && path !== undefined ? path.slice(1) : undefined,
+      });
+      if (heads !== undefined) {
+        heads.matchPolicy = policy;
+        heads.matchMethod = start.method;
+        heads.matchTarget = start.target;
+        heads.match = match;
+      }
+    }
   } catch {
     deps.metrics.captureErrors.inc();
     return PASSIVE_EXCHANGE;
@@ -95,6 +116,84 @@ export function keepByTraceId(traceId: string, sample: number): boolean {
   const hi = parseInt(traceId.slice(18, 25), 16);
   if (hi !== thresholdHi) return hi < thresholdHi;
   return parseInt(traceId.slice(25, 32), 16) < threshold - thresholdHi * 2 ** 28;
+}
+
+/**
+ * What exchanges derive from a request head and from a response head alone, kept for the next
+ * exchange of the same connection (ExchangeStart.heads). The agent's HTTP/1 parser hands back the
+ * same RawHeaders array (===) for a head that repeats its connection's previous one (shared,
+ * read-only), so one pointer compare says all of this holds again: the content type, user agent,
+ * trace context, Host split, and the header attributes recorded under the same rule (a rule is
+ * compared too: redaction and selection are the rule's, and a reloaded policy brings new rules).
+ * Those attribute values are then the previous span's arrays, shared between the spans: attribute
+ * values are read-only once a span is submitted (SpanRecord), which nothing downstream breaks.
+ * Heads are told apart by identity only: comparing their strings cost more than it saved.
+ */
+export class HeadMemo {
+  /** The request head the request fields are of; newRequest resets them for another. */
+  request: RawHeaders | undefined = undefined;
+  contentType: string | undefined = undefined;
+  userAgent: string | undefined = undefined;
+  userAgentFound = false;
+  incoming: IncomingContext | undefined = undefined;
+  /** The rule requestAttrs were recorded under; undefined: not recorded for this head. */
+  requestRule: CaptureRule | undefined = undefined;
+  readonly requestAttrs = new AttributeRun();
+  /**
+   * The last authority split (a pure function of the string, so keyed by it alone; forgotten with
+   * the request head, whose Host it mostly is).
+   */
+  authority: string | undefined = undefined;
+  authorityAddress = '';
+  authorityPort: number | undefined = undefined;
+  /** The response head the response fields are of. */
+  response: RawHeaders | undefined = undefined;
+  responseRule: CaptureRule | undefined = undefined;
+  readonly responseAttrs = new AttributeRun();
+  responseLooked = false;
+  responseContentType: string | undefined = undefined;
+  responseEncoding: string | undefined = undefined;
+  /** responseContentType classified (bodyValue), once looked up. */
+  responseClass: ContentTypeClass | undefined = undefined;
+  /** The last client span's url.full and what it was made of (compared as strings; forgotten with the request head). */
+  full = '';
+  fullAuthority: string | undefined = undefined;
+  fullPath: string | undefined = undefined;
+  fullQuery: string | undefined = undefined;
+  fullScheme: string | undefined = undefined;
+  /** The last ExchangeStart.attributes and their pairs (such objects never change once handed over). */
+  extra: Attributes | undefined = undefined;
+  readonly extraAttrs = new AttributeRun();
+  /** The last policy match and what it was of (forgotten with the request head, its content type's). */
+  matchPolicy: CompiledPolicy | undefined = undefined;
+  matchMethod: string | undefined = undefined;
+  matchTarget: string | undefined = undefined;
+  match: RouteMatch | undefined = undefined;
+  /** The key sequence of this connection's last span (AttributeBuilder.finish). */
+  readonly shape = new ShapeMemo();
+
+  newRequest(headers: RawHeaders): void {
+    this.request = headers;
+    this.contentType = findHeader(headers, 'content-type');
+    this.userAgentFound = false;
+    this.userAgent = undefined;
+    this.incoming = undefined;
+    this.requestRule = undefined;
+    // The strings below come from this head now: kept, they make the compares pointer compares
+    // (strings equal in content but not the same object are compared character by character).
+    this.authority = undefined;
+    this.fullAuthority = undefined;
+    this.matchPolicy = undefined;
+  }
+
+  newResponse(headers: RawHeaders): void {
+    this.response = headers;
+    this.responseRule = undefined;
+    this.responseLooked = false;
+    this.responseContentType = undefined;
+    this.responseEncoding = undefined;
+    this.responseClass = undefined;
+  }
 }
 
 // splitTarget's results. Module variables, not an object per request: startExchange reads them
@@ -246,7 +345,11 @@ class TracedExchange implements Exchange {
     this.match = match;
     const rule = match.rule;
     this.rule = rule;
-    const incoming = extractContext(start.headers);
+    const heads = start.heads;
+    let incoming: IncomingContext;
+    // startExchange has made heads.request this head's.
+    if (heads === undefined) incoming = extractContext(start.headers);
+    else incoming = heads.incoming ??= extractContext(start.headers);
     this.incoming = incoming;
     this.forward = undefined;
     this.traceId = incoming.traceId ?? newTraceId();
@@ -443,8 +546,21 @@ class TracedExchange implements Exchange {
     attrs.add('url.scheme', scheme);
 
     const authority = start.authority ?? this.targetAuthority ?? (path === undefined && method === 'CONNECT' ? start.target : undefined);
+    const heads = start.heads;
     if (server) {
-      if (authority !== undefined) splitAuthority(authority);
+      if (authority !== undefined) {
+        if (heads === undefined) {
+          splitAuthority(authority);
+        } else if (heads.authority !== authority) {
+          splitAuthority(authority);
+          heads.authority = authority;
+          heads.authorityAddress = authorityAddress;
+          heads.authorityPort = authorityPort;
+        } else {
+          authorityAddress = heads.authorityAddress;
+          authorityPort = heads.authorityPort;
+        }
+      }
       attrs.add('server.address', authority === undefined ? start.server.address : authorityAddress);
       // A Host without a port means the scheme's default port (RFC 9110 §4.2).
       attrs.add('server.port', authority === undefined ? start.server.port : authorityPort ?? (scheme === 'https' ? 443 : 80));
@@ -458,20 +574,67 @@ class TracedExchange implements Exchange {
       attrs.add('network.peer.address', start.server.address);
       attrs.add('network.peer.port', start.server.port);
       if (path !== undefined) {
-        const host = authority ?? `${start.server.address}:${start.server.port}`;
-        attrs.add('url.full', `${scheme}://${host}${path}${query === undefined ? '' : `?${query}`}`);
+        let full: string;
+        if (heads !== undefined && authority !== undefined) {
+          // A repeated head brings the same strings: four pointer compares instead of a new string.
+          if (heads.fullAuthority !== authority || heads.fullPath !== path || heads.fullQuery !== query || heads.fullScheme !== scheme) {
+            heads.full = `${scheme}://${authority}${path}${query === undefined ? '' : `?${query}`}`;
+            heads.fullAuthority = authority;
+            heads.fullPath = path;
+            heads.fullQuery = query;
+            heads.fullScheme = scheme;
+          }
+          full = heads.full;
+        } else {
+          const host = authority ?? `${start.server.address}:${start.server.port}`;
+          full = `${scheme}://${host}${path}${query === undefined ? '' : `?${query}`}`;
+        }
+        attrs.add('url.full', full);
       }
     }
     attrs.add('network.protocol.version', start.protocolVersion);
-    const ua = findHeader(start.headers, 'user-agent');
+    let ua: string | undefined;
+    if (heads === undefined || heads.request !== start.headers) {
+      ua = findHeader(start.headers, 'user-agent');
+    } else {
+      if (!heads.userAgentFound) {
+        heads.userAgent = findHeader(start.headers, 'user-agent');
+        heads.userAgentFound = true;
+      }
+      ua = heads.userAgent;
+    }
     if (ua !== undefined) attrs.add('user_agent.original', ua);
     if (this.match.route !== undefined) attrs.add('http.route', this.match.route);
     if (this.status > 0) attrs.add('http.response.status_code', this.status);
     if (this.outErrorType !== undefined) attrs.add('error.type', this.outErrorType);
 
-    requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+    if (heads === undefined || heads.request !== start.headers) {
+      requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+    } else if (heads.requestRule === rule) {
+      attrs.addRun(heads.requestAttrs);
+    } else {
+      const from = attrs.size;
+      requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+      attrs.saveRun(from, heads.requestAttrs);
+      heads.requestRule = rule;
+    }
     if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
-    if (this.resHeaders !== undefined) responseHeaders.record(attrs, this.resHeaders, rule.responseHeaders, rule);
+    const resHeaders = this.resHeaders;
+    if (resHeaders !== undefined) {
+      if (heads === undefined) {
+        responseHeaders.record(attrs, resHeaders, rule.responseHeaders, rule);
+      } else {
+        if (heads.response !== resHeaders) heads.newResponse(resHeaders);
+        if (heads.responseRule === rule) {
+          attrs.addRun(heads.responseAttrs);
+        } else {
+          const from = attrs.size;
+          responseHeaders.record(attrs, resHeaders, rule.responseHeaders, rule);
+          attrs.saveRun(from, heads.responseAttrs);
+          heads.responseRule = rule;
+        }
+      }
+    }
     if (this.resTrailers !== undefined) responseTrailers.record(attrs, this.resTrailers, rule.responseHeaders, rule);
 
     // gRPC bodies are recorded per message (events below), not as one framed blob.
@@ -504,7 +667,18 @@ class TracedExchange implements Exchange {
     // for-in walks a fast object's cached keys; Object.keys copies them into a new array per span.
     // Attribute objects are plain (no enumerable inherited keys), so both see the same keys.
     const extra = start.attributes;
-    if (extra !== undefined) for (const key in extra) attrs.add(key, extra[key]);
+    if (extra !== undefined) {
+      if (heads === undefined) {
+        for (const key in extra) attrs.add(key, extra[key]);
+      } else if (heads.extra === extra) {
+        attrs.addRun(heads.extraAttrs);
+      } else {
+        const from = attrs.size;
+        for (const key in extra) attrs.add(key, extra[key]);
+        attrs.saveRun(from, heads.extraAttrs);
+        heads.extra = extra;
+      }
+    }
     // Every key in the literal, the optional ones too: a key added later gives the span a second
     // object of properties and another shape, which the exporter then meets as well.
     const span: SpanRecord = {
@@ -517,7 +691,7 @@ class TracedExchange implements Exchange {
       kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
       startMs: this.startMs,
       endMs,
-      attributes: attrs.finish(),
+      attributes: attrs.finish(heads?.shape),
       events,
       status: this.outMessage !== undefined ? { code: this.outCode, message: this.outMessage } : this.outCode === StatusCode.ERROR ? STATUS_ERROR : STATUS_UNSET,
       resource: start.resource,
@@ -537,8 +711,25 @@ class TracedExchange implements Exchange {
     if (capture.size > 0) attrs.add(keys.size, capture.size);
     if (!record || capture.keptSize === 0) return;
     // Looked up only for a body recorded: each lookup is a pass over the headers.
-    const contentType = knownContentType === LOOK_UP ? (headers === undefined ? undefined : findHeader(headers, 'content-type')) : knownContentType;
-    const encoding = headers === undefined ? undefined : findHeader(headers, 'content-encoding');
+    let contentType: string | undefined;
+    let encoding: string | undefined;
+    let contentClass: ContentTypeClass | undefined | typeof LOOK_UP = LOOK_UP;
+    const heads = this.start.heads;
+    if (knownContentType === LOOK_UP && heads !== undefined && headers !== undefined && heads.response === headers) {
+      // build has made heads.response this response's head.
+      if (!heads.responseLooked) {
+        heads.responseContentType = findHeader(headers, 'content-type');
+        heads.responseEncoding = findHeader(headers, 'content-encoding');
+        heads.responseClass = heads.responseContentType === undefined ? undefined : classifyContentType(heads.responseContentType);
+        heads.responseLooked = true;
+      }
+      contentType = heads.responseContentType;
+      encoding = heads.responseEncoding;
+      contentClass = heads.responseClass;
+    } else {
+      contentType = knownContentType === LOOK_UP ? (headers === undefined ? undefined : findHeader(headers, 'content-type')) : knownContentType;
+      encoding = headers === undefined ? undefined : findHeader(headers, 'content-encoding');
+    }
     let bytes = capture.bytes();
     let truncated = capture.truncated;
     if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -552,7 +743,7 @@ class TracedExchange implements Exchange {
       bytes = decoded.bytes;
       truncated = truncated || decoded.truncated;
     }
-    const value = bodyValue(bytes, contentType, truncated);
+    const value = bodyValue(bytes, contentType, truncated, contentClass === LOOK_UP ? undefined : contentClass);
     attrs.add(keys.content, typeof value === 'string' ? redactBody(this.rule, contentType, value) : detach(value, sinkCopiesBelow));
     if (truncated) attrs.add(keys.truncated, true);
   }

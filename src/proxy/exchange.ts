@@ -5,6 +5,7 @@
 import type { Attributes, SpanRecord, SpanResource, SpanSink } from '../telemetry/span.js';
 import type { ProxyMetrics } from './proxy-metrics.js';
 import type { CompiledPolicy } from '../policy/types.js';
+import type { HeadMemo } from './exchange-impl.js';
 
 /** Headers exactly as received: [name0, value0, name1, value1, ...], original case and order. */
 export type RawHeaders = string[];
@@ -47,6 +48,13 @@ export interface ExchangeStart {
   attributes?: Attributes;
   /** The span's own resource (SpanRecord.resource): the agent's traced process. */
   resource?: SpanResource;
+  /**
+   * For replayed exchanges whose parser hands back the same RawHeaders array for a repeated head
+   * (the agent's HTTP/1): one HeadMemo per connection, given with each of its exchanges, keeps
+   * what was derived from its last heads for the next. Such header arrays must then never change
+   * once handed over; the spans built share attribute values (read-only once submitted).
+   */
+  heads?: HeadMemo;
 }
 
 export interface Exchange {

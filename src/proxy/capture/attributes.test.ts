@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import type { Attributes } from '../../telemetry/span.js';
-import { AttributeBuilder } from './attributes.js';
+import { AttributeBuilder, AttributeRun, ShapeMemo } from './attributes.js';
 
 /** Builds the same pairs several times: the first objects come the plain way, later ones compiled. */
 function buildTimes(times: number, fill: (b: AttributeBuilder) => void): Attributes[] {
@@ -140,5 +141,30 @@ describe('AttributeBuilder', () => {
     } finally {
       vi.unstubAllGlobals();
     }
+  });
+
+  it('makes the same objects through a ShapeMemo and a saved run as without, for any key sequences', () => {
+    // Sequences from a few keys, each finished at least twice so that factories get compiled.
+    const seq = fc.array(fc.constantFrom('a', 'b', 'c', 'url.path', 'a'), { minLength: 1, maxLength: 5 });
+    fc.assert(
+      fc.property(fc.array(seq, { minLength: 1, maxLength: 10 }), fc.nat(3), (seqs, saveFrom) => {
+        const memo = new ShapeMemo();
+        const run = new AttributeRun();
+        const withMemo = new AttributeBuilder();
+        const plain = new AttributeBuilder();
+        for (const keys of [...seqs, ...seqs]) {
+          keys.forEach((k, i) => plain.add(k, i));
+          keys.forEach((k, i) => withMemo.add(k, i));
+          // A run saved from this sequence, added again, must give the same pairs.
+          const from = Math.min(saveFrom, withMemo.size);
+          withMemo.saveRun(from, run);
+          withMemo.reset();
+          keys.slice(0, from).forEach((k, i) => withMemo.add(k, i));
+          withMemo.addRun(run);
+          expect(Object.entries(withMemo.finish(memo))).toEqual(Object.entries(plain.finish()));
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -38,6 +38,25 @@ function newNode(): ShapeNode {
 }
 
 /**
+ * The key sequence a builder last finished with a factory, and that factory: spans of one source
+ * (the agent's connection) mostly repeat their sequence, and comparing two arrays key by key is
+ * cheaper than walking the shape tree node by node (each step a load that waits for the last).
+ */
+export class ShapeMemo {
+  readonly keys: string[] = [];
+  /** -1 until a sequence is kept: no span's can match. */
+  n = -1;
+  make: Make | undefined = undefined;
+}
+
+/** Pairs of a builder kept to be added again (saveRun, addRun); its arrays are reused. */
+export class AttributeRun {
+  readonly keys: string[] = [];
+  readonly values: AttrValue[] = [];
+  n = 0;
+}
+
+/**
  * One span's attributes in the order they are added. A key added again ends as assigning an
  * object property would: the later value, in the earlier place (a literal's duplicate keys and
  * the property-by-property path both do that). `finish` returns the object and empties the
@@ -69,6 +88,27 @@ export class AttributeBuilder {
     return this.values[index];
   }
 
+  /** Keeps the pairs added from index `from` on in `run`, to add them again with addRun. */
+  saveRun(from: number, run: AttributeRun): void {
+    const n = this.n - from;
+    for (let i = 0; i < n; i++) {
+      run.keys[i] = this.keys[from + i];
+      run.values[i] = this.values[from + i];
+    }
+    run.n = n;
+  }
+
+  /** Adds the pairs saveRun kept: the same keys and the same value objects, in the same order. */
+  addRun(run: AttributeRun): void {
+    const { keys, values } = run;
+    let at = this.n;
+    for (let i = 0; i < run.n; i++, at++) {
+      this.keys[at] = keys[i];
+      this.values[at] = values[i];
+    }
+    this.n = at;
+  }
+
   /**
    * Drops what a failed build left behind. Values past the end stay referenced until overwritten:
    * at most one span's worth, cheaper than clearing each time.
@@ -77,13 +117,30 @@ export class AttributeBuilder {
     this.n = 0;
   }
 
-  finish(): Attributes {
+  /** `memo`: where this source's last sequence is kept (ShapeMemo). */
+  finish(memo?: ShapeMemo): Attributes {
     const n = this.n;
     const keys = this.keys;
+    if (memo !== undefined && memo.n === n) {
+      const last = memo.keys;
+      let i = 0;
+      while (i < n && last[i] === keys[i]) i++;
+      if (i === n) {
+        const attrs = memo.make!(this.values);
+        this.reset();
+        return attrs;
+      }
+    }
     let node = root;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
-      let next = node.lastKey === key ? node.lastNext : node.next?.get(key);
+      // Most steps repeat the node's last one: those store nothing (the tree lives in the old
+      // generation, where every store takes the write barrier).
+      if (node.lastKey === key) {
+        node = node.lastNext!;
+        continue;
+      }
+      let next = node.next?.get(key);
       if (next === undefined) {
         if (nodes >= MAX_NODES) {
           root = newNode();
@@ -104,6 +161,11 @@ export class AttributeBuilder {
       if (node.seen++ === 0 || compiled >= MAX_COMPILED) return this.plain();
       compiled++;
       make = node.make = compile(keys, n);
+    }
+    if (memo !== undefined) {
+      for (let i = 0; i < n; i++) memo.keys[i] = keys[i];
+      memo.n = n;
+      memo.make = make;
     }
     const attrs = make(this.values);
     this.reset();

@@ -1,5 +1,7 @@
 // Header recording as semconv `http.{request,response}.{header,trailer}.<name>` string[]
 // attributes: all values kept in order, secrets redacted, only the names the rule selects.
+// The arrays are complete when record returns and never changed after: exchanges of one
+// connection share them between spans of a repeated head (HeadMemo in exchange-impl.ts).
 
 import { isRedactedHeader, REDACTED } from '../../policy/redact.js';
 import type { CaptureRule, HeaderSelector } from '../../policy/types.js';

@@ -56,7 +56,7 @@ function isLatin1Charset(contentType: string): boolean {
   return /charset\s*=\s*"?(iso-8859-1|latin1|us-ascii|windows-1252)/i.test(contentType);
 }
 
-interface ContentTypeClass {
+export interface ContentTypeClass {
   text: boolean | undefined;
   latin1: boolean;
 }
@@ -70,7 +70,8 @@ const SLOTS = 64;
 const slotType: Array<string | undefined> = new Array<string | undefined>(SLOTS).fill(undefined);
 const slotClass: Array<ContentTypeClass | undefined> = new Array<ContentTypeClass | undefined>(SLOTS).fill(undefined);
 
-function classify(contentType: string): ContentTypeClass {
+/** What bodyValue needs to know of a content type; one object per type while it stays cached. */
+export function classifyContentType(contentType: string): ContentTypeClass {
   const len = contentType.length;
   const slot = (len * 31 + contentType.charCodeAt(len >> 1) * 7 + contentType.charCodeAt(len - 1)) & (SLOTS - 1);
   if (slotType[slot] === contentType) return slotClass[slot]!;
@@ -83,10 +84,11 @@ function classify(contentType: string): ContentTypeClass {
 
 /**
  * The recorded value of a body: a string for text, the bytes otherwise. `truncated` lets a
- * sequence cut at the capture limit be dropped instead of making the body look binary.
+ * sequence cut at the capture limit be dropped instead of making the body look binary. `known`:
+ * contentType's classifyContentType, when the caller kept it (a slot lookup compares strings).
  */
-export function bodyValue(buf: Buffer, contentType: string | undefined, truncated: boolean): string | Uint8Array {
-  const c = contentType === undefined ? undefined : classify(contentType);
+export function bodyValue(buf: Buffer, contentType: string | undefined, truncated: boolean, known?: ContentTypeClass): string | Uint8Array {
+  const c = known ?? (contentType === undefined ? undefined : classifyContentType(contentType));
   const declared = c?.text;
   if (declared === false) return buf;
   const end = truncated ? completeUtf8Length(buf) : buf.length;

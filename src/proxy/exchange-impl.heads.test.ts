@@ -1,0 +1,214 @@
+// ExchangeStart.heads: exchanges of one connection reuse what they derived from a head that comes
+// again as the same RawHeaders array. Their spans must be those of fresh exchanges without a memo,
+// attribute for attribute and in the same order, whatever the heads, rules, reloads and repeats.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../policy/parse.js';
+import { Metrics } from '../telemetry/metrics.js';
+import type { Attributes, SpanRecord } from '../telemetry/span.js';
+import { createExchangeFactory, createReplayExchangeFactory, HeadMemo } from './exchange-impl.js';
+import type { Exchange, ExchangeStart, RawHeaders, TapHub } from './exchange.js';
+import { createProxyMetrics } from './proxy-metrics.js';
+
+const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+const GZIP_HELLO = Buffer.from('1f8b0800000000000003cb48cdc9c9070086a6103605000000', 'hex');
+
+const pair = (names: string[], values: string[]): fc.Arbitrary<[string, string]> => fc.tuple(fc.constantFrom(...names), fc.constantFrom(...values));
+const headerList = (names: string[], values: string[]): fc.Arbitrary<RawHeaders> =>
+  fc.array(pair(names, values), { maxLength: 6 }).map((pairs) => pairs.flat());
+const REQUEST_NAMES = ['Host', 'host', 'User-Agent', 'user-agent', 'Content-Type', 'Authorization', 'Cookie', 'X-A', 'x-a', 'traceparent', 'Content-Encoding', 'X-Secret'];
+const REQUEST_VALUES = ['h:8080', '[::1]:9', 'fortio', 'application/json', 'application/grpc', 'text/plain', 'gzip', TP, 'v1', 'v2'];
+const RESPONSE_NAMES = ['Server', 'Date', 'Content-Type', 'content-type', 'Content-Length', 'Content-Encoding', 'Set-Cookie', 'X-A', 'x-a', 'X-Secret'];
+const RESPONSE_VALUES = ['nginx', 'text/plain', 'application/octet-stream', 'text/html; charset=latin1', 'gzip', 'identity', '5', 'v1'];
+
+/** Policies a connection's spans may be built under; a change between spans is a reload. */
+const DOCS = [
+  {},
+  { default: { headers: { request: ['host', 'x-a'], response: ['content-type', 'x-a'] }, redact: { headers: ['x-secret'] } } },
+  { default: { redact: { headers: ['x-a'], query: ['q'] } }, routes: [{ match: { pathPrefix: '/a' }, headers: { request: ['user-agent'] }, responseBody: false }] },
+  { default: { sample: 0, keepSlowerThanMs: 60_000 } },
+  // Matches that depend on the method, the path and the gRPC method (a memoised match must too).
+  {
+    routes: [
+      { match: { path: '/a', methods: ['POST'] }, headers: { request: ['host'] } },
+      { match: { grpc: 'pkg.Svc/Call' }, headers: { response: ['content-type'] } },
+      { match: { pathTemplate: '/a/:id' }, responseBody: false },
+    ],
+  },
+];
+
+// The last two: the same number of keys, the last one different (shape memos compare every key).
+const EXTRAS: Array<Attributes | undefined> = [
+  undefined,
+  { 'sidetrace.capture.source': 'ebpf-tls' },
+  { 'sidetrace.capture.source': 'ebpf', 'network.local.port': 8080 },
+  { 'sidetrace.capture.source': 'ebpf', 'network.local.address': '10.0.0.1' },
+];
+
+interface Step {
+  conn: number;
+  policy: number;
+  /** Indexes into the run's header lists: the same index is the same array object. */
+  request: number;
+  response: number;
+  method: string;
+  target: string;
+  /** Host as the agent passes it, or a copy of the string (equal, another object). */
+  authority: string | undefined;
+  copyAuthority: boolean;
+  direction: 'inbound' | 'outbound';
+  scheme: 'http' | 'https' | undefined;
+  extra: number;
+  status: number;
+  body: Buffer[];
+  fail: boolean;
+  /** Ended only after the next step ran. */
+  late: boolean;
+}
+
+const step: fc.Arbitrary<Step> = fc.record({
+  conn: fc.nat(1),
+  policy: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.constant(DOCS.length - 1) }, { weight: 1, arbitrary: fc.nat(DOCS.length - 1) }),
+  request: fc.nat(2),
+  response: fc.nat(2),
+  method: fc.constantFrom('GET', 'POST', 'BREW'),
+  target: fc.constantFrom('/', '/a/b?q=s&x=1', '/a/b?q=t', 'http://other:81/p?q', '/a', '/pkg.Svc/Call'),
+  authority: fc.constantFrom(undefined, 'h:8080', '[::1]:9', 'h'),
+  copyAuthority: fc.boolean(),
+  direction: fc.constantFrom('inbound' as const, 'outbound' as const),
+  scheme: fc.constantFrom(undefined, 'http' as const, 'https' as const),
+  extra: fc.nat(EXTRAS.length - 1),
+  status: fc.constantFrom(0, 200, 503),
+  body: fc.array(fc.constantFrom(Buffer.from('hello'), GZIP_HELLO, Buffer.from([0, 1, 2])), { maxLength: 2 }),
+  fail: fc.boolean(),
+  late: fc.boolean(),
+});
+
+interface Run {
+  requests: RawHeaders[];
+  responses: RawHeaders[];
+  steps: Step[];
+  tap: boolean;
+}
+
+const run: fc.Arbitrary<Run> = fc.record({
+  // The first list always gRPC: the same target then matches as a gRPC method or not.
+  requests: fc
+    .array(headerList(REQUEST_NAMES, REQUEST_VALUES), { minLength: 3, maxLength: 3 })
+    .map(([grpc, ...rest]) => [['Content-Type', 'application/grpc', ...grpc], ...rest]),
+  responses: fc.array(headerList(RESPONSE_NAMES, RESPONSE_VALUES), { minLength: 3, maxLength: 3 }),
+  steps: fc.array(step, { minLength: 1, maxLength: 12 }),
+  tap: fc.boolean(),
+});
+
+
+/** A span as its attributes' entries in order (toEqual alone ignores key order); ids are random. */
+function view(span: SpanRecord): unknown {
+  const { traceId, spanId, attributes, ...rest } = span;
+  return { ...rest, traceId: rest.parentSpanId === undefined ? '' : traceId, spanId: spanId.length, attributes: Object.entries(attributes) };
+}
+
+/**
+ * The steps' spans (submitted, then published to the tap), each viewed when it left the exchange
+ * and again after the last step: a later span must not change an earlier one's shared values.
+ */
+function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] } {
+  const policies = DOCS.map((d) => compilePolicy(d));
+  let current = 0;
+  const out: SpanRecord[] = [];
+  const atSubmit: unknown[] = [];
+  const keep = (s: SpanRecord): void => {
+    out.push(s);
+    atSubmit.push(view(s));
+  };
+  const tap: TapHub | undefined = r.tap ? { active: true, publish: keep } : undefined;
+  const deps = { policy: () => policies[current], sink: { submit: keep, copiesBytesBelow: 2048 }, metrics: createProxyMetrics(new Metrics()), tap };
+  const factory = memo ? createReplayExchangeFactory(deps) : createExchangeFactory(deps);
+  const heads = [new HeadMemo(), new HeadMemo()];
+  const finish = (ex: Exchange, s: Step): void => {
+    for (const c of s.body) ex.requestBody(c, 1_700_000_000_001);
+    ex.requestEnd(undefined);
+    if (s.status > 0) ex.responseHead(s.status, r.responses[s.response]);
+    for (const c of s.body) ex.responseBody(c, 1_700_000_000_002);
+    if (s.fail) ex.fail('ECONNRESET', undefined, 1_700_000_000_003);
+    else ex.responseEnd(undefined, 1_700_000_000_003);
+  };
+  let late: [Exchange, Step] | undefined;
+  for (const s of r.steps) {
+    current = s.policy;
+    const authority = s.authority !== undefined && s.copyAuthority ? [...s.authority].join('') : s.authority;
+    const start: ExchangeStart = {
+      direction: s.direction,
+      protocolVersion: '1.1',
+      method: s.method,
+      target: s.target,
+      headers: r.requests[s.request],
+      authority,
+      client: { address: '10.0.0.9', port: 51000 },
+      server: { address: '127.0.0.1', port: 8080 },
+      startMs: 1_700_000_000_000,
+      scheme: s.scheme,
+      attributes: EXTRAS[s.extra],
+      heads: memo ? heads[s.conn] : undefined,
+    };
+    const ex = factory.start(start);
+    if (s.late && late === undefined) {
+      late = [ex, s];
+      continue;
+    }
+    finish(ex, s);
+    if (late !== undefined) {
+      finish(...late);
+      late = undefined;
+    }
+  }
+  if (late !== undefined) finish(...late);
+  return { atSubmit, atEnd: out.map(view) };
+}
+
+describe('ExchangeStart.heads', () => {
+  it('gives the spans of exchanges without it, for any heads, repeats, rules and reloads', () => {
+    fc.assert(
+      fc.property(run, (r) => {
+        const fresh = spans(r, false);
+        const reused = spans(r, true);
+        expect(reused.atSubmit).toEqual(fresh.atSubmit);
+        expect(reused.atEnd).toEqual(reused.atSubmit);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('matches a target again when the head says gRPC where the last did not, and back', () => {
+    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', scheme: undefined, extra: 0, status: 200, body: [], fail: false, late: false };
+    const r: Run = {
+      requests: [['Content-Type', 'application/grpc'], ['Content-Type', 'text/plain'], []],
+      responses: [['Content-Type', 'application/grpc', 'Server', 'x'], [], []],
+      steps: [base, { ...base, request: 1 }, { ...base, request: 0 }],
+      tap: false,
+    };
+    const reused = spans(r, true).atSubmit;
+    expect(reused).toEqual(spans(r, false).atSubmit);
+    // The gRPC route records the response's content type alone; the default, every header.
+    const serverHeader = reused.map((s) => (s as { attributes: Array<[string, unknown]> }).attributes.some(([k]) => k === 'http.response.header.server'));
+    expect(serverHeader).toEqual([false, true, false]);
+  });
+
+  it('shares the header attribute values of a repeated head', () => {
+    const policy = compilePolicy({});
+    const got: SpanRecord[] = [];
+    const factory = createReplayExchangeFactory({ policy: () => policy, sink: { submit: (s) => got.push(s) }, metrics: createProxyMetrics(new Metrics()) });
+    const heads = new HeadMemo();
+    const headers = ['Host', 'h:8080', 'User-Agent', 'fortio'];
+    const response = ['Server', 'nginx'];
+    for (let i = 0; i < 2; i++) {
+      const ex = factory.start({ direction: 'inbound', protocolVersion: '1.1', method: 'GET', target: '/', headers, authority: 'h:8080', client: { address: '10.0.0.9', port: 1 }, server: { address: '10.0.0.1', port: 80 }, heads });
+      ex.responseHead(200, response);
+      ex.responseEnd();
+    }
+    expect(got).toHaveLength(2);
+    expect(got[1].attributes['http.request.header.user-agent']).toBe(got[0].attributes['http.request.header.user-agent']);
+    expect(got[1].attributes['http.response.header.server']).toBe(got[0].attributes['http.response.header.server']);
+    expect(got[1].attributes['user_agent.original']).toBe('fortio');
+  });
+});
