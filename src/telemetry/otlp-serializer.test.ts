@@ -468,6 +468,32 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('values that are fresh slices of a head, equal to a memoised string or one char off, encode right', () => {
+    // Header values as a parser gives them: each span's own string objects, sliced from its own
+    // head (V8 views of it), mostly equal to the memoised value; some one char off in the same
+    // length (the memo compares them, then points the equal ones at its own string); some the
+    // very objects an earlier span had (a repeated head's cached parse).
+    const variants = ['fortio.org/fortio-1.68.2', 'fortio.org/fortio-1.68.3', 'Fortio.org/fortio-1.68.2', '127.0.0.1:8080', '127.0.0.1:8081', 'application/json', 'é-not-ascii-at-all'];
+    const head = (i: number, v: string) => `GET / HTTP/1.1\r\nx-${i}: ${v}\r\n`;
+    const slice = (i: number, v: string) => head(i, v).slice(20 + String(i).length, 20 + String(i).length + v.length);
+    const earlier: string[] = [];
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(variants.length - 1), fc.nat(variants.length - 1), fc.nat(3), fc.boolean()), { minLength: 2, maxLength: 40 }), (picks) => {
+        const ser = new OtlpTraceSerializer({}, SCOPE);
+        const spans = picks.map(([a, b, reuse, inArray], i): SpanRecord => {
+          const ua = reuse === 0 && earlier.length > 0 ? earlier[i % earlier.length] : slice(i, variants[a]);
+          const host = slice(i + 1, variants[b]);
+          if (earlier.length < 16) earlier.push(ua);
+          return nthSpan(i, { attributes: { 'user_agent.original': ua, 'http.request.header.host': inArray ? [host] : [host, ua], 'http.response.header.server': [ua] } });
+        });
+        const encoded = spans.map((s) => ser.encodeSpan(s));
+        expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, {})))).toBe(true);
+        ser.releaseEncoded(encoded);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('writes only the own keys of an attribute object, as the official serializer does', () => {
     const attributes = Object.assign(Object.create({ inherited: 'x', 'server.port': 1 }) as Record<string, AttrValue>, { 'http.request.method': 'GET', 'server.port': 8080, '0': 1 });
     const span: SpanRecord = { traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes, events: [], status: { code: StatusCode.UNSET } };

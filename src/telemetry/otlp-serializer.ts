@@ -501,11 +501,18 @@ function forgetLastList(): void {
 
 /** Whether `v` is the value whose KeyValue `slot` holds. */
 function isMemoised(slot: ValueMemo, v: AttrValue): boolean {
-  if (v === slot.value) return true;
+  if (v === slot.value) {
+    if (typeof v === 'string') thin(v);
+    return true;
+  }
   if (slot.value !== slot.items || !Array.isArray(v)) return false;
   const items = slot.items;
   if (v.length !== items.length) return false;
-  for (let i = 0; i < items.length; i++) if (v[i] !== items[i]) return false;
+  for (let i = 0; i < items.length; i++) {
+    const item = v[i] as unknown;
+    if (item !== items[i]) return false;
+    thin(item as string);
+  }
   return true;
 }
 
@@ -560,12 +567,30 @@ function isMemoisable(v: AttrValue): boolean {
 const MIN_SLICE = 13;
 
 /**
- * `s` as a string that keeps nothing else alive. Header values are slices of their whole head
- * (up to 64 KiB), which a memo holding one would keep; appending a char and slicing it off copies
- * `s` into a string of its own (one char longer) that the slice is a view of.
+ * `s` internalized: a string that keeps nothing else alive (header values are slices of their
+ * whole head, up to 64 KiB, which a memo holding one would keep) and that thin() can point equal
+ * strings at. A computed key is internalized; for-in hands that key back.
  */
 function ownString(s: string): string {
-  return s.length < MIN_SLICE ? s : (s + ' ').slice(0, -1);
+  if (s.length < MIN_SLICE) return s;
+  const holder: Record<string, number> = { [s]: 0 };
+  for (const key in holder) return key;
+  return s;
+}
+
+// Memoised values repeat as new string objects span after span, mostly slices of a parsed head;
+// V8 compares a slice with another string in a runtime call (~45 ns), but a ThinString (a string
+// that points at its internalized equal) with an internalized one by pointer (~8 ns). A keyed
+// load with a string as the key makes V8 look the name up in its string table and, when an equal
+// internalized string exists (the memo's: ownString), turn the string into such a ThinString in
+// place. A repeated head hands every request the same string objects (the HTTP/1 parse cache),
+// so each is compared slowly once and cheaply after.
+const THIN_BY_LOOKUP: Record<string, undefined> = Object.create(null) as Record<string, undefined>;
+
+/** Makes `s`, equal to a memoised (internalized) string, point at it (see THIN_BY_LOOKUP). */
+function thin(s: string): void {
+  // Shorter strings are copies, compared inline without a runtime call.
+  if (s.length >= MIN_SLICE) void THIN_BY_LOOKUP[s];
 }
 
 /** Drops every value memoised under `memo`'s key. */
