@@ -12,6 +12,7 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
+import { newSpanId, newTraceId } from '../proxy/propagation/ids.js';
 import { OtlpTraceSerializer } from './otlp-serializer.js';
 import { SpanKind, StatusCode, type AttrValue, type SpanRecord, type SpanResource } from './span.js';
 
@@ -491,6 +492,36 @@ describe('OtlpTraceSerializer', () => {
         ser.releaseEncoded(encoded);
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('ids just issued (their bytes copied), issued earlier, and equal or near ones from elsewhere encode right', () => {
+    // The serializer copies the bytes of the ids issued last (issued-ids.ts) instead of decoding
+    // them: spans encoded right after their ids are issued, after more were issued (pools refilled
+    // in between), and with ids that equal an issued one as another string or differ from it in
+    // one char (the one compared first, or another).
+    const near = (id: string, at: number) => id.slice(0, at) + (id[at] === '0' ? '1' : '0') + id.slice(at + 1);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 600 }), fc.nat(31)), { minLength: 1, maxLength: 20 }), (steps) => {
+        const ser = new OtlpTraceSerializer({}, SCOPE);
+        const spans: SpanRecord[] = [];
+        let older = nthSpan(0, {});
+        for (const [how, more, at] of steps) {
+          let traceId = newTraceId();
+          let spanId = newSpanId();
+          if (how === 1) for (let i = 0; i < more; i++) newSpanId();
+          if (how === 2) for (let i = 0; i < more; i++) newTraceId();
+          if (how === 3) [traceId, spanId] = [[...traceId].join(''), [...spanId].join('')];
+          if (how === 4) [traceId, spanId] = [near(traceId, at), near(spanId, at % 16)];
+          const span = how === 5 ? older : nthSpan(spans.length, { traceId, spanId, parentSpanId: how === 4 ? newSpanId() : undefined });
+          older = span;
+          spans.push(span);
+          const expected = Buffer.from(official([span], {}));
+          expect(Buffer.from(ser.encodedSpans.serializeRequest([ser.encodeSpan(span)])!).equals(expected)).toBe(true);
+        }
+        expect(Buffer.from(ser.serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
+      }),
+      { numRuns: 100 },
     );
   });
 

@@ -9,6 +9,7 @@
 // (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import { issuedSpanId, issuedTraceId } from './issued-ids.js';
 import type { AttrValue, Attributes, SpanRecord, SpanResource } from './span.js';
 
 export interface InstrumentationScopeInfo {
@@ -204,7 +205,10 @@ const HEX = new Int8Array(128).fill(0);
 for (let i = 0; i < 10; i++) HEX[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
 
-/** Length-delimited bytes decoded from a hex id (no intermediate Uint8Array). */
+/**
+ * Length-delimited bytes decoded from a hex id (no intermediate Uint8Array), or copied from where
+ * the id was issued when it is the last one issued (issued-ids.ts).
+ */
 function putHexField(tag: number, hex: string): void {
   const n = hex.length >>> 1;
   ensure(2 + n);
@@ -213,7 +217,17 @@ function putHexField(tag: number, hex: string): void {
   let at = pos;
   b[at++] = tag;
   b[at++] = n;
-  for (let i = 0; i < n; i++) b[at++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  const issued = n === 16 ? issuedTraceId : issuedSpanId;
+  const known = issued.hex;
+  // Another id of the same length is compared char by char in a runtime call; one char first
+  // tells most apart (a span of an earlier request, an id from a header) for the price of two
+  // loads. The same string (or an equal one: same bytes) is copied.
+  if (hex.charCodeAt(1) === known.charCodeAt(1) && hex === known) {
+    const from = issued.bytes;
+    for (let i = 0, j = issued.at; i < n; i++) b[at++] = from[j++];
+  } else {
+    for (let i = 0; i < n; i++) b[at++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  }
   pos = at;
 }
 
