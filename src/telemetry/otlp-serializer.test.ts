@@ -525,6 +525,15 @@ describe('OtlpTraceSerializer', () => {
     );
   });
 
+  it('bytes values fill a batch bigger than the scratch buffer has been, each room reserved exactly enough', () => {
+    // serializeRequest copies bytes values (encodeSpan references those of 2 KiB and more): the
+    // scratch buffer grows (this batch is ~4 MiB, more than any other test's) with bodies across the
+    // points where it must, which holds only if each KeyValue reserves room for its bytes.
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < 2100; i++) spans.push(nthSpan(i, { attributes: { 'http.response.body.content': new Uint8Array(1900 + (i % 148)).fill(i & 0xff), n: i } }));
+    expect(Buffer.from(new OtlpTraceSerializer({}, SCOPE).serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
+  });
+
   it('writes only the own keys of an attribute object, as the official serializer does', () => {
     const attributes = Object.assign(Object.create({ inherited: 'x', 'server.port': 1 }) as Record<string, AttrValue>, { 'http.request.method': 'GET', 'server.port': 8080, '0': 1 });
     const span: SpanRecord = { traceId: '1'.repeat(32), spanId: '2'.repeat(16), sampled: true, name: 'GET', kind: SpanKind.SERVER, startMs: 1, endMs: 2, attributes, events: [], status: { code: StatusCode.UNSET } };

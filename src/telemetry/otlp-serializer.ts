@@ -61,10 +61,6 @@ const refAt: number[] = [];
 const refBytes: Uint8Array[] = [];
 let refTotal = 0;
 
-function isReferenced(v: Uint8Array): boolean {
-  return referencing && v.byteLength >= REFERENCE_MIN_BYTES;
-}
-
 /**
  * A span from encodeSpan: a small integer naming its bytes in the serializer's tables (which slab,
  * where, which resource), valid until releaseEncoded. Not an object: the export queue holds spans
@@ -320,6 +316,20 @@ function contentLength(size: number): number {
   return n;
 }
 
+/** AnyValue.bytes_value of `v` (`n` bytes long), copied or referenced; room ensured by the caller. */
+function putBytesValue(v: Uint8Array, n: number): void {
+  buf[pos++] = 0x3a; // bytes_value = 7
+  putVarint32(n);
+  if (referencing && n >= REFERENCE_MIN_BYTES) {
+    refAt.push(pos);
+    refBytes.push(v);
+    refTotal += n;
+  } else {
+    buf.set(v, pos);
+    pos += n;
+  }
+}
+
 /** AnyValue content of `size` bytes (from anyValueSize), room already ensured by the caller. */
 function putAnyValue(v: unknown, size: number): void {
   switch (typeof v) {
@@ -345,18 +355,8 @@ function putAnyValue(v: unknown, size: number): void {
       }
       return;
     default:
-      if (v instanceof Uint8Array) {
-        buf[pos++] = 0x3a; // bytes_value = 7
-        putVarint32(v.byteLength);
-        if (isReferenced(v)) {
-          refAt.push(pos);
-          refBytes.push(v);
-          refTotal += v.byteLength;
-        } else {
-          buf.set(v, pos);
-          pos += v.byteLength;
-        }
-      } else if (Array.isArray(v)) {
+      if (v instanceof Uint8Array) putBytesValue(v, v.byteLength);
+      else if (Array.isArray(v)) {
         buf[pos++] = 0x2a; // array_value = 5
         putVarint32(contentLength(size));
         for (let i = 0; i < v.length; i++) {
@@ -513,19 +513,28 @@ function forgetLastList(): void {
   intactFrom = lists + 1;
 }
 
-/** Whether `v` is the value whose KeyValue `slot` holds. */
+/**
+ * Whether `v` is the value whose KeyValue `slot` holds. Compared by type: one `===` for values of
+ * every type would be a call to V8's generic StrictEqual; each of these compiles to a pointer or
+ * number compare (strings: then a string compare, see thin()).
+ */
 function isMemoised(slot: ValueMemo, v: AttrValue): boolean {
-  if (v === slot.value) {
-    if (typeof v === 'string') thin(v);
+  const memo = slot.value;
+  if (typeof v === 'string') {
+    if (typeof memo !== 'string' || v !== memo) return false;
+    thin(v);
     return true;
   }
-  if (slot.value !== slot.items || !Array.isArray(v)) return false;
+  if (typeof v === 'number') return typeof memo === 'number' && v === memo;
+  if (typeof v === 'boolean') return v === memo;
+  // An array memo is always `items`, a copy of strings.
+  if (!Array.isArray(v) || !Array.isArray(memo)) return false;
   const items = slot.items;
   if (v.length !== items.length) return false;
   for (let i = 0; i < items.length; i++) {
     const item = v[i] as unknown;
-    if (item !== items[i]) return false;
-    thin(item as string);
+    if (typeof item !== 'string' || item !== items[i]) return false;
+    thin(item);
   }
   return true;
 }
@@ -779,18 +788,33 @@ function putRun(from: number, to: number): void {
 function putKeyValue(tag: number, kf: Buffer, v: AttrValue): void {
   if (typeof v === 'string') {
     if (putAsciiStringKeyValue(tag, kf, v)) return;
-  } else if (Array.isArray(v) && putAsciiArrayKeyValue(tag, kf, v)) return;
-  // Numbers, booleans, bytes, and strings that are not ASCII: sized exactly, then written.
+  } else if (Array.isArray(v)) {
+    if (putAsciiArrayKeyValue(tag, kf, v)) return;
+  } else if (v instanceof Uint8Array) return putBytesKeyValue(tag, kf, v);
+  // Numbers, booleans, and strings and arrays that are not ASCII: sized exactly, then written.
   const sn = typeof v === 'string' ? utf8Length(v) : 0;
   const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
   const kvLen = kf.length + 1 + varintSize(vn) + vn;
-  ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
+  ensure(1 + MAX_VARINT32 + kvLen);
   putKeyValueHead(tag, kf, kvLen, vn);
   if (typeof v === 'string') {
     buf[pos++] = 0x0a; // AnyValue.string_value = 1
     putVarint32(sn);
     putStringBytes(v, sn);
   } else putAnyValue(v, vn);
+}
+
+/**
+ * A bytes KeyValue (bodies: one a span, never memoised), its length read once: the general path
+ * reads byteLength (a prototype getter) four times, and V8 calls a load IC for some of them.
+ */
+function putBytesKeyValue(tag: number, kf: Buffer, v: Uint8Array): void {
+  const n = v.byteLength;
+  const vn = 1 + varintSize(n) + n;
+  const kvLen = kf.length + 1 + varintSize(vn) + vn;
+  ensure(1 + MAX_VARINT32 + kvLen - (referencing && n >= REFERENCE_MIN_BYTES ? n : 0));
+  putKeyValueHead(tag, kf, kvLen, vn);
+  putBytesValue(v, n);
 }
 
 /** Reserves `guess` bytes for a length written by endLength(); returns where the body starts. */
