@@ -4,9 +4,10 @@
 // (estimator pass + writer pass) and copies strings char by char; at saturation it was ~40% of
 // the proxy's busy time. This writes each batch in one pass into a reused buffer (long strings
 // such as bodies with Buffer#write, short ones in JS), resource and scope pre-encoded once, ids
-// straight from hex, attributes that repeat earlier spans' copied as the bytes those made. The
-// output is byte for byte what the official serializer emits for the same spans
-// (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
+// straight from hex (or from the id pool's bytes when just issued), attributes that repeat
+// earlier spans' copied as the bytes those made. The output is byte for byte what the official
+// serializer emits for the same spans (otlp-serializer.test.ts checks that, and the decoded
+// fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import { issuedSpanId, issuedTraceId } from './issued-ids.js';
