@@ -2,13 +2,16 @@
 // 1 KiB octet-stream body over 16 keep-alive connections, ~23 attributes each) are built once by
 // the working tree's replay pipeline, then each revision's OtlpTraceSerializer encodes them over
 // and over, releasing its slabs as the exporter does. Deterministic and CPU-only:
-//   node bench/encode.js [--time-order] [REV ...]   default: the working tree; REV: a git revision or WORKTREE
-//   node --cpu-prof bench/encode.js --child bench/out/encode-<rev> [false|true]   one measured run, to profile
+//   node bench/encode.js [--time-order] [--fresh-ids] [REV ...]   default: the working tree; REV: a git revision or WORKTREE
+//   node --cpu-prof bench/encode.js --child bench/out/encode-<rev> [false|true] [spans dir] [false|true]   one measured run, to profile
 // Traffic as fortio -c 16 -qps 10000 makes it: each connection sends a request every 1.6 ms, at a
 // random point of that period (seeded, so every run has the same spans), nginx answers 100 µs
 // later and its Date header changes once per second. The spans come as the replay gives them
 // (grouped by connection); --time-order sorts them by end time instead, as a busy agent gets
 // them: consecutive spans from different connections, client and server sides interleaved.
+// --fresh-ids gives each span new ids from the revision's id pool right before it is encoded, as
+// the agent issues a span's ids and encodes it in one go (the serializer copies the bytes of ids
+// just issued since s5); the figure then includes issuing them.
 // Each revision runs in its own child process, alternating over 7 rounds; the figure is the
 // process's CPU time (user + system, GC included) per span, median over rounds.
 import { spawnSync } from 'node:child_process';
@@ -26,12 +29,13 @@ const T0_MS = 1_763_744_399_800;
 const WARMUP = 10;
 const MEASURED = 60;
 
-if (process.argv[2] === '--child') await child(path.resolve(process.argv[3]), process.argv[4] === 'true', process.argv[5] && path.resolve(process.argv[5]));
+if (process.argv[2] === '--child') await child(path.resolve(process.argv[3]), process.argv[4] === 'true', process.argv[5] && path.resolve(process.argv[5]), process.argv[6] === 'true');
 else await parent(process.argv.slice(2));
 
 async function parent(argv) {
   const timeOrder = argv.includes('--time-order');
-  const revs = argv.filter((a) => a !== '--time-order');
+  const freshIds = argv.includes('--fresh-ids');
+  const revs = argv.filter((a) => a !== '--time-order' && a !== '--fresh-ids');
   if (revs.length === 0) revs.push('WORKTREE');
   const worktree = await prepareRevision('WORKTREE', 'encode');
   const dirs = {};
@@ -39,7 +43,7 @@ async function parent(argv) {
   const results = {};
   for (let round = 0; round < ROUNDS; round++) {
     for (const rev of revs) {
-      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], String(timeOrder), worktree], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', dirs[rev], String(timeOrder), worktree, String(freshIds)], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${rev}: ${r.stderr}`);
       const m = JSON.parse(r.stdout.trim().split('\n').pop());
       (results[rev] ??= []).push(m);
@@ -89,15 +93,22 @@ async function agentSpans(dir) {
   return spans;
 }
 
-async function child(dir, timeOrder, spansDir) {
+async function child(dir, timeOrder, spansDir, freshIds) {
   const spans = await agentSpans(spansDir ?? dir);
   if (timeOrder) spans.sort((a, b) => a.endMs - b.endMs);
   const { OtlpTraceSerializer } = await import(path.join(dir, 'src', 'telemetry/otlp-serializer.js'));
+  const { newTraceId, newSpanId } = await import(path.join(dir, 'src', 'proxy/propagation/ids.js'));
   const ser = new OtlpTraceSerializer({ 'service.name': 'agent' }, { name: 'sidetrace' });
   const encoded = [];
   const run = (rounds) => {
     for (let r = 0; r < rounds; r++) {
-      for (const s of spans) encoded.push(ser.encodeSpan(s));
+      for (const s of spans) {
+        if (freshIds) {
+          s.traceId = newTraceId();
+          s.spanId = newSpanId();
+        }
+        encoded.push(ser.encodeSpan(s));
+      }
       ser.releaseEncoded(encoded);
       encoded.length = 0;
     }

@@ -12,6 +12,7 @@ import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
+import { newSpanId, newTraceId } from '../proxy/propagation/ids.js';
 import { OtlpTraceSerializer } from './otlp-serializer.js';
 import { SpanKind, StatusCode, type AttrValue, type SpanRecord, type SpanResource } from './span.js';
 
@@ -466,6 +467,71 @@ describe('OtlpTraceSerializer', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('values that are fresh slices of a head, equal to a memoised string or one char off, encode right', () => {
+    // Header values as a parser gives them: each span's own string objects, sliced from its own
+    // head (V8 views of it), mostly equal to the memoised value; some one char off in the same
+    // length (the memo compares them, then points the equal ones at its own string); some the
+    // very objects an earlier span had (a repeated head's cached parse).
+    const variants = ['fortio.org/fortio-1.68.2', 'fortio.org/fortio-1.68.3', 'Fortio.org/fortio-1.68.2', '127.0.0.1:8080', '127.0.0.1:8081', 'application/json', 'é-not-ascii-at-all'];
+    const head = (i: number, v: string) => `GET / HTTP/1.1\r\nx-${i}: ${v}\r\n`;
+    const slice = (i: number, v: string) => head(i, v).slice(20 + String(i).length, 20 + String(i).length + v.length);
+    const earlier: string[] = [];
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(variants.length - 1), fc.nat(variants.length - 1), fc.nat(3), fc.boolean()), { minLength: 2, maxLength: 40 }), (picks) => {
+        const ser = new OtlpTraceSerializer({}, SCOPE);
+        const spans = picks.map(([a, b, reuse, inArray], i): SpanRecord => {
+          const ua = reuse === 0 && earlier.length > 0 ? earlier[i % earlier.length] : slice(i, variants[a]);
+          const host = slice(i + 1, variants[b]);
+          if (earlier.length < 16) earlier.push(ua);
+          return nthSpan(i, { attributes: { 'user_agent.original': ua, 'http.request.header.host': inArray ? [host] : [host, ua], 'http.response.header.server': [ua] } });
+        });
+        const encoded = spans.map((s) => ser.encodeSpan(s));
+        expect(Buffer.from(ser.encodedSpans.serializeRequest(encoded)!).equals(Buffer.from(official(spans, {})))).toBe(true);
+        ser.releaseEncoded(encoded);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('ids just issued (their bytes copied), issued earlier, and equal or near ones from elsewhere encode right', () => {
+    // The serializer copies the bytes of the ids issued last (issued-ids.ts) instead of decoding
+    // them: spans encoded right after their ids are issued, after more were issued (pools refilled
+    // in between), and with ids that equal an issued one as another string or differ from it in
+    // one char (the one compared first, or another).
+    const near = (id: string, at: number) => id.slice(0, at) + (id[at] === '0' ? '1' : '0') + id.slice(at + 1);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(5), fc.integer({ min: 0, max: 600 }), fc.nat(31)), { minLength: 1, maxLength: 20 }), (steps) => {
+        const ser = new OtlpTraceSerializer({}, SCOPE);
+        const spans: SpanRecord[] = [];
+        let older = nthSpan(0, {});
+        for (const [how, more, at] of steps) {
+          let traceId = newTraceId();
+          let spanId = newSpanId();
+          if (how === 1) for (let i = 0; i < more; i++) newSpanId();
+          if (how === 2) for (let i = 0; i < more; i++) newTraceId();
+          if (how === 3) [traceId, spanId] = [[...traceId].join(''), [...spanId].join('')];
+          if (how === 4) [traceId, spanId] = [near(traceId, at), near(spanId, at % 16)];
+          const span = how === 5 ? older : nthSpan(spans.length, { traceId, spanId, parentSpanId: how === 4 ? newSpanId() : undefined });
+          older = span;
+          spans.push(span);
+          const expected = Buffer.from(official([span], {}));
+          expect(Buffer.from(ser.encodedSpans.serializeRequest([ser.encodeSpan(span)])!).equals(expected)).toBe(true);
+        }
+        expect(Buffer.from(ser.serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('bytes values fill a batch bigger than the scratch buffer has been, each room reserved exactly enough', () => {
+    // serializeRequest copies bytes values (encodeSpan references those of 2 KiB and more): the
+    // scratch buffer grows (this batch is ~4 MiB, more than any other test's) with bodies across the
+    // points where it must, which holds only if each KeyValue reserves room for its bytes.
+    const spans: SpanRecord[] = [];
+    for (let i = 0; i < 2100; i++) spans.push(nthSpan(i, { attributes: { 'http.response.body.content': new Uint8Array(1900 + (i % 148)).fill(i & 0xff), n: i } }));
+    expect(Buffer.from(new OtlpTraceSerializer({}, SCOPE).serializeRequest(spans)).equals(Buffer.from(official(spans, {})))).toBe(true);
   });
 
   it('writes only the own keys of an attribute object, as the official serializer does', () => {

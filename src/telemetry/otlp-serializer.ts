@@ -4,11 +4,13 @@
 // (estimator pass + writer pass) and copies strings char by char; at saturation it was ~40% of
 // the proxy's busy time. This writes each batch in one pass into a reused buffer (long strings
 // such as bodies with Buffer#write, short ones in JS), resource and scope pre-encoded once, ids
-// straight from hex, attributes that repeat earlier spans' copied as the bytes those made. The
-// output is byte for byte what the official serializer emits for the same spans
-// (otlp-serializer.test.ts checks that, and the decoded fields, on random batches).
+// straight from hex (or from the id pool's bytes when just issued), attributes that repeat
+// earlier spans' copied as the bytes those made. The output is byte for byte what the official
+// serializer emits for the same spans (otlp-serializer.test.ts checks that, and the decoded
+// fields, on random batches).
 
 import { ProtobufTraceSerializer, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import { issuedSpanId, issuedTraceId } from './issued-ids.js';
 import type { AttrValue, Attributes, SpanRecord, SpanResource } from './span.js';
 
 export interface InstrumentationScopeInfo {
@@ -59,10 +61,6 @@ let referencing = false;
 const refAt: number[] = [];
 const refBytes: Uint8Array[] = [];
 let refTotal = 0;
-
-function isReferenced(v: Uint8Array): boolean {
-  return referencing && v.byteLength >= REFERENCE_MIN_BYTES;
-}
 
 /**
  * A span from encodeSpan: a small integer naming its bytes in the serializer's tables (which slab,
@@ -204,7 +202,10 @@ const HEX = new Int8Array(128).fill(0);
 for (let i = 0; i < 10; i++) HEX[48 + i] = i;
 for (let i = 0; i < 6; i++) HEX[97 + i] = HEX[65 + i] = 10 + i;
 
-/** Length-delimited bytes decoded from a hex id (no intermediate Uint8Array). */
+/**
+ * Length-delimited bytes decoded from a hex id (no intermediate Uint8Array), or copied from where
+ * the id was issued when it is the last one issued (issued-ids.ts).
+ */
 function putHexField(tag: number, hex: string): void {
   const n = hex.length >>> 1;
   ensure(2 + n);
@@ -213,7 +214,17 @@ function putHexField(tag: number, hex: string): void {
   let at = pos;
   b[at++] = tag;
   b[at++] = n;
-  for (let i = 0; i < n; i++) b[at++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  const issued = n === 16 ? issuedTraceId : issuedSpanId;
+  const known = issued.hex;
+  // Another id of the same length is compared char by char in a runtime call; one char first
+  // tells most apart (a span of an earlier request, an id from a header) for the price of two
+  // loads. The same string (or an equal one: same bytes) is copied.
+  if (hex.charCodeAt(1) === known.charCodeAt(1) && hex === known) {
+    const from = issued.bytes;
+    for (let i = 0, j = issued.at; i < n; i++) b[at++] = from[j++];
+  } else {
+    for (let i = 0; i < n; i++) b[at++] = (HEX[hex.charCodeAt(2 * i) & 0x7f] << 4) | HEX[hex.charCodeAt(2 * i + 1) & 0x7f];
+  }
   pos = at;
 }
 
@@ -306,6 +317,20 @@ function contentLength(size: number): number {
   return n;
 }
 
+/** AnyValue.bytes_value of `v` (`n` bytes long), copied or referenced; room ensured by the caller. */
+function putBytesValue(v: Uint8Array, n: number): void {
+  buf[pos++] = 0x3a; // bytes_value = 7
+  putVarint32(n);
+  if (referencing && n >= REFERENCE_MIN_BYTES) {
+    refAt.push(pos);
+    refBytes.push(v);
+    refTotal += n;
+  } else {
+    buf.set(v, pos);
+    pos += n;
+  }
+}
+
 /** AnyValue content of `size` bytes (from anyValueSize), room already ensured by the caller. */
 function putAnyValue(v: unknown, size: number): void {
   switch (typeof v) {
@@ -331,18 +356,8 @@ function putAnyValue(v: unknown, size: number): void {
       }
       return;
     default:
-      if (v instanceof Uint8Array) {
-        buf[pos++] = 0x3a; // bytes_value = 7
-        putVarint32(v.byteLength);
-        if (isReferenced(v)) {
-          refAt.push(pos);
-          refBytes.push(v);
-          refTotal += v.byteLength;
-        } else {
-          buf.set(v, pos);
-          pos += v.byteLength;
-        }
-      } else if (Array.isArray(v)) {
+      if (v instanceof Uint8Array) putBytesValue(v, v.byteLength);
+      else if (Array.isArray(v)) {
         buf[pos++] = 0x2a; // array_value = 5
         putVarint32(contentLength(size));
         for (let i = 0; i < v.length; i++) {
@@ -499,13 +514,29 @@ function forgetLastList(): void {
   intactFrom = lists + 1;
 }
 
-/** Whether `v` is the value whose KeyValue `slot` holds. */
+/**
+ * Whether `v` is the value whose KeyValue `slot` holds. Compared by type: one `===` for values of
+ * every type would be a call to V8's generic StrictEqual; each of these compiles to a pointer or
+ * number compare (strings: then a string compare, see thin()).
+ */
 function isMemoised(slot: ValueMemo, v: AttrValue): boolean {
-  if (v === slot.value) return true;
-  if (slot.value !== slot.items || !Array.isArray(v)) return false;
+  const memo = slot.value;
+  if (typeof v === 'string') {
+    if (typeof memo !== 'string' || v !== memo) return false;
+    thin(v);
+    return true;
+  }
+  if (typeof v === 'number') return typeof memo === 'number' && v === memo;
+  if (typeof v === 'boolean') return v === memo;
+  // An array memo is always `items`, a copy of strings.
+  if (!Array.isArray(v) || !Array.isArray(memo)) return false;
   const items = slot.items;
   if (v.length !== items.length) return false;
-  for (let i = 0; i < items.length; i++) if (v[i] !== items[i]) return false;
+  for (let i = 0; i < items.length; i++) {
+    const item = v[i] as unknown;
+    if (typeof item !== 'string' || item !== items[i]) return false;
+    thin(item);
+  }
   return true;
 }
 
@@ -560,12 +591,30 @@ function isMemoisable(v: AttrValue): boolean {
 const MIN_SLICE = 13;
 
 /**
- * `s` as a string that keeps nothing else alive. Header values are slices of their whole head
- * (up to 64 KiB), which a memo holding one would keep; appending a char and slicing it off copies
- * `s` into a string of its own (one char longer) that the slice is a view of.
+ * `s` internalized: a string that keeps nothing else alive (header values are slices of their
+ * whole head, up to 64 KiB, which a memo holding one would keep) and that thin() can point equal
+ * strings at. A computed key is internalized; for-in hands that key back.
  */
 function ownString(s: string): string {
-  return s.length < MIN_SLICE ? s : (s + ' ').slice(0, -1);
+  if (s.length < MIN_SLICE) return s;
+  const holder: Record<string, number> = { [s]: 0 };
+  for (const key in holder) return key;
+  return s;
+}
+
+// Memoised values repeat as new string objects span after span, mostly slices of a parsed head;
+// V8 compares a slice with another string in a runtime call (~45 ns), but a ThinString (a string
+// that points at its internalized equal) with an internalized one by pointer (~8 ns). A keyed
+// load with a string as the key makes V8 look the name up in its string table and, when an equal
+// internalized string exists (the memo's: ownString), turn the string into such a ThinString in
+// place. A repeated head hands every request the same string objects (the HTTP/1 parse cache),
+// so each is compared slowly once and cheaply after.
+const THIN_BY_LOOKUP: Record<string, undefined> = Object.create(null) as Record<string, undefined>;
+
+/** Makes `s`, equal to a memoised (internalized) string, point at it (see THIN_BY_LOOKUP). */
+function thin(s: string): void {
+  // Shorter strings are copies, compared inline without a runtime call.
+  if (s.length >= MIN_SLICE) void THIN_BY_LOOKUP[s];
 }
 
 /** Drops every value memoised under `memo`'s key. */
@@ -740,18 +789,33 @@ function putRun(from: number, to: number): void {
 function putKeyValue(tag: number, kf: Buffer, v: AttrValue): void {
   if (typeof v === 'string') {
     if (putAsciiStringKeyValue(tag, kf, v)) return;
-  } else if (Array.isArray(v) && putAsciiArrayKeyValue(tag, kf, v)) return;
-  // Numbers, booleans, bytes, and strings that are not ASCII: sized exactly, then written.
+  } else if (Array.isArray(v)) {
+    if (putAsciiArrayKeyValue(tag, kf, v)) return;
+  } else if (v instanceof Uint8Array) return putBytesKeyValue(tag, kf, v);
+  // Numbers, booleans, and strings and arrays that are not ASCII: sized exactly, then written.
   const sn = typeof v === 'string' ? utf8Length(v) : 0;
   const vn = typeof v === 'string' ? 1 + varintSize(sn) + sn : anyValueSize(v);
   const kvLen = kf.length + 1 + varintSize(vn) + vn;
-  ensure(1 + MAX_VARINT32 + kvLen - (v instanceof Uint8Array && isReferenced(v) ? v.byteLength : 0));
+  ensure(1 + MAX_VARINT32 + kvLen);
   putKeyValueHead(tag, kf, kvLen, vn);
   if (typeof v === 'string') {
     buf[pos++] = 0x0a; // AnyValue.string_value = 1
     putVarint32(sn);
     putStringBytes(v, sn);
   } else putAnyValue(v, vn);
+}
+
+/**
+ * A bytes KeyValue (bodies: one a span, never memoised), its length read once: the general path
+ * reads byteLength (a prototype getter) four times, and V8 calls a load IC for some of them.
+ */
+function putBytesKeyValue(tag: number, kf: Buffer, v: Uint8Array): void {
+  const n = v.byteLength;
+  const vn = 1 + varintSize(n) + n;
+  const kvLen = kf.length + 1 + varintSize(vn) + vn;
+  ensure(1 + MAX_VARINT32 + kvLen - (referencing && n >= REFERENCE_MIN_BYTES ? n : 0));
+  putKeyValueHead(tag, kf, kvLen, vn);
+  putBytesValue(v, n);
 }
 
 /** Reserves `guess` bytes for a length written by endLength(); returns where the body starts. */
