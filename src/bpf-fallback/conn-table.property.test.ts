@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from './events.js';
 import type { HttpRecord } from './protocols/protocol.js';
@@ -231,6 +233,32 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
       // One keep-alive client (no pipelining) that parsed a response differently in each before.
       { numRuns: 500, examples: [[[...Array<{ method: string; status: number }>(4).fill({ method: 'GET', status: 200 }), { method: 'HEAD', status: 200 }], 0, [3, 0, 1, 0, 3, 0, 3, 2, 3], [1571189403]]] },
     );
+  });
+
+  test('an open connection keeps no capture batch alive once its records are handed on', async () => {
+    // Record bodies view the batch (HTTP/1 copies only those of messages still waiting); the
+    // records array stitchH1 reuses per connection must not hold the last ones past the batch.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const run = newRun();
+    let batchMemory: WeakRef<ArrayBufferLike> | undefined;
+    (() => {
+      const events = connEvents({ connId: 1, role: 'server', close: false }, [
+        { direction: 'ingress', data: 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n' },
+        { direction: 'egress', data: `HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n${'x'.repeat(5000)}` },
+      ]);
+      // Over Buffer's pool size: memory of its own, as the addon's batches are.
+      const batch = encodeBatch(events);
+      batchMemory = new WeakRef(batch.buffer);
+      run.table.handleBatch(batch);
+    })();
+    expect(run.records).toHaveLength(1);
+    run.records.length = 0;
+    // WeakRef targets are kept until the current job ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(run.table.size).toBe(1);
+    expect(batchMemory?.deref()).toBeUndefined();
   });
 
   test('after a gap, parsing resynchronises at the next request', () => {

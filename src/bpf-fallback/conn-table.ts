@@ -446,6 +446,10 @@ export class ConnTable implements BatchSink {
         m.parseErrors.inc();
       }
     }
+    // The array may be the protocol's own, kept for its next call (HTTP/1's): emptied now, or an
+    // idle connection would keep its last records, their heads' text and the capture batch their
+    // bodies view, for as long as it stays open.
+    while (records.length > 0) records.pop();
   }
 
   /** Picks the protocol and which direction carries requests; false while undecided. */
