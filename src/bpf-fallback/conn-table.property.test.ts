@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from './events.js';
 import type { HttpRecord } from './protocols/protocol.js';
@@ -202,6 +204,61 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
       }),
       { numRuns: 400 },
     );
+  });
+
+  test('pipelined repeated heads with response bytes lost: handleBatch parses as handle does', () => {
+    // Request heads taken in place push their methods as they arrive; a hole in the response
+    // stream parses the responses before it mid-batch, and a response's framing depends on the
+    // methods then known (HEAD). Both paths must know the same ones there.
+    const exArb = fc.record({ method: fc.constantFrom('GET', 'GET', 'HEAD'), status: fc.constantFrom(200, 200, 204) });
+    fc.assert(
+      fc.property(fc.array(exArb, { minLength: 2, maxLength: 10 }), fc.nat({ max: 3 }), fc.array(fc.nat({ max: 5 }), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 3 }), (exs, pipelined, faults, splits) => {
+        const reqs: Write[] = exs.map((e) => ({ direction: 'egress', data: `${e.method} /a HTTP/1.1\r\nHost: h\r\n\r\n` }));
+        const ress: Write[] = exs.map((e) => ({ direction: 'ingress', data: `HTTP/1.1 ${e.status} OK\r\nServer: s\r\n${e.status === 204 ? '' : 'Content-Length: 40\r\n'}\r\n${e.method === 'HEAD' || e.status === 204 ? '' : 'b'.repeat(40)}` }));
+        const writes: Write[] = [];
+        for (let i = 0; i < exs.length; i += pipelined + 1) writes.push(...reqs.slice(i, i + pipelined + 1), ...ress.slice(i, i + pipelined + 1));
+        let k = 0;
+        const events = connEvents({ connId: 1 }, writes).flatMap((e): AgentEvent[] => {
+          if (e.kind !== 'data') return [e];
+          const f = faults[k++ % faults.length];
+          // Dropped, repeated, or its last bytes not captured (a hole at its end).
+          if (f === 0) return [];
+          if (f === 1) return [e, e];
+          if (f === 2) return [{ ...e, data: e.data.subarray(0, Math.max(0, e.data.length - 5)) }];
+          return [e];
+        });
+        const at = [...new Set(splits.map((n) => n % events.length))].sort((a, b) => a - b);
+        runBatches([0, ...at].map((from, i) => events.slice(from, [...at, events.length][i])));
+      }),
+      // One keep-alive client (no pipelining) that parsed a response differently in each before.
+      { numRuns: 500, examples: [[[...Array<{ method: string; status: number }>(4).fill({ method: 'GET', status: 200 }), { method: 'HEAD', status: 200 }], 0, [3, 0, 1, 0, 3, 0, 3, 2, 3], [1571189403]]] },
+    );
+  });
+
+  test('an open connection keeps no capture batch alive once its records are handed on', async () => {
+    // Record bodies view the batch (HTTP/1 copies only those of messages still waiting); the
+    // records array stitchH1 reuses per connection must not hold the last ones past the batch.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const run = newRun();
+    let batchMemory: WeakRef<ArrayBufferLike> | undefined;
+    (() => {
+      const events = connEvents({ connId: 1, role: 'server', close: false }, [
+        { direction: 'ingress', data: 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n' },
+        { direction: 'egress', data: `HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n${'x'.repeat(5000)}` },
+      ]);
+      // Over Buffer's pool size: memory of its own, as the addon's batches are.
+      const batch = encodeBatch(events);
+      batchMemory = new WeakRef(batch.buffer);
+      run.table.handleBatch(batch);
+    })();
+    expect(run.records).toHaveLength(1);
+    run.records.length = 0;
+    // WeakRef targets are kept until the current job ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(run.table.size).toBe(1);
+    expect(batchMemory?.deref()).toBeUndefined();
   });
 
   test('after a gap, parsing resynchronises at the next request', () => {

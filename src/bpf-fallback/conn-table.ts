@@ -407,7 +407,11 @@ export class ConnTable implements BatchSink {
       return;
     }
     const type = this.typeOf(conn, dir);
-    // Parse what arrived before the hole, then let the parser absorb it or resynchronise.
+    // Parse what arrived before the hole, then let the parser absorb it or resynchronise. The
+    // requests that arrived before it first, as at the end of a batch (pump): a response's framing
+    // depends on the requests parsed (HEAD), and handleBatch takes repeated request heads as they
+    // arrive, so without this a lossy response stream parsed differently there than in handle.
+    if (type === 'response') this.parse(conn, 'request');
     this.parse(conn, type);
     if (buf.length === 0 && !buf.resyncing && conn.protocol.skip(type, seg.length, conn.state)) return;
     this.emit(conn, false);
@@ -442,6 +446,10 @@ export class ConnTable implements BatchSink {
         m.parseErrors.inc();
       }
     }
+    // The array may be the protocol's own, kept for its next call (HTTP/1's): emptied now, or an
+    // idle connection would keep its last records, their heads' text and the capture batch their
+    // bodies view, for as long as it stays open.
+    while (records.length > 0) records.pop();
   }
 
   /** Picks the protocol and which direction carries requests; false while undecided. */

@@ -1,4 +1,6 @@
 import grpc from '@grpc/grpc-js';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
 import { describe, expect, test } from 'vitest';
 import { compilePolicy } from '../policy/parse.js';
 import { createExchangeFactory } from '../proxy/exchange-impl.js';
@@ -304,5 +306,30 @@ describe('spans from captured exchanges', () => {
     expect(s.attributes['sidetrace.http2.stream_id']).toBe(1);
     expect(s.events.map((e) => [e.attributes['message.type'], e.attributes['message.body']])).toEqual([['SENT', '{"1":42,"2":"book"}']]);
     expect(s.events.every((e) => e.timeMs >= s.startMs && e.timeMs <= s.endMs)).toBe(true);
+  });
+
+  test('open connections do not keep their large heads alive after their spans (HeadMemo)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { spans, run } = agentSpans({}, { tap: false });
+    const cookie = 'c'.repeat(32 * 1024);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // 200 keep-alive connections, still open, each with one exchange whose request head is 32 KiB:
+    // its header strings are slices of that head's text.
+    for (let c = 1; c <= 200; c++) {
+      run.table.handle(
+        connEvents({ connId: c, role: 'server', close: false }, [
+          { direction: 'ingress', data: `GET /a HTTP/1.1\r\nHost: shop-service.internal:8080\r\nUser-Agent: client/1.2.3 (${c})\r\nCookie: ${cookie}${c}\r\n\r\n` },
+          { direction: 'egress', data: 'HTTP/1.1 204 No Content\r\nServer: nginx\r\n\r\n' },
+        ]),
+      );
+    }
+    spans.length = 0;
+    gc();
+    const retained = process.memoryUsage().heapUsed - before;
+    expect(run.table.size).toBe(200);
+    // 6.4 MiB of head text if each connection kept its head's.
+    expect(retained).toBeLessThan(2 * 1024 * 1024);
   });
 });

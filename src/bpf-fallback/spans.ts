@@ -33,6 +33,25 @@ interface IdentityEntry {
   heads: HeadMemo;
 }
 
+/**
+ * A HeadMemo keeps strings of its connection's last heads (header values, the target, the Host),
+ * and V8 keeps a slice's whole head text alive, up to 64 KiB a head, for as long as the connection
+ * lives and outside the table's byte bound. It pays only for a head the parser hands again, and
+ * HTTP/1 repeats only heads of at most 512 chars (parse.ts MAX_CACHED_HEAD): larger ones are
+ * replayed without it, so no connection holds more than about this much head text.
+ */
+const MEMO_HEAD_CHARS = 1024;
+
+/** The chars of a record's target and header strings: about its heads' text, a bit less. */
+function headChars(rec: HttpRecord): number {
+  let n = rec.target.length;
+  const req = rec.requestHeaders;
+  for (let i = 0; i < req.length; i++) n += req[i].length;
+  const res = rec.responseHeaders;
+  for (let i = 0; i < res.length; i++) n += res[i].length;
+  return n;
+}
+
 export class SpanReplayer {
   private readonly exchanges: ExchangeFactory;
   /** Per connection: the exchange only reads `attributes`, so one object serves all its records. */
@@ -105,7 +124,7 @@ export class SpanReplayer {
     start.scheme = conn.source === 'tls' ? 'https' : 'http';
     start.attributes = identity.attributes;
     start.resource = identity.resource;
-    start.heads = identity.heads;
+    start.heads = headChars(rec) <= MEMO_HEAD_CHARS ? identity.heads : undefined;
     try {
       const ex = this.exchanges.start(start);
       for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
