@@ -15,6 +15,7 @@ function source(raw = false) {
   let cb: ((events: AgentEvent[]) => void) | undefined;
   let rawCb: ((batch: Buffer) => void) | undefined;
   const attached: number[] = [];
+  const released: number[] = [];
   const counters: KernelCounters = { eventsSent: 10, eventsDropped: 2, bytesCaptured: 300, bytesTruncated: 4 };
   let closed = false;
   const src: CaptureSource = {
@@ -23,9 +24,10 @@ function source(raw = false) {
     ...(raw ? { onRawBatch: (f: (batch: Buffer) => void) => (rawCb = f) } : {}),
     counters: () => counters,
     attachTls: (pid) => void attached.push(pid),
+    releaseTls: (pid) => void released.push(pid),
     close: () => void (closed = true),
   };
-  return { src, push: (events: AgentEvent[]) => (raw ? rawCb!(encodeBatch(events)) : cb!(events)), attached, closed: () => closed };
+  return { src, push: (events: AgentEvent[]) => (raw ? rawCb!(encodeBatch(events)) : cb!(events)), attached, released, closed: () => closed };
 }
 
 async function agent(args: string[], ignorePids: number[] = [], raw = false) {
@@ -46,6 +48,11 @@ describe.each([false, true])('agent composition (raw batches: %s)', (raw) => {
   test('batches become printed requests; exec attaches TLS probes; close detaches', async () => {
     const { a, s, text } = await agent(['--json'], [], raw);
     s.push([{ kind: 'exec', pid: 321, tsNs: 1, comm: 'python3' }, ...connEvents({ connId: 1, pid: 321 }, EXCHANGE)]);
+    expect(s.attached).toEqual([321]);
+    // The old image's libraries are released before the new one is attached.
+    expect(s.released).toEqual([321]);
+    s.push([{ kind: 'exit', pid: 321, tsNs: 2 }]);
+    expect(s.released).toEqual([321, 321]);
     expect(s.attached).toEqual([321]);
     const row = JSON.parse(text().trim());
     expect(row).toMatchObject({ pid: 321, method: 'GET', path: '/from-agent', status: '200', kind: 'client' });

@@ -34,8 +34,11 @@ export interface CaptureSource {
   readonly ready?: Promise<void>;
   onBatch(cb: (events: AgentEvent[]) => void): void;
   /** Raw capture batches (native.ts's readBatch layout): when present the agent takes these,
-   * and the table reads them without an event object per record. */
+   * and the table reads them without an event object per record; the agent then reports each
+   * exec and exit to releaseTls. */
   onRawBatch?(cb: (batch: Buffer) => void): void;
+  /** A process exec'ed or exited: drop its hold on the TLS probes (idempotent). */
+  releaseTls?(pid: number): void;
   counters(): KernelCounters;
   /** Attach the TLS uprobes to a process's libssl (or its statically linked OpenSSL). */
   attachTls?(pid: number): void;
@@ -163,6 +166,13 @@ export async function startAgent(config: AgentConfig, source: CaptureSource, opt
   const ignored = new Set(options.ignorePids ?? [process.pid]);
   const onProcessEvent = (ev: ProcExecEvent | ProcExitEvent) => {
     processes.forget(ev.pid);
+    // Before attaching anew: the old image's libraries are no longer this pid's. Called while the
+    // table reads a batch, so nothing may be thrown into it.
+    try {
+      source.releaseTls?.(ev.pid);
+    } catch (err) {
+      log(`sidetrace agent: cannot release TLS probes of pid ${ev.pid}: ${(err as Error).message}`);
+    }
     if (ev.kind === 'exec') attach(ev.pid);
   };
   if (source.onRawBatch !== undefined) {
