@@ -189,12 +189,11 @@ export interface BatchSink {
   event(ev: Exclude<AgentEvent, DataEvent>): void;
 }
 
-/** Reads one batch (records back to back, each [u32 length][record]) into `sink`; returns the
- * records read. The hot path of the agent. */
-export function readBatch(buf: Buffer, sink: BatchSink): number {
+/** Reads one batch (records back to back, each [u32 length][record]) into `sink`. The hot path
+ * of the agent. */
+export function readBatch(buf: Buffer, sink: BatchSink): void {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.length);
   let off = 0;
-  let records = 0;
   while (off + 4 <= buf.length) {
     const len = v.getUint32(off, true);
     const r = off + 4;
@@ -203,7 +202,6 @@ export function readBatch(buf: Buffer, sink: BatchSink): number {
     const type = v.getUint32(r, true);
     const pid = v.getUint32(r + 4, true);
     const tsNs = dvU64(v, r + 16);
-    records++;
     if (type === EV_DATA && len >= DATA_HEADER) {
       const captured = v.getUint32(r + 48, true);
       sink.data(
@@ -247,9 +245,8 @@ export function readBatch(buf: Buffer, sink: BatchSink): number {
       sink.event({ kind: 'exec', pid, tsNs, comm: comm(buf, r + 32) });
     } else if (type === EV_EXIT) {
       sink.event({ kind: 'exit', pid, tsNs });
-    } else records--;
+    }
   }
-  return records;
 }
 
 /** Decodes one batch into events, data payloads as views of the batch (tests, e2e suites, and
