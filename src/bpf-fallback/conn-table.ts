@@ -6,8 +6,8 @@
 
 import type { AgentMetrics } from './agent-metrics.js';
 import type { AgentEvent, ConnOpenEvent, ProcExecEvent, ProcExitEvent, Role, SockAddr } from './events.js';
-import { payloadView, readBatch, type BatchSink } from './native.js';
-import type { HttpRecord, MessageType, TimedFrame } from './protocols/protocol.js';
+import { readBatch, type BatchSink } from './native.js';
+import { payloadView, type HttpRecord, type MessageType, type TimedFrame } from './protocols/protocol.js';
 import { PROTOCOLS, type AnyProtocol } from './protocols/registry.js';
 import { ByteStream, DEFAULT_STREAM_LIMITS, ParseBuffer, type Segment, type StreamLimits } from './reassembly.js';
 

@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AgentEvent, DataEvent, KernelCounters, Role, SockAddr } from './events.js';
+import { payloadView } from './protocols/protocol.js';
 
 export interface AgentCaptureOptions {
   /** Ring buffer bytes (rounded up to a power of two of pages); default 8 MiB. */
@@ -266,11 +267,6 @@ export function decodeBatch(buf: Buffer): AgentEvent[] {
   return out;
 }
 
-/** batch[at, at + length) as a Buffer over the batch's memory: the same view as subarray, made
- * without its species lookup and argument clamping (~15 ns less per record). */
-export function payloadView(batch: Buffer, at: number, length: number): Buffer {
-  return Buffer.from(batch.buffer, batch.byteOffset + at, length);
-}
 
 // Where distributions put the system OpenSSL: attached at open and never detached, so a
 // short-lived process (curl, python) is covered before user space even hears of its exec.

@@ -5,7 +5,7 @@
 // kernel time of each byte range so frames get the times of their first and last byte.
 
 import type { DataEvent } from './events.js';
-import { unpinned } from './protocols/protocol.js';
+import { payloadView, unpinned } from './protocols/protocol.js';
 
 /** What a stream needs of a data event. */
 export type StreamData = Pick<DataEvent, 'pos' | 'size' | 'data' | 'tsNs'>;
@@ -236,8 +236,7 @@ export class ParseBuffer {
       this.next();
       return;
     }
-    // The same view as subarray(n), without its species lookup and argument clamping.
-    this.buf = Buffer.from(this.buf.buffer, this.buf.byteOffset + n, this.buf.length - n);
+    this.buf = payloadView(this.buf, n, this.buf.length - n);
     const offs = this.offs;
     if (offs.length === 1) return;
     let drop = 0;

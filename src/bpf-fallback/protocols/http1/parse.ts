@@ -3,7 +3,7 @@
 // so a large body never has to be buffered whole. Pure: all state is in the H1State passed in.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import { NEEDS_MORE_DATA, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
+import { NEEDS_MORE_DATA, payloadView, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
 import type { H1CachedHead, H1DirState, H1Frame, H1Framing, H1Mode, H1State } from './types.js';
 
 /** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
@@ -385,7 +385,7 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
     if (last) dir.mode = 'head';
     const lost = dir.lost;
     dir.lost = 0;
-    return { kind: 'success', frame: { kind: 'body', data: Buffer.from(mem.buffer, mem.byteOffset + from, n), last, lost }, consumed: n };
+    return { kind: 'success', frame: { kind: 'body', data: payloadView(mem, from, n), last, lost }, consumed: n };
   }
   if (dir.mode !== 'head') return undefined;
   let cached: H1CachedHead | undefined;
@@ -413,7 +413,7 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
   dir.remaining -= n;
   const last = dir.remaining === 0;
   if (last) dir.mode = 'head';
-  return { kind: 'success', frame: { kind: 'head-body', head: f, data: Buffer.from(mem.buffer, mem.byteOffset + from + headBytes, n), last }, consumed: headBytes + n };
+  return { kind: 'success', frame: { kind: 'head-body', head: f, data: payloadView(mem, from + headBytes, n), last }, consumed: headBytes + n };
 }
 
 /** A request head that repeats `cached`: its whole outcome is in its bytes, so the same frame and
