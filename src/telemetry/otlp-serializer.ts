@@ -317,11 +317,16 @@ function contentLength(size: number): number {
   return n;
 }
 
+/** Whether a bytes value of `n` bytes is referenced rather than copied into the slab now. */
+function isReferenced(n: number): boolean {
+  return referencing && n >= REFERENCE_MIN_BYTES;
+}
+
 /** AnyValue.bytes_value of `v` (`n` bytes long), copied or referenced; room ensured by the caller. */
 function putBytesValue(v: Uint8Array, n: number): void {
   buf[pos++] = 0x3a; // bytes_value = 7
   putVarint32(n);
-  if (referencing && n >= REFERENCE_MIN_BYTES) {
+  if (isReferenced(n)) {
     refAt.push(pos);
     refBytes.push(v);
     refTotal += n;
@@ -813,7 +818,7 @@ function putBytesKeyValue(tag: number, kf: Buffer, v: Uint8Array): void {
   const n = v.byteLength;
   const vn = 1 + varintSize(n) + n;
   const kvLen = kf.length + 1 + varintSize(vn) + vn;
-  ensure(1 + MAX_VARINT32 + kvLen - (referencing && n >= REFERENCE_MIN_BYTES ? n : 0));
+  ensure(1 + MAX_VARINT32 + kvLen - (isReferenced(n) ? n : 0));
   putKeyValueHead(tag, kf, kvLen, vn);
   putBytesValue(v, n);
 }
