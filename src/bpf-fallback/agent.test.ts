@@ -15,7 +15,8 @@ function source(raw = false) {
   let cb: ((events: AgentEvent[]) => void) | undefined;
   let rawCb: ((batch: Buffer) => void) | undefined;
   const attached: number[] = [];
-  const released: number[] = [];
+  /** attachTls and releaseTls calls in the order made. */
+  const tlsCalls: [string, number][] = [];
   const counters: KernelCounters = { eventsSent: 10, eventsDropped: 2, bytesCaptured: 300, bytesTruncated: 4 };
   let closed = false;
   const src: CaptureSource = {
@@ -23,11 +24,14 @@ function source(raw = false) {
     onBatch: (f) => (cb = f),
     ...(raw ? { onRawBatch: (f: (batch: Buffer) => void) => (rawCb = f) } : {}),
     counters: () => counters,
-    attachTls: (pid) => void attached.push(pid),
-    releaseTls: (pid) => void released.push(pid),
+    attachTls: (pid) => {
+      attached.push(pid);
+      tlsCalls.push(['attach', pid]);
+    },
+    releaseTls: (pid) => void tlsCalls.push(['release', pid]),
     close: () => void (closed = true),
   };
-  return { src, push: (events: AgentEvent[]) => (raw ? rawCb!(encodeBatch(events)) : cb!(events)), attached, released, closed: () => closed };
+  return { src, push: (events: AgentEvent[]) => (raw ? rawCb!(encodeBatch(events)) : cb!(events)), attached, tlsCalls, closed: () => closed };
 }
 
 async function agent(args: string[], ignorePids: number[] = [], raw = false) {
@@ -49,11 +53,10 @@ describe.each([false, true])('agent composition (raw batches: %s)', (raw) => {
     const { a, s, text } = await agent(['--json'], [], raw);
     s.push([{ kind: 'exec', pid: 321, tsNs: 1, comm: 'python3' }, ...connEvents({ connId: 1, pid: 321 }, EXCHANGE)]);
     expect(s.attached).toEqual([321]);
-    // The old image's libraries are released before the new one is attached.
-    expect(s.released).toEqual([321]);
+    // The old image's libraries are released before the new one is attached; exit only releases.
+    expect(s.tlsCalls).toEqual([['release', 321], ['attach', 321]]);
     s.push([{ kind: 'exit', pid: 321, tsNs: 2 }]);
-    expect(s.released).toEqual([321, 321]);
-    expect(s.attached).toEqual([321]);
+    expect(s.tlsCalls).toEqual([['release', 321], ['attach', 321], ['release', 321]]);
     const row = JSON.parse(text().trim());
     expect(row).toMatchObject({ pid: 321, method: 'GET', path: '/from-agent', status: '200', kind: 'client' });
     expect(a.metrics.spansSubmitted.value).toBe(1);
