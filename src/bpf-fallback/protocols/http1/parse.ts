@@ -4,7 +4,7 @@
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
 import { NEEDS_MORE_DATA, payloadView, type MessageType, type ParseResult, type StateOptions } from '../protocol.js';
-import type { H1CachedHead, H1DirState, H1Frame, H1Framing, H1Mode, H1State } from './types.js';
+import type { H1CachedHead, H1DirState, H1Frame, H1Framing, H1HeadResult, H1Mode, H1State } from './types.js';
 
 /** Heads larger than this are not HTTP we can use: declare invalid and resynchronise. */
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -161,6 +161,8 @@ export function parseH1Frame(type: MessageType, buf: Buffer, state: H1State, tsN
       return buf.length === 0 ? NEEDS_MORE_DATA : { kind: 'ignored', consumed: buf.length };
   }
 }
+
+const BAD_RESPONSE_LENGTH = 'bad Content-Length in response';
 
 function invalid(reason: string): ParseResult<never> {
   return { kind: 'invalid', reason };
@@ -389,7 +391,7 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
   }
   if (dir.mode !== 'head') return undefined;
   let cached: H1CachedHead | undefined;
-  let head: ParseResult<H1Frame>;
+  let head: H1HeadResult;
   if (type === 'request') {
     cached = state.lastRequestHead;
     if (!repeatsAt(mem, from, length, cached)) return undefined;
@@ -400,15 +402,16 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
     // A bad Content-Length is refused after the answered method is taken: left to parseH1Frame.
     if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return undefined;
     // The method is known here, so responseFraming never looks at the bytes after the head.
-    head = responseFraming(mem, state, tsNs, cached.status, cached.bytes.length, cached.framing) ? cached.done : cached.open!;
+    const repeated = repeatedResponse(mem, state, cached, tsNs);
+    if (repeated === undefined) return undefined;
+    head = repeated;
   }
   // Its Content-Length body follows in the same event (nginx's writev of head and body): one
   // frame for both, the body cut as the 'fixed' case above cuts it.
   const headBytes = cached.bytes.length;
   // (The head set the mode: TypeScript still narrows it to 'head' from the check above.)
-  if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0 || head.kind !== 'success') return head;
+  if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0) return head;
   const f = head.frame;
-  if (f.kind !== 'request-head' && f.kind !== 'response-head') return head;
   const n = Math.min(dir.remaining, length - headBytes);
   dir.remaining -= n;
   const last = dir.remaining === 0;
@@ -418,10 +421,19 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
 
 /** A request head that repeats `cached`: its whole outcome is in its bytes, so the same frame and
  * result serve every repeat. */
-function repeatedRequest(state: H1State, cached: H1CachedHead, tsNs: number): ParseResult<H1Frame> {
+function repeatedRequest(state: H1State, cached: H1CachedHead, tsNs: number): H1HeadResult {
   requestFraming(state, cached.method, cached.framing);
   pushPending(state, cached.method, tsNs);
   return cached.done;
+}
+
+/** A response head that repeats `cached` (at the start of buf, or with buf's head bytes read
+ * before: see responseFraming): the cached outcome the answered request's method picks, or
+ * undefined for a bad Content-Length. */
+function repeatedResponse(buf: Buffer, state: H1State, cached: H1CachedHead, tsNs: number): H1HeadResult | undefined {
+  const complete = responseFraming(buf, state, tsNs, cached.status, cached.bytes.length, cached.framing);
+  if (complete === undefined) return undefined;
+  return complete ? cached.done : cached.open!;
 }
 
 function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
@@ -441,7 +453,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   if (framing === 'invalid') return invalid('bad Content-Length in request');
   const complete = requestFraming(state, method, framing);
   pushPending(state, method, tsNs);
-  const result: ParseResult<H1Frame> = {
+  const result: H1HeadResult = {
     kind: 'success',
     frame: { kind: 'request-head', method, target: m.target, version: m.minor === 48 ? '1.0' : '1.1', headers, complete },
     consumed: head.consumed,
@@ -449,7 +461,7 @@ function parseRequestHead(buf: Buffer, state: H1State, tsNs: number): ParseResul
   const text = head.text.length <= MAX_CACHED_HEAD ? head.text : undefined;
   // Cached at a text's first repeat and dropped at the first head that differs: heads that all
   // differ (per-request ids) pay a string compare, no copy and no byte compare.
-  state.lastRequestHead = text !== undefined && text === state.lastRequestText ? cachedHead(buf, head.consumed, method, framing, result, undefined) : undefined;
+  state.lastRequestHead = text !== undefined && text === state.lastRequestText ? cachedHead(buf, head.consumed, method, 0, framing, result, undefined) : undefined;
   state.lastRequestText = text;
   return result;
 }
@@ -485,41 +497,27 @@ function pushPending(state: H1State, method: string, tsNs: number): void {
 }
 
 function parseResponseHead(buf: Buffer, state: H1State, tsNs: number): ParseResult<H1Frame> {
-  let cached = state.lastResponseHead;
-  let status: number;
-  let framing: H1Framing;
-  let head: Head | undefined;
-  let headers: RawHeaders | undefined;
-  if (repeats(buf, cached)) {
-    status = cached.status;
-    framing = cached.framing;
-  } else {
-    cached = undefined;
-    const h = readHead(buf, 'response');
-    if ('kind' in h) return h;
-    status = statusLine(h.text, h.lineEnd);
-    if (status === 0) return invalid(`bad status line "${h.text.slice(0, Math.min(h.lineEnd, 64))}"`);
-    const parsed = headHeaders(h);
-    if (typeof parsed === 'string') return invalid(parsed);
-    head = h;
-    headers = parsed;
-    framing = headFraming(h.framing, parsed);
-  }
-  const complete = responseFraming(buf, state, tsNs, status, cached === undefined ? head!.consumed : cached.bytes.length, framing);
-  if (complete === undefined) return invalid('bad Content-Length in response');
-  if (cached !== undefined) return complete ? cached.done : cached.open!;
-  const h = head!;
+  const cached = state.lastResponseHead;
+  if (repeats(buf, cached)) return repeatedResponse(buf, state, cached, tsNs) ?? invalid(BAD_RESPONSE_LENGTH);
+  const h = readHead(buf, 'response');
+  if ('kind' in h) return h;
+  const status = statusLine(h.text, h.lineEnd);
+  if (status === 0) return invalid(`bad status line "${h.text.slice(0, Math.min(h.lineEnd, 64))}"`);
+  const headers = headHeaders(h);
+  if (typeof headers === 'string') return invalid(headers);
+  const framing = headFraming(h.framing, headers);
+  const complete = responseFraming(buf, state, tsNs, status, h.consumed, framing);
+  if (complete === undefined) return invalid(BAD_RESPONSE_LENGTH);
   const version = h.text.charCodeAt(7) === 48 ? '1.0' : '1.1';
   const interim = status < 200 && status !== 101;
-  const result: ParseResult<H1Frame> = { kind: 'success', frame: { kind: 'response-head', status, version, headers: headers!, interim, complete }, consumed: h.consumed };
+  const result: H1HeadResult = { kind: 'success', frame: { kind: 'response-head', status, version, headers, interim, complete }, consumed: h.consumed };
   const text = h.text.length <= MAX_CACHED_HEAD ? h.text : undefined;
   let next: H1CachedHead | undefined;
   if (text !== undefined && text === state.lastResponseText) {
     // Both outcomes a repeat can have (complete or not, by the answered request's method), so a
     // repeat allocates nothing.
-    const other: ParseResult<H1Frame> = { kind: 'success', frame: { kind: 'response-head', status, version, headers: headers!, interim, complete: !complete }, consumed: h.consumed };
-    next = cachedHead(buf, h.consumed, '', framing, complete ? result : other, complete ? other : result);
-    next.status = status;
+    const other: H1HeadResult = { kind: 'success', frame: { kind: 'response-head', status, version, headers, interim, complete: !complete }, consumed: h.consumed };
+    next = cachedHead(buf, h.consumed, '', status, framing, complete ? result : other, complete ? other : result);
   }
   state.lastResponseHead = next;
   state.lastResponseText = text;
@@ -561,9 +559,9 @@ function responseFraming(buf: Buffer, state: H1State, tsNs: number, status: numb
 }
 
 /** The cache entry for a head that just repeated: its bytes in memory of their own and its outcomes. */
-function cachedHead(buf: Buffer, consumed: number, method: string, framing: H1Framing, done: ParseResult<H1Frame>, open: ParseResult<H1Frame> | undefined): H1CachedHead {
+function cachedHead(buf: Buffer, consumed: number, method: string, status: number, framing: H1Framing, done: H1HeadResult, open: H1HeadResult | undefined): H1CachedHead {
   const { bytes, words } = headCopies(buf, consumed);
-  return { bytes, words, method, status: 0, framing, done, open };
+  return { bytes, words, method, status, framing, done, open };
 }
 
 /**

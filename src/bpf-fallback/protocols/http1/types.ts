@@ -131,7 +131,10 @@ export interface H1CachedHead {
   status: number;
   framing: H1Framing;
   /** The parse result when the message ends with its head (requests: the only one). */
-  done: ParseResult<H1Frame>;
+  done: H1HeadResult;
   /** Response heads: the result when a body follows (the answered request's method decides). */
-  open: ParseResult<H1Frame> | undefined;
+  open: H1HeadResult | undefined;
 }
+
+/** A head parsed: what the head cache hands out again. */
+export type H1HeadResult = { readonly kind: 'success'; readonly frame: H1RequestHead | H1ResponseHead; readonly consumed: number };
