@@ -382,9 +382,7 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
   if (dir.mode === 'fixed') {
     // parseH1Frame's 'fixed' case, on a view of the body bytes (the record keeps them).
     const n = Math.min(dir.remaining, length);
-    dir.remaining -= n;
-    const last = dir.remaining === 0;
-    if (last) dir.mode = 'head';
+    const last = takeFixed(dir, n);
     const lost = dir.lost;
     dir.lost = 0;
     return { kind: 'success', frame: { kind: 'body', data: payloadView(mem, from, n), last, lost }, consumed: n };
@@ -413,10 +411,16 @@ export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, len
   if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0) return head;
   const f = head.frame;
   const n = Math.min(dir.remaining, length - headBytes);
-  dir.remaining -= n;
-  const last = dir.remaining === 0;
-  if (last) dir.mode = 'head';
+  const last = takeFixed(dir, n);
   return { kind: 'success', frame: { kind: 'head-body', head: f, data: payloadView(mem, from + headBytes, n), last }, consumed: headBytes + n };
+}
+
+/** Takes n bytes of a Content-Length body: true when they end it (a head comes next). */
+function takeFixed(dir: H1DirState, n: number): boolean {
+  dir.remaining -= n;
+  if (dir.remaining !== 0) return false;
+  dir.mode = 'head';
+  return true;
 }
 
 /** A request head that repeats `cached`: its whole outcome is in its bytes, so the same frame and

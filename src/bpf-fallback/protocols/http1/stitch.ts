@@ -38,23 +38,26 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
   return records;
 }
 
+/** The message a head begins, made its direction's current one. */
+function startMessage(type: MessageType, head: H1Message['head'], tf: TimedFrame<H1Frame>, state: H1State): H1Message {
+  const msg: H1Message = { head, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
+  if (type === 'request') state.currentRequest = msg;
+  else state.currentResponse = msg;
+  return msg;
+}
+
 function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): void {
   const f = tf.frame;
   const current = type === 'request' ? state.currentRequest : state.currentResponse;
   if (f.kind === 'request-head' || f.kind === 'response-head') {
     if (f.kind === 'response-head' && f.interim) return;
-    const msg: H1Message = { head: f, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
-    if (type === 'request') state.currentRequest = msg;
-    else state.currentResponse = msg;
+    startMessage(type, f, tf, state);
     if (f.complete) finish(type, state);
     return;
   }
   if (f.kind === 'head-body') {
     // As its head frame and then its body frame would assemble (same times, nothing lost).
-    const msg: H1Message = { head: f.head, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
-    addBody(msg, f.data, tf.startNs, state.maxBodyBytes);
-    if (type === 'request') state.currentRequest = msg;
-    else state.currentResponse = msg;
+    addBody(startMessage(type, f.head, tf, state), f.data, tf.startNs, state.maxBodyBytes);
     if (f.last) finish(type, state);
     return;
   }
