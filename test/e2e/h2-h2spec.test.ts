@@ -18,9 +18,13 @@ let app: http2.Http2Server;
 const appSessions = new Set<http2.ServerHttp2Session>();
 let appPort: number;
 let proxy: H2Proxy;
+const ANSWER_DELAY_MS = 50;
 
 beforeAll(async () => {
-  // The app h2spec talks to: answers every request with a small body, like a typical service.
+  // The app h2spec talks to: answers every request with a small body, like a typical service,
+  // after ANSWER_DELAY_MS. Answered at once, a stream could close before h2spec's next frame on
+  // it arrived, so the half-closed (remote) cases passed or failed by timing (bare and proxied
+  // alike; seen in CI); with the delay every run meets the stream still open.
   app = http2.createServer();
   app.on('session', (s) => {
     appSessions.add(s);
@@ -29,8 +33,11 @@ beforeAll(async () => {
   });
   app.on('stream', (stream) => {
     stream.on('error', () => {});
-    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
-    stream.end('x'.repeat(1000));
+    setTimeout(() => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+      stream.end('x'.repeat(1000));
+    }, ANSWER_DELAY_MS);
   });
   await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
   appPort = (app.address() as net.AddressInfo).port;
