@@ -69,6 +69,20 @@ const CLIENT_ORDER: readonly Order[] = [[['egress', 'request'], ['ingress', 'res
 const SERVER_ORDER: readonly Order[] = [[['ingress', 'request'], ['egress', 'response']]];
 const EITHER_ORDER: readonly Order[] = [...CLIENT_ORDER, ...SERVER_ORDER];
 
+/**
+ * Frames taken in place, and the kernel time of each (its first and last byte's: one event's).
+ * Two arrays, not a TimedFrame per frame: the times are kept unboxed in a double array, and most
+ * frames go from here straight into the protocol's messages (Protocol.assemble).
+ */
+interface HeldFrames {
+  frames: unknown[];
+  times: number[];
+}
+
+function newHeld(): HeldFrames {
+  return { frames: [], times: [] };
+}
+
 class Connection implements ConnView {
   role: Role;
   local: SockAddr;
@@ -88,9 +102,9 @@ class Connection implements ConnView {
   /** Bytes discarded while looking for a message start mid-stream. */
   detectBytes = 0;
   frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
-  /** Frames taken in place as their data arrived (takeInPlace), moved into `frames` when their
-   * direction is parsed: stitching sees them when it would have seen them parsed from bytes. */
-  held: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Frames taken in place as their data arrived (takeInPlace), handed on when their direction
+   * is parsed: stitching sees them when it would have seen them parsed from bytes. */
+  held: Record<MessageType, HeldFrames> = { request: newHeld(), response: newHeld() };
   /** Orphaned responses already counted. */
   orphansCounted = 0;
   /** Bytes last charged to the table's total. */
@@ -325,7 +339,7 @@ export class ConnTable implements BatchSink {
       conn.unsupported = false;
       conn.midStream = false;
       conn.frames = { request: [], response: [] };
-      conn.held = { request: [], response: [] };
+      conn.held = { request: newHeld(), response: newHeld() };
       this.opts.metrics.tlsConnections.inc();
     } else if (source !== conn.source) return;
     if (conn.unsupported) return;
@@ -365,7 +379,8 @@ export class ConnTable implements BatchSink {
       const r = protocol.parseInPlace(type, mem, from, end - from, conn.state, tsNs);
       if (r === undefined || r.kind !== 'success' || r.consumed === 0) break;
       // Times as parse gives them: the first and last byte's, both this event's.
-      held.push({ frame: r.frame, startNs: tsNs, endNs: tsNs });
+      held.frames.push(r.frame);
+      held.times.push(tsNs);
       from += r.consumed;
     }
     if (from === at) return false;
@@ -504,10 +519,18 @@ export class ConnTable implements BatchSink {
     const frames = conn.frames[type];
     // Frames taken in place came before anything in the buffer.
     const held = conn.held[type];
-    if (held.length > 0) {
-      for (let i = 0; i < held.length; i++) frames.push(held[i]);
-      // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
-      while (held.length > 0) held.pop();
+    if (held.frames.length > 0) {
+      const taken = held.frames;
+      const times = held.times;
+      for (let i = 0; i < taken.length; i++) {
+        // Assembled as stitch would assemble them, when no frame of this type waits before them
+        // (after a gap a parse may leave frames for a later stitch): no TimedFrame per frame.
+        if (frames.length === 0 && protocol.assemble !== undefined) protocol.assemble(type, taken[i], times[i], times[i], conn.state);
+        else frames.push({ frame: taken[i], startNs: times[i], endNs: times[i] });
+      }
+      // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
+      while (taken.length > 0) taken.pop();
+      while (times.length > 0) times.pop();
     }
     let from = 0;
     // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.

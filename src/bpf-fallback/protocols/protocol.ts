@@ -124,6 +124,12 @@ export interface Protocol<F, S> {
    * the same one on every call for `state`: read it before the next call.
    */
   stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
+  /**
+   * Optional, with parseInPlace: what stitch does with one frame it is handed, for a frame that
+   * is never put in a TimedFrame (the connection table's frames taken in place, assembled when
+   * stitch would have been handed them, with no frame of their type waiting before them).
+   */
+  assemble?(type: MessageType, frame: F, startNs: number, endNs: number, state: S): void;
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */
   retainedBytes(state: S): number;
   /** Responses dropped so far because their request was never captured (cumulative). */
