@@ -98,14 +98,15 @@ export interface Protocol<F, S> {
    */
   parseFrame(type: MessageType, buf: Buffer, state: S, tsNs?: number): ParseResult<F>;
   /**
-   * Optional fast path: parseFrame's result and state change for a frame at the start of
-   * mem[from, from + length) that the parser takes without parsing text (HTTP/1: a head that
-   * repeats its predecessor, and the Content-Length body after it), read in place from a capture
-   * batch so that no Buffer view is made for a head; undefined, with state unchanged, for
-   * anything else, which parseFrame then parses. Called only at a stream-aligned position with
-   * nothing of this direction waiting to be parsed.
+   * Optional fast path: the frames, and state changes, parseFrame would give for the frames at
+   * the start of mem[from, from + length) that the parser takes without parsing text (HTTP/1: heads
+   * that repeat their predecessor, and the Content-Length bodies after them), read in place from
+   * a capture batch so that no Buffer view is made for a head. The frames are pushed onto `out`;
+   * returns the bytes taken, up to the first ones parseFrame has to parse (0: none, state
+   * unchanged). Called only at a stream-aligned position with nothing of this direction waiting
+   * to be parsed.
    */
-  parseInPlace?(type: MessageType, mem: Buffer, from: number, length: number, state: S, tsNs: number): ParseResult<F> | undefined;
+  parseInPlace?(type: MessageType, mem: Buffer, from: number, length: number, state: S, tsNs: number, out: F[]): number;
   /**
    * `length` bytes of this direction were lost. Returns true when the parser absorbed them
    * (e.g. inside a body of known length); false means the caller resynchronises.

@@ -36,8 +36,8 @@ export interface H1Body {
 
 /**
  * A head and the Content-Length body bytes right after it in the same capture event, as one
- * frame (parseH1InPlace): what its head and body frames would say, for one frame and one
- * result object fewer per message. No bytes were lost between them.
+ * frame (parseH1InPlace): what its head and body frames would say, for one frame fewer per
+ * message. No bytes were lost between them.
  */
 export interface H1HeadBody {
   kind: 'head-body';
