@@ -246,7 +246,7 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
 
   test('an open connection keeps no capture batch alive once its records are handed on', async () => {
     // Record bodies view the batch (HTTP/1 copies only those of messages still waiting); the
-    // records array stitchH1 reuses per connection must not hold the last ones past the batch.
+    // records array the table has stitched into must not hold the last ones past the batch.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const run = newRun();

@@ -151,6 +151,9 @@ export class ConnTable implements BatchSink {
   private readonly byPid = new Map<number, Set<number>>();
   private readonly dirty: Connection[] = [];
   private readonly segs: Segment[] = [];
+  /** What emit has the protocol stitch into: one array for every connection and call, not one
+   * per connection (HTTP/1 kept one in its state) or per call. */
+  private readonly records: HttpRecord[] = [];
   private total = 0;
   private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
@@ -444,7 +447,8 @@ export class ConnTable implements BatchSink {
 
   private emit(conn: Connection, eof: boolean): void {
     const protocol = conn.protocol!;
-    const records = protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
+    const records = this.records;
+    protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof, records);
     const m = this.opts.metrics;
     const orphans = protocol.orphans(conn.state);
     m.orphanResponses.inc(orphans - conn.orphansCounted);
@@ -457,9 +461,8 @@ export class ConnTable implements BatchSink {
         m.parseErrors.inc();
       }
     }
-    // The array may be the protocol's own, kept for its next call (HTTP/1's): emptied now, or an
-    // idle connection would keep its last records, their heads' text and the capture batch their
-    // bodies view, for as long as it stays open.
+    // Emptied now, or the table would keep the last records, their heads' text and the capture
+    // batch their bodies view, until the next stitch.
     while (records.length > 0) records.pop();
   }
 

@@ -118,13 +118,13 @@ export interface Protocol<F, S> {
    */
   resync(type: MessageType, state: S, lost?: TimeWindow): void;
   /**
-   * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
-   * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
-   * records are new objects, never changed once returned; parts of them (header lists) may be
-   * shared with other records and are read-only for everyone. The returned array itself may be
-   * the same one on every call for `state`: read it before the next call.
+   * Pairs frames into records, pushed onto `out` (the caller's array, which it empties). Consumes
+   * what it used from both frame arrays (frames of messages still open stay in `state`). `eof`:
+   * the connection closed; flush what can be flushed. The records are new objects, never changed
+   * once pushed; parts of them (header lists) may be shared with other records and are read-only
+   * for everyone.
    */
-  stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
+  stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean, out: HttpRecord[]): void;
   /**
    * Optional, with parseInPlace: what stitch does with one frame it is handed, for a frame that
    * is never put in a TimedFrame (the connection table's frames taken in place, assembled when

@@ -33,7 +33,6 @@ export function createH1State(options: StateOptions): H1State {
     midStream: options.midStream,
     requests: [],
     responses: [],
-    records: [],
     orphanResponses: 0,
     responseResynced: options.midStream,
     methodsResynced: options.midStream,

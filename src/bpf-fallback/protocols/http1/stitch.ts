@@ -10,7 +10,7 @@ const MAX_GAP_WINDOWS = 64;
 /** The body of every message without one; never pushed to (addBody swaps in an array of its own). */
 const NO_CHUNKS: BodyChunk[] = [];
 
-export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean): HttpRecord[] {
+export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean, records: HttpRecord[]): void {
   for (const f of requests) assembleH1('request', f.frame, f.startNs, f.endNs, state);
   for (const f of responses) assembleH1('response', f.frame, f.startNs, f.endNs, state);
   // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
@@ -20,10 +20,6 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     // A close-delimited body ends with the connection.
     finish('response', state);
   }
-  // One array per connection, handed back on every call (the contract allows it): a new one per
-  // call was garbage on every batch of every connection.
-  const records = state.records;
-  while (records.length > 0) records.pop();
   pair(state, records);
   if (!eof) detachHeld(state);
   if (eof) {
@@ -35,7 +31,6 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     state.currentRequest = undefined;
     state.currentResponse = undefined;
   }
-  return records;
 }
 
 /** The message a head begins, made its direction's current one. */
