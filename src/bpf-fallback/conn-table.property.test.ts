@@ -359,6 +359,34 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
     expect(run.metrics.tlsConnections.value).toBe(1);
   });
 
+  test('records of ignored processes are skipped in capture batches as if never captured', () => {
+    // handleBatch checks one ignored pid (the agent's own, as the agent runs) by a compare and
+    // more by a Set: both against the events without those processes' records, run by handle.
+    const pids = [100, 200, 300];
+    fc.assert(
+      fc.property(fc.subarray(pids), fc.array(fc.nat({ max: 5 }), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 3 }), (ignored, owners, splits) => {
+        const perConn = owners.map((o, c) =>
+          connEvents({ connId: c + 1, pid: pids[o % pids.length] }, [
+            { direction: 'egress', data: `GET /${c} HTTP/1.1\r\nHost: h\r\n\r\n` },
+            { direction: 'ingress', data: `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n${c % 10}!` },
+          ]),
+        );
+        const events: AgentEvent[] = [];
+        for (let i = 0; perConn.some((evs) => i < evs.length); i++) for (const evs of perConn) if (i < evs.length) events.push(evs[i]);
+        const at = [...new Set(splits.map((n) => n % events.length))].sort((a, b) => a - b);
+        const batches = [0, ...at].map((from, i) => events.slice(from, [...at, events.length][i]));
+        const skip = new Set(ignored);
+        const expected = newRun();
+        for (const b of batches) expected.table.handle(b.filter((e) => !skip.has(e.pid)));
+        const got = newRun();
+        for (const b of batches) got.table.handleBatch(encodeBatch(b), { ignorePids: skip });
+        const seen = (run: typeof got) => ({ records: run.records.map((r) => [r.conn.connId, r.conn.pid, summary(r.record)]), events: run.metrics.events.value, size: run.table.size });
+        expect(seen(got)).toEqual(seen(expected));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test('idle connections are evicted after the idle timeout, their finished exchanges kept', () => {
     const run = newRun({ idleTimeoutNs: 10e9 });
     run.table.handle(connEvents({ connId: 1, close: false }, [

@@ -161,6 +161,10 @@ export class ConnTable implements BatchSink {
   private batchEvents = 0;
   private batchLatest = 0;
   private batchOptions: BatchOptions | undefined;
+  /** The batch options' ignored pids for data records: one pid (the agent's own, as the agent
+   * runs) is a compare per record, more a Set lookup (-1 and undefined: none). */
+  private ignoredPid = -1;
+  private ignoredPids: ReadonlySet<number> | undefined;
 
   constructor(private readonly opts: ConnTableOptions) {
     this.o = {
@@ -202,6 +206,9 @@ export class ConnTable implements BatchSink {
     this.batchEvents = 0;
     this.batchLatest = 0;
     this.batchOptions = options;
+    const ignored = options?.ignorePids;
+    this.ignoredPid = ignored?.size === 1 ? ignored.values().next().value! : -1;
+    this.ignoredPids = ignored !== undefined && ignored.size > 1 ? ignored : undefined;
     try {
       // The table is the sink itself: its methods are the same functions for every table, so
       // readBatch's calls to them stay monomorphic (closures made per table were a new call
@@ -216,7 +223,7 @@ export class ConnTable implements BatchSink {
 
   /** BatchSink: a data record of the batch handleBatch is reading (not to be called otherwise). */
   data(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
-    if (this.batchOptions?.ignorePids?.has(pid) === true) return;
+    if (pid === this.ignoredPid || this.ignoredPids?.has(pid) === true) return;
     this.batchEvents++;
     if (tsNs > this.batchLatest) this.batchLatest = tsNs;
     try {
