@@ -131,11 +131,13 @@ async function child(dir, mode) {
   const events = traffic();
   const { decodeBatch } = mode === 'decode' ? await imp('bpf-fallback/native.js') : {};
   const batches = mode === 'decode' ? encodeBatches(events) : [];
+  const batchOptions = { ignorePids: new Set([process.pid]), onProcessEvent: () => {} };
   const run = () => {
     const table = newTable();
     // As the agent feeds the table: raw batches where the table reads them in place (handleBatch),
-    // decoded events in revisions before it.
-    if (mode === 'decode') for (const b of batches) table.handleBatch ? table.handleBatch(b) : table.handle(decodeBatch(b));
+    // with the agent's options (its own pid ignored, exec and exit seen), decoded events in
+    // revisions before it.
+    if (mode === 'decode') for (const b of batches) table.handleBatch ? table.handleBatch(b, batchOptions) : table.handle(decodeBatch(b));
     else for (let i = 0; i < events.length; i += BATCH_EVENTS) table.handle(events.slice(i, i + BATCH_EVENTS));
   };
   run(); // warm-up: JIT and caches

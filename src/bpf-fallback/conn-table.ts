@@ -69,6 +69,20 @@ const CLIENT_ORDER: readonly Order[] = [[['egress', 'request'], ['ingress', 'res
 const SERVER_ORDER: readonly Order[] = [[['ingress', 'request'], ['egress', 'response']]];
 const EITHER_ORDER: readonly Order[] = [...CLIENT_ORDER, ...SERVER_ORDER];
 
+/**
+ * Frames taken in place, and the kernel time of each (its first and last byte's: one event's).
+ * Two arrays, not a TimedFrame per frame: the times are kept unboxed in a double array, and most
+ * frames go from here straight into the protocol's messages (Protocol.assemble).
+ */
+interface HeldFrames {
+  frames: unknown[];
+  times: number[];
+}
+
+function newHeld(): HeldFrames {
+  return { frames: [], times: [] };
+}
+
 class Connection implements ConnView {
   role: Role;
   local: SockAddr;
@@ -88,9 +102,9 @@ class Connection implements ConnView {
   /** Bytes discarded while looking for a message start mid-stream. */
   detectBytes = 0;
   frames: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
-  /** Frames taken in place as their data arrived (takeInPlace), moved into `frames` when their
-   * direction is parsed: stitching sees them when it would have seen them parsed from bytes. */
-  held: { request: TimedFrame<unknown>[]; response: TimedFrame<unknown>[] } = { request: [], response: [] };
+  /** Frames taken in place as their data arrived (takeInPlace), handed on when their direction
+   * is parsed: stitching sees them when it would have seen them parsed from bytes. */
+  held: Record<MessageType, HeldFrames> = { request: newHeld(), response: newHeld() };
   /** Orphaned responses already counted. */
   orphansCounted = 0;
   /** Bytes last charged to the table's total. */
@@ -137,6 +151,9 @@ export class ConnTable implements BatchSink {
   private readonly byPid = new Map<number, Set<number>>();
   private readonly dirty: Connection[] = [];
   private readonly segs: Segment[] = [];
+  /** What emit has the protocol stitch into: one array for every connection and call, not one
+   * per connection (HTTP/1 kept one in its state) or per call. */
+  private readonly records: HttpRecord[] = [];
   private total = 0;
   private idleCheckedNs = 0;
   private readonly o: Required<Omit<ConnTableOptions, 'onRecord' | 'metrics'>>;
@@ -144,6 +161,10 @@ export class ConnTable implements BatchSink {
   private batchEvents = 0;
   private batchLatest = 0;
   private batchOptions: BatchOptions | undefined;
+  /** The batch options' ignored pids for data records: one pid (the agent's own, as the agent
+   * runs) is a compare per record, more a Set lookup (-1 and undefined: none). */
+  private ignoredPid = -1;
+  private ignoredPids: ReadonlySet<number> | undefined;
 
   constructor(private readonly opts: ConnTableOptions) {
     this.o = {
@@ -185,6 +206,9 @@ export class ConnTable implements BatchSink {
     this.batchEvents = 0;
     this.batchLatest = 0;
     this.batchOptions = options;
+    const ignored = options?.ignorePids;
+    this.ignoredPid = ignored?.size === 1 ? ignored.values().next().value! : -1;
+    this.ignoredPids = ignored !== undefined && ignored.size > 1 ? ignored : undefined;
     try {
       // The table is the sink itself: its methods are the same functions for every table, so
       // readBatch's calls to them stay monomorphic (closures made per table were a new call
@@ -199,7 +223,7 @@ export class ConnTable implements BatchSink {
 
   /** BatchSink: a data record of the batch handleBatch is reading (not to be called otherwise). */
   data(connId: number, pid: number, tsNs: number, direction: Dir, source: 'syscall' | 'tls', pos: number, size: number, batch: Buffer, at: number, length: number): void {
-    if (this.batchOptions?.ignorePids?.has(pid) === true) return;
+    if (pid === this.ignoredPid || this.ignoredPids?.has(pid) === true) return;
     this.batchEvents++;
     if (tsNs > this.batchLatest) this.batchLatest = tsNs;
     try {
@@ -325,12 +349,14 @@ export class ConnTable implements BatchSink {
       conn.unsupported = false;
       conn.midStream = false;
       conn.frames = { request: [], response: [] };
-      conn.held = { request: [], response: [] };
+      conn.held = { request: newHeld(), response: newHeld() };
       this.opts.metrics.tlsConnections.inc();
     } else if (source !== conn.source) return;
     if (conn.unsupported) return;
     if (tsNs > conn.lastNs) conn.lastNs = tsNs;
-    const stream = conn.streams[direction];
+    // Named loads after a compare, on this path and the others of every record: a keyed load by
+    // a variable name was a visible share of the per-record time.
+    const stream = direction === 'egress' ? conn.streams.egress : conn.streams.ingress;
     // In-order events (nearly all) skip the Segment and the feed loop.
     if (stream.takeNext(pos, size, length, tsNs)) {
       if (!inPlace || !this.takeInPlace(conn, direction, stream, mem, at, length, tsNs)) this.append(conn, direction, stream, view(mem, at, length), tsNs);
@@ -355,21 +381,16 @@ export class ConnTable implements BatchSink {
    */
   private takeInPlace(conn: Connection, dir: Dir, stream: ByteStream, mem: Buffer, at: number, length: number, tsNs: number): boolean {
     const protocol = conn.protocol;
-    const buf = conn.bufs[dir];
+    const buf = dir === 'egress' ? conn.bufs.egress : conn.bufs.ingress;
     if (protocol?.parseInPlace === undefined || buf.length !== 0 || buf.resyncing) return false;
     const type = this.typeOf(conn, dir);
-    const held = conn.held[type];
-    const end = at + length;
-    let from = at;
-    while (from < end) {
-      const r = protocol.parseInPlace(type, mem, from, end - from, conn.state, tsNs);
-      if (r === undefined || r.kind !== 'success' || r.consumed === 0) break;
-      // Times as parse gives them: the first and last byte's, both this event's.
-      held.push({ frame: r.frame, startNs: tsNs, endNs: tsNs });
-      from += r.consumed;
-    }
-    if (from === at) return false;
-    if (from < end) this.append(conn, dir, stream, view(mem, from, end - from), tsNs);
+    const held = type === 'request' ? conn.held.request : conn.held.response;
+    const before = held.frames.length;
+    const taken = protocol.parseInPlace(type, mem, at, length, conn.state, tsNs, held.frames);
+    if (taken === 0) return false;
+    // Times as parse gives them: the first and last byte's, both this event's.
+    for (let k = held.frames.length - before; k > 0; k--) held.times.push(tsNs);
+    if (taken < length) this.append(conn, dir, stream, view(mem, at + taken, length - taken), tsNs);
     return true;
   }
 
@@ -388,7 +409,7 @@ export class ConnTable implements BatchSink {
 
   /** In-order bytes of one direction into its parse buffer. */
   private append(conn: Connection, dir: Dir, stream: ByteStream, data: Buffer, tsNs: number): void {
-    const buf = conn.bufs[dir];
+    const buf = dir === 'egress' ? conn.bufs.egress : conn.bufs.ingress;
     if (buf.length === 0 && !buf.resyncing && conn.protocol === undefined && stream.firstPos > 0) {
       conn.midStream = true;
       buf.resyncing = true;
@@ -433,7 +454,8 @@ export class ConnTable implements BatchSink {
 
   private emit(conn: Connection, eof: boolean): void {
     const protocol = conn.protocol!;
-    const records = protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof);
+    const records = this.records;
+    protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof, records);
     const m = this.opts.metrics;
     const orphans = protocol.orphans(conn.state);
     m.orphanResponses.inc(orphans - conn.orphansCounted);
@@ -446,9 +468,8 @@ export class ConnTable implements BatchSink {
         m.parseErrors.inc();
       }
     }
-    // The array may be the protocol's own, kept for its next call (HTTP/1's): emptied now, or an
-    // idle connection would keep its last records, their heads' text and the capture batch their
-    // bodies view, for as long as it stays open.
+    // Emptied now, or the table would keep the last records, their heads' text and the capture
+    // batch their bodies view, until the next stitch.
     while (records.length > 0) records.pop();
   }
 
@@ -500,14 +521,22 @@ export class ConnTable implements BatchSink {
   private parse(conn: Connection, type: MessageType): void {
     const protocol = conn.protocol!;
     const dir: Dir = type === 'request' ? conn.requestDir : conn.requestDir === 'egress' ? 'ingress' : 'egress';
-    const buf = conn.bufs[dir];
-    const frames = conn.frames[type];
+    const buf = dir === 'egress' ? conn.bufs.egress : conn.bufs.ingress;
+    const frames = type === 'request' ? conn.frames.request : conn.frames.response;
     // Frames taken in place came before anything in the buffer.
-    const held = conn.held[type];
-    if (held.length > 0) {
-      for (let i = 0; i < held.length; i++) frames.push(held[i]);
-      // Emptied by pops: `length = 0` is a runtime call that also drops the array's capacity.
-      while (held.length > 0) held.pop();
+    const held = type === 'request' ? conn.held.request : conn.held.response;
+    if (held.frames.length > 0) {
+      const taken = held.frames;
+      const times = held.times;
+      for (let i = 0; i < taken.length; i++) {
+        // Assembled as stitch would assemble them, when no frame of this type waits before them
+        // (after a gap a parse may leave frames for a later stitch): no TimedFrame per frame.
+        if (frames.length === 0 && protocol.assemble !== undefined) protocol.assemble(type, taken[i], times[i], times[i], conn.state);
+        else frames.push({ frame: taken[i], startNs: times[i], endNs: times[i] });
+      }
+      // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
+      while (taken.length > 0) taken.pop();
+      while (times.length > 0) times.pop();
     }
     let from = 0;
     // Runs on an empty buffer too: a parser may end a message whose last bytes were lost.

@@ -98,14 +98,15 @@ export interface Protocol<F, S> {
    */
   parseFrame(type: MessageType, buf: Buffer, state: S, tsNs?: number): ParseResult<F>;
   /**
-   * Optional fast path: parseFrame's result and state change for a frame at the start of
-   * mem[from, from + length) that the parser takes without parsing text (HTTP/1: a head that
-   * repeats its predecessor, and the Content-Length body after it), read in place from a capture
-   * batch so that no Buffer view is made for a head; undefined, with state unchanged, for
-   * anything else, which parseFrame then parses. Called only at a stream-aligned position with
-   * nothing of this direction waiting to be parsed.
+   * Optional fast path: the frames, and state changes, parseFrame would give for the frames at
+   * the start of mem[from, from + length) that the parser takes without parsing text (HTTP/1: heads
+   * that repeat their predecessor, and the Content-Length bodies after them), read in place from
+   * a capture batch so that no Buffer view is made for a head. The frames are pushed onto `out`;
+   * returns the bytes taken, up to the first ones parseFrame has to parse (0: none, state
+   * unchanged). Called only at a stream-aligned position with nothing of this direction waiting
+   * to be parsed.
    */
-  parseInPlace?(type: MessageType, mem: Buffer, from: number, length: number, state: S, tsNs: number): ParseResult<F> | undefined;
+  parseInPlace?(type: MessageType, mem: Buffer, from: number, length: number, state: S, tsNs: number, out: F[]): number;
   /**
    * `length` bytes of this direction were lost. Returns true when the parser absorbed them
    * (e.g. inside a body of known length); false means the caller resynchronises.
@@ -117,13 +118,19 @@ export interface Protocol<F, S> {
    */
   resync(type: MessageType, state: S, lost?: TimeWindow): void;
   /**
-   * Pairs frames into records. Consumes what it used from both arrays (frames of messages still
-   * open stay in `state`). `eof`: the connection closed; flush what can be flushed. The
-   * records are new objects, never changed once returned; parts of them (header lists) may be
-   * shared with other records and are read-only for everyone. The returned array itself may be
-   * the same one on every call for `state`: read it before the next call.
+   * Pairs frames into records, pushed onto `out` (the caller's array, which it empties). Consumes
+   * what it used from both frame arrays (frames of messages still open stay in `state`). `eof`:
+   * the connection closed; flush what can be flushed. The records are new objects, never changed
+   * once pushed; parts of them (header lists) may be shared with other records and are read-only
+   * for everyone.
    */
-  stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean): HttpRecord[];
+  stitch(requests: TimedFrame<F>[], responses: TimedFrame<F>[], state: S, eof: boolean, out: HttpRecord[]): void;
+  /**
+   * Optional, with parseInPlace: what stitch does with one frame it is handed, for a frame that
+   * is never put in a TimedFrame (the connection table's frames taken in place, assembled when
+   * stitch would have been handed them, with no frame of their type waiting before them).
+   */
+  assemble?(type: MessageType, frame: F, startNs: number, endNs: number, state: S): void;
   /** Bytes `state` retains (partial messages, header tables), for the memory bound. */
   retainedBytes(state: S): number;
   /** Responses dropped so far because their request was never captured (cumulative). */

@@ -2,7 +2,7 @@
 // entry is the STYLE contract (frame boundary, parse frame, stitch) wired from its folder.
 
 import { createH1State, detectH1, findH1Boundary, parseH1Frame, parseH1InPlace, resyncH1, skipH1 } from './http1/parse.js';
-import { resyncH1Stitch, retainedH1, stitchH1 } from './http1/stitch.js';
+import { assembleH1, resyncH1Stitch, retainedH1, stitchH1 } from './http1/stitch.js';
 import type { H1Frame, H1State } from './http1/types.js';
 import { createH2State, detectH2, findH2Boundary, parseH2Frame, skipH2 } from './http2/parse.js';
 import { resyncH2, retainedH2, stitchH2 } from './http2/stitch.js';
@@ -22,6 +22,7 @@ export const http1: Protocol<H1Frame, H1State> = {
     resyncH1Stitch(type, state, lost);
   },
   stitch: stitchH1,
+  assemble: assembleH1,
   retainedBytes: retainedH1,
   orphans: (state) => state.orphanResponses,
 };

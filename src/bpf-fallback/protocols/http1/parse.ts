@@ -33,7 +33,6 @@ export function createH1State(options: StateOptions): H1State {
     midStream: options.midStream,
     requests: [],
     responses: [],
-    records: [],
     orphanResponses: 0,
     responseResynced: options.midStream,
     methodsResynced: options.midStream,
@@ -370,49 +369,66 @@ function notALine(type: MessageType, buf: Buffer): ParseResult<never> {
 
 /**
  * parseH1Frame for what it takes without parsing text, read from mem[from, from + length) in
- * place (a capture batch: no Buffer view made for a head): a head that repeats its direction's
- * cached one (with the Content-Length body bytes after it in the same event, as one 'head-body'
- * frame), and Content-Length body bytes; undefined, and nothing changed, for anything
- * else, which parseH1Frame then parses. A response head is taken only when the request it answers
- * is the oldest pending one (no responses lost), as parseH1Frame would find it. The connection
- * table's in-order path (Protocol.parseInPlace).
+ * place (a capture batch: no Buffer view made for a head): heads that repeat their direction's
+ * cached one (with the Content-Length body bytes after them in the same event, as one 'head-body'
+ * frame), and Content-Length body bytes. Their frames are pushed onto `out`; returns the bytes
+ * taken, up to the first that need parsing (0: none, and nothing changed), which parseH1Frame
+ * then parses. A response head is taken only when the request it answers is the oldest pending
+ * one (no responses lost), as parseH1Frame would find it. The connection table's in-order path
+ * (Protocol.parseInPlace).
  */
-export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, length: number, state: H1State, tsNs: number): ParseResult<H1Frame> | undefined {
+export function parseH1InPlace(type: MessageType, mem: Buffer, from: number, length: number, state: H1State, tsNs: number, out: H1Frame[]): number {
+  const end = from + length;
+  let at = from;
+  for (let n = 0; at < end; at += n) {
+    n = inPlaceFrame(type, mem, at, end - at, state, tsNs, out);
+    if (n === 0) break;
+  }
+  return at - from;
+}
+
+/** One frame of parseH1InPlace, pushed onto `out`: the bytes it took (never 0 when pushed), or 0. */
+function inPlaceFrame(type: MessageType, mem: Buffer, from: number, length: number, state: H1State, tsNs: number, out: H1Frame[]): number {
   const dir = type === 'request' ? state.request : state.response;
   if (dir.mode === 'fixed') {
-    // parseH1Frame's 'fixed' case, on a view of the body bytes (the record keeps them).
+    // parseH1Frame's 'fixed' case, on a view of the body bytes (the record keeps them); the mode
+    // is 'fixed' only while bytes remain, so n > 0.
     const n = Math.min(dir.remaining, length);
     const last = takeFixed(dir, n);
     const lost = dir.lost;
     dir.lost = 0;
-    return { kind: 'success', frame: { kind: 'body', data: payloadView(mem, from, n), last, lost }, consumed: n };
+    out.push({ kind: 'body', data: payloadView(mem, from, n), last, lost });
+    return n;
   }
-  if (dir.mode !== 'head') return undefined;
+  if (dir.mode !== 'head') return 0;
   let cached: H1CachedHead | undefined;
   let head: H1HeadResult;
   if (type === 'request') {
     cached = state.lastRequestHead;
-    if (!repeatsAt(mem, from, length, cached)) return undefined;
+    if (!repeatsAt(mem, from, length, cached)) return 0;
     head = repeatedRequest(state, cached, tsNs);
   } else {
     cached = state.lastResponseHead;
-    if (state.methodsResynced || state.pendingMethods.length === 0 || state.pendingStarts[0] > tsNs) return undefined;
+    if (state.methodsResynced || state.pendingMethods.length === 0 || state.pendingStarts[0] > tsNs) return 0;
     // A bad Content-Length is refused after the answered method is taken: left to parseH1Frame.
-    if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return undefined;
+    if (!repeatsAt(mem, from, length, cached) || cached.framing === 'invalid') return 0;
     // The method is known here, so responseFraming never looks at the bytes after the head.
     const repeated = repeatedResponse(mem, state, cached, tsNs);
-    if (repeated === undefined) return undefined;
+    if (repeated === undefined) return 0;
     head = repeated;
   }
   // Its Content-Length body follows in the same event (nginx's writev of head and body): one
   // frame for both, the body cut as the 'fixed' case above cuts it.
   const headBytes = cached.bytes.length;
   // (The head set the mode: TypeScript still narrows it to 'head' from the check above.)
-  if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0) return head;
-  const f = head.frame;
+  if ((dir.mode as H1Mode) !== 'fixed' || length === headBytes || dir.lost !== 0) {
+    out.push(head.frame);
+    return headBytes;
+  }
   const n = Math.min(dir.remaining, length - headBytes);
   const last = takeFixed(dir, n);
-  return { kind: 'success', frame: { kind: 'head-body', head: f, data: payloadView(mem, from + headBytes, n), last }, consumed: headBytes + n };
+  out.push({ kind: 'head-body', head: head.frame, data: payloadView(mem, from + headBytes, n), last });
+  return headBytes + n;
 }
 
 /** Takes n bytes of a Content-Length body: true when they end it (a head comes next). */

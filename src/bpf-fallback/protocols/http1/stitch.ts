@@ -10,9 +10,9 @@ const MAX_GAP_WINDOWS = 64;
 /** The body of every message without one; never pushed to (addBody swaps in an array of its own). */
 const NO_CHUNKS: BodyChunk[] = [];
 
-export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean): HttpRecord[] {
-  for (const f of requests) assemble('request', f, state);
-  for (const f of responses) assemble('response', f, state);
+export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<H1Frame>[], state: H1State, eof: boolean, records: HttpRecord[]): void {
+  for (const f of requests) assembleH1('request', f.frame, f.startNs, f.endNs, state);
+  for (const f of responses) assembleH1('response', f.frame, f.startNs, f.endNs, state);
   // Emptied by pops: `length = 0` is a runtime call that also drops the arrays' capacity.
   while (requests.length > 0) requests.pop();
   while (responses.length > 0) responses.pop();
@@ -20,10 +20,6 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     // A close-delimited body ends with the connection.
     finish('response', state);
   }
-  // One array per connection, handed back on every call (the contract allows it): a new one per
-  // call was garbage on every batch of every connection.
-  const records = state.records;
-  while (records.length > 0) records.pop();
   pair(state, records);
   if (!eof) detachHeld(state);
   if (eof) {
@@ -35,40 +31,40 @@ export function stitchH1(requests: TimedFrame<H1Frame>[], responses: TimedFrame<
     state.currentRequest = undefined;
     state.currentResponse = undefined;
   }
-  return records;
 }
 
 /** The message a head begins, made its direction's current one. */
-function startMessage(type: MessageType, head: H1Message['head'], tf: TimedFrame<H1Frame>, state: H1State): H1Message {
-  const msg: H1Message = { head, startNs: tf.startNs, endNs: tf.endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
+function startMessage(type: MessageType, head: H1Message['head'], startNs: number, endNs: number, state: H1State): H1Message {
+  const msg: H1Message = { head, startNs, endNs, body: NO_CHUNKS, kept: 0, size: 0, partial: false };
   if (type === 'request') state.currentRequest = msg;
   else state.currentResponse = msg;
   return msg;
 }
 
-function assemble(type: MessageType, tf: TimedFrame<H1Frame>, state: H1State): void {
-  const f = tf.frame;
+/** One frame, with the kernel times of its first and last byte, into its direction's messages
+ * (Protocol.assemble: stitch's step for each frame it is handed). */
+export function assembleH1(type: MessageType, f: H1Frame, startNs: number, endNs: number, state: H1State): void {
   const current = type === 'request' ? state.currentRequest : state.currentResponse;
   if (f.kind === 'request-head' || f.kind === 'response-head') {
     if (f.kind === 'response-head' && f.interim) return;
-    startMessage(type, f, tf, state);
+    startMessage(type, f, startNs, endNs, state);
     if (f.complete) finish(type, state);
     return;
   }
   if (f.kind === 'head-body') {
     // As its head frame and then its body frame would assemble (same times, nothing lost).
-    addBody(startMessage(type, f.head, tf, state), f.data, tf.startNs, state.maxBodyBytes);
+    addBody(startMessage(type, f.head, startNs, endNs, state), f.data, startNs, state.maxBodyBytes);
     if (f.last) finish(type, state);
     return;
   }
   if (current === undefined) return;
-  current.endNs = tf.endNs;
+  current.endNs = endNs;
   if (f.lost > 0) {
     current.size += f.lost;
     current.partial = true;
   }
   if (f.kind === 'body') {
-    addBody(current, f.data, tf.startNs, state.maxBodyBytes);
+    addBody(current, f.data, startNs, state.maxBodyBytes);
     if (f.last) finish(type, state);
   } else {
     if (f.trailers !== undefined && f.trailers.length > 0) current.trailers = f.trailers;

@@ -1,7 +1,7 @@
 // HTTP/1.x frames and per-connection state for the agent's parser and stitcher.
 
 import type { RawHeaders } from '../../../proxy/exchange.js';
-import type { BodyChunk, HttpRecord, ParseResult, TimeWindow } from '../protocol.js';
+import type { BodyChunk, ParseResult, TimeWindow } from '../protocol.js';
 
 export type H1Frame = H1RequestHead | H1ResponseHead | H1Body | H1End | H1HeadBody;
 
@@ -36,8 +36,8 @@ export interface H1Body {
 
 /**
  * A head and the Content-Length body bytes right after it in the same capture event, as one
- * frame (parseH1InPlace): what its head and body frames would say, for one frame and one
- * result object fewer per message. No bytes were lost between them.
+ * frame (parseH1InPlace): what its head and body frames would say, for one frame fewer per
+ * message. No bytes were lost between them.
  */
 export interface H1HeadBody {
   kind: 'head-body';
@@ -89,8 +89,6 @@ export interface H1State {
   currentResponse?: H1Message;
   requests: H1Message[];
   responses: H1Message[];
-  /** What stitchH1 returns, reused from call to call (emptied at each call's start). */
-  records: HttpRecord[];
   /** Responses dropped because no request could be theirs (lost request bytes). */
   orphanResponses: number;
   /** Response bytes were lost: the next response answers the latest request before it. */

@@ -12,8 +12,7 @@ import { Flag, FrameType, type H2Frame, type H2State, type H2Stream } from './ty
 const MAX_STREAMS = 1024;
 const MAX_BLOCK_BYTES = 256 * 1024;
 
-export function stitchH2(requests: TimedFrame<H2Frame>[], responses: TimedFrame<H2Frame>[], state: H2State, eof: boolean): HttpRecord[] {
-  const out: HttpRecord[] = [];
+export function stitchH2(requests: TimedFrame<H2Frame>[], responses: TimedFrame<H2Frame>[], state: H2State, eof: boolean, out: HttpRecord[]): void {
   // Requests first: a response's stream must exist before its frames arrive.
   for (const f of requests) onFrame('request', f, state, out);
   for (const f of responses) onFrame('response', f, state, out);
@@ -24,7 +23,6 @@ export function stitchH2(requests: TimedFrame<H2Frame>[], responses: TimedFrame<
     for (const s of state.streams.values()) if (s.requestHeaders !== undefined) out.push(toRecord(s, 'connection_closed'));
     state.streams.clear();
   }
-  return out;
 }
 
 function onFrame(type: MessageType, tf: TimedFrame<H2Frame>, state: H2State, out: HttpRecord[]): void {
