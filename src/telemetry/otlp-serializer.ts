@@ -493,6 +493,7 @@ function keyMemo(key: string): KeyMemo {
       FIRST_KEY.nextKey = FIRST_KEY.nextMemo = undefined;
       keyMemos.clear();
       wideKeys = 0;
+      forgetListMemos();
     }
     keyMemos.set(key, memo);
   }
@@ -714,6 +715,83 @@ function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolea
   return true;
 }
 
+// A busy agent's span attribute lists come in a few key sequences (a client span's, a server
+// span's), and most values of a list are the very values the last list of its sequence had
+// (strings a repeated head shares between spans, constants), whichever connection it came from:
+// only ports, bodies and a changing header differ. So each sequence seen lately has a ListMemo:
+// its keys, the values its last list had and where each of their KeyValues was written. A key
+// whose value equals the last list's is then a step of the run copied from that list, without
+// the key's memo, its slots and its value compare (~80 ns a key with them, measured); only the
+// values that differ take the per-key path. Values are compared as primitives (`===`), and arrays
+// of strings item by item against a copy (a caller may change its array between spans); bytes
+// and other objects never match. A list memo keeps its last list's values (strings included:
+// at most LIST_MEMOS lists' worth).
+const LIST_MEMOS = 8;
+/** A value no attribute list has: bytes and objects are kept as this, so they never match. */
+const NOT_COPIED: unknown = {};
+
+/** The last span attribute list of one key sequence, as written in a slab. */
+class ListMemo {
+  readonly keys: string[] = [];
+  readonly memos: KeyMemo[] = [];
+  /** Keys in the sequence; -1: none yet. */
+  n = -1;
+  /** The values of its last list (primitives as they were, arrays copied, others NOT_COPIED). */
+  values: unknown[] = [];
+  /** Where KeyValue i of the last list starts (its tag), at[n] where the list ends, in intactBuf. */
+  at = new Int32Array(16);
+  /** That list's number (lists), to ask whether it is still intact (intactFrom). */
+  list = 0;
+}
+
+const listMemos: ListMemo[] = [];
+for (let i = 0; i < LIST_MEMOS; i++) listMemos.push(new ListMemo());
+let nextListMemo = 0;
+// The list being written: where each of its KeyValues starts, and its keys from the first that
+// left the sequence it began in.
+let writtenAt = new Int32Array(64);
+const writtenKeys: string[] = [];
+const writtenMemos: KeyMemo[] = [];
+
+/** When the key memos start over: list memos hold them too. */
+function forgetListMemos(): void {
+  for (const m of listMemos) {
+    m.n = -1;
+    m.keys.length = m.memos.length = m.values.length = 0;
+  }
+}
+
+/**
+ * A list memo of `n` keys whose first `i` keys are those of `same` (from, the list being written
+ * matched them) and whose next is `key`; undefined if none.
+ */
+function otherListMemo(same: ListMemo | undefined, i: number, key: string, n: number): ListMemo | undefined {
+  for (const m of listMemos) {
+    if (m === same || m.n !== n || m.keys[i] !== key) continue;
+    let j = 0;
+    while (j < i && m.keys[j] === same!.keys[j]) j++;
+    if (j === i) return m;
+  }
+  return undefined;
+}
+
+/** What a list memo keeps of `v` (see ListMemo.values). */
+function listValue(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (!Array.isArray(v) || v.length > MEMO_MAX_ITEMS) return NOT_COPIED;
+  for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return NOT_COPIED;
+  return v.slice();
+}
+
+/** Whether `v` encodes as the value a list memo kept as `kept` (listValue). */
+function sameListValue(v: unknown, kept: unknown): boolean {
+  if (v === kept) return typeof v !== 'object';
+  // Kept arrays hold strings only (listValue), so equal items are strings.
+  if (!Array.isArray(kept) || !Array.isArray(v) || v.length !== kept.length) return false;
+  for (let i = 0; i < v.length; i++) if (v[i] !== kept[i]) return false;
+  return true;
+}
+
 /** Repeated KeyValue under a one-byte `tag`; each pair's sizes are exact, so nothing shifts. */
 function putAttributes(tag: number, attrs: Attributes): void {
   // for-in walks V8's cached key list without the array Object.keys would allocate per span.
@@ -732,23 +810,74 @@ function putAttributes(tag: number, attrs: Attributes): void {
   let runFrom = 0;
   let runTo = 0;
   let previous = FIRST_KEY;
-  const values = Object.values(attrs);
+  const values = Object.values(attrs) as unknown[];
+  const n = values.length;
+  // The list memo whose sequence this list has followed so far (keys 0 .. index - 1), if it is
+  // being memoised (copyable: written where it stays intact); undefined from the first key that
+  // leaves every memo's sequence on, and this list's keys are kept in writtenKeys.
+  let seq: ListMemo | undefined;
+  if (copyable) {
+    if (writtenAt.length <= n) writtenAt = new Int32Array(2 * (n + 1));
+    for (const m of listMemos) {
+      if (m.n === n) {
+        seq = m;
+        break;
+      }
+    }
+  }
+  // seq's last list can be copied from (it is intact).
+  let seqIntact = seq !== undefined && seq.list >= intactFrom;
   let index = 0;
   for (const key in attrs) {
     // Keys an object inherits come after its own: never written, as with the official writer.
-    if (index === values.length) break;
-    const v: AttrValue = values[index++];
+    if (index === n) break;
+    const i = index++;
+    const v = values[i] as AttrValue;
     let memo: KeyMemo;
-    if (previous.nextKey === key) memo = previous.nextMemo!;
-    else {
-      memo = keyMemo(key);
-      // Only to kept memos, so that what links keep alive is bounded by the Map.
-      if (key.length <= KEY_CACHE_MAX_LENGTH) {
-        previous.nextKey = key;
-        previous.nextMemo = memo;
+    if (seq !== undefined && seq.keys[i] !== key) {
+      const other = otherListMemo(seq, i, key, n);
+      if (other === undefined) leaveSequence(seq, i);
+      else seqIntact = other.list >= intactFrom;
+      // The key memo chain goes on from the key before.
+      if (i > 0) previous = seq.memos[i - 1];
+      seq = other;
+    }
+    if (seq !== undefined) {
+      writtenAt[i] = pos + runTo - runFrom;
+      const prev = seq.values[i];
+      if (sameListValue(v, prev)) {
+        values[i] = prev;
+        if (seqIntact) {
+          // A step of the run: the KeyValue seq's last list wrote for the same key and value.
+          const from = seq.at[i];
+          if (from !== runTo) {
+            putRun(runFrom, runTo);
+            runFrom = from;
+          }
+          runTo = seq.at[i + 1];
+          continue;
+        }
+      } else values[i] = listValue(v);
+      memo = seq.memos[i];
+      previous = memo;
+    } else {
+      if (previous.nextKey === key) memo = previous.nextMemo!;
+      else {
+        memo = keyMemo(key);
+        // Only to kept memos, so that what links keep alive is bounded by the Map.
+        if (key.length <= KEY_CACHE_MAX_LENGTH) {
+          previous.nextKey = key;
+          previous.nextMemo = memo;
+        }
+      }
+      previous = memo;
+      if (copyable) {
+        writtenAt[i] = pos + runTo - runFrom;
+        writtenKeys[i] = key;
+        writtenMemos[i] = memo;
+        values[i] = listValue(v);
       }
     }
-    previous = memo;
     const slots = memo.slots;
     const slot = slots.length === 1 ? slots[0] : slots[slotOf(v)];
     if (slot !== undefined && isMemoised(slot, v)) {
@@ -780,6 +909,41 @@ function putAttributes(tag: number, attrs: Attributes): void {
     memoise(memo, slot, v, start, kept);
   }
   putRun(runFrom, runTo);
+  if (copyable) keepList(seq, index, values, list);
+}
+
+/** The list being written leaves `seq` at key `i`: its keys so far are seq's first `i`. */
+function leaveSequence(seq: ListMemo, i: number): void {
+  for (let j = 0; j < i; j++) {
+    writtenKeys[j] = seq.keys[j];
+    writtenMemos[j] = seq.memos[j];
+  }
+}
+
+/**
+ * The span attribute list just written (`count` keys, its values as ListMemo.values keeps them)
+ * becomes its sequence's memo: `seq` if it followed that one to the end, else the memo used least
+ * lately (round robin) takes its sequence (writtenKeys).
+ */
+function keepList(seq: ListMemo | undefined, count: number, values: unknown[], list: number): void {
+  writtenAt[count] = pos;
+  let m = seq;
+  if (m === undefined) {
+    m = listMemos[nextListMemo];
+    nextListMemo = (nextListMemo + 1) % LIST_MEMOS;
+    for (let i = 0; i < count; i++) {
+      m.keys[i] = writtenKeys[i];
+      m.memos[i] = writtenMemos[i];
+    }
+    m.keys.length = m.memos.length = count;
+    m.n = count;
+  }
+  // The positions just written become the memo's; its old array is written next.
+  const at = m.at;
+  m.at = writtenAt;
+  writtenAt = at;
+  m.values = values;
+  m.list = list;
 }
 
 /** Copies buf[from, to) (KeyValues of intact lists, before pos) to pos. */
