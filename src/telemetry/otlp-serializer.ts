@@ -78,12 +78,6 @@ interface References {
   readonly total: number;
 }
 
-/** A resource of a span's own, encoded, and the id its queued spans name it by (-1: none now). */
-interface OwnResource {
-  readonly field: Buffer;
-  id: number;
-}
-
 /** A stack of free small integers 0 .. capacity - 1 (ids of slots in typed-array tables). */
 class IdPool {
   private free: Int32Array;
@@ -1108,9 +1102,6 @@ export type EncodedSpansSerializer = ISerializer<EncodedSpan[], IExportTraceServ
 // 8,192 handles and a few dozen slabs).
 const INITIAL_SPANS = 1024;
 const INITIAL_SLABS = 16;
-const INITIAL_RESOURCES = 16;
-/** The serializer's own resource, for spanResource. */
-const PROCESS_RESOURCE = -1;
 
 /**
  * The OTLP trace serializer for the official gRPC export delegate. One scope per process, and one
@@ -1129,13 +1120,14 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   private readonly scopeField: Buffer;
   private readonly headerRoom: number;
 
-  // Encoded spans, by handle (EncodedSpan): their slab, where in it, their resource's id, and
+  // Encoded spans, by handle (EncodedSpan): their slab, where in it, their resource's field, and
   // what they reference (rare; see REFERENCE_MIN_BYTES).
   private readonly spanIds = new IdPool(INITIAL_SPANS);
   private spanSlab: Int32Array = new Int32Array(INITIAL_SPANS);
   private spanStart: Int32Array = new Int32Array(INITIAL_SPANS);
   private spanEnd: Int32Array = new Int32Array(INITIAL_SPANS);
-  private spanResource: Int32Array = new Int32Array(INITIAL_SPANS);
+  /** `resource = 1` of the ResourceSpans each goes under (resourceField, or its own resource's). */
+  private readonly spanResource: (Buffer | undefined)[] = [];
   private readonly spanRefs: (References | undefined)[] = [];
 
   // Slabs by id, each with the number of unreleased spans in it. A slab is reused (or let go)
@@ -1150,13 +1142,8 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   private lastSpanBytes = 0;
   private readonly spareSlabs: Buffer[] = [];
 
-  // Spans' own resources by id, each with the number of unreleased spans under it; an id is
-  // given back at 0, so ids stay as few as the resources with spans queued.
-  private readonly resourceIds = new IdPool(INITIAL_RESOURCES);
-  private readonly resources: (OwnResource | undefined)[] = [];
-  private resourceSpans: Int32Array = new Int32Array(INITIAL_RESOURCES);
   /** Spans' own resources, encoded: producers reuse one object per entity (SpanResource). */
-  private readonly ownResources = new WeakMap<SpanResource, OwnResource>();
+  private readonly ownResources = new WeakMap<SpanResource, Buffer>();
 
   private readonly spareRequests: Buffer[] = [];
   private lastRequest: Buffer | undefined;
@@ -1209,19 +1196,15 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    */
   encodeSpan(span: SpanRecord): EncodedSpan {
     const own = span.resource;
-    let resource: OwnResource | undefined;
+    let resource = this.resourceField;
     if (own !== undefined) {
       // Before the span: a resource is encoded with the scratch buffer.
-      resource = this.ownResources.get(own);
-      if (resource === undefined) this.ownResources.set(own, (resource = { field: encodeResourceField(own.attributes), id: -1 }));
+      const field = this.ownResources.get(own);
+      if (field !== undefined) resource = field;
+      else this.ownResources.set(own, (resource = encodeResourceField(own.attributes)));
     }
     const h = this.encodeBytes(span);
-    if (resource === undefined) this.spanResource[h] = PROCESS_RESOURCE;
-    else {
-      if (resource.id < 0) this.holdResource(resource);
-      this.spanResource[h] = resource.id;
-      this.resourceSpans[resource.id]++;
-    }
+    this.spanResource[h] = resource;
     return h;
   }
 
@@ -1232,8 +1215,8 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   }
 
   /** Encoded spans not yet released, and the slabs they hold (the one being written included). */
-  get held(): { spans: number; slabs: number; resources: number } {
-    return { spans: this.spanIds.used, slabs: this.slabIds.used, resources: this.resourceIds.used };
+  get held(): { spans: number; slabs: number } {
+    return { spans: this.spanIds.used, slabs: this.slabIds.used };
   }
 
   /** Writes the span into the current slab; returns its new handle (resource not yet set). */
@@ -1290,7 +1273,6 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
       this.spanSlab = grown(this.spanSlab, capacity);
       this.spanStart = grown(this.spanStart, capacity);
       this.spanEnd = grown(this.spanEnd, capacity);
-      this.spanResource = grown(this.spanResource, capacity);
       h = this.spanIds.take();
     }
     return h;
@@ -1332,17 +1314,6 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
     if (slab.length === SLAB_SIZE && this.spareSlabs.length < SPARE_SLABS) this.spareSlabs.push(slab);
   }
 
-  private holdResource(resource: OwnResource): void {
-    let id = this.resourceIds.take();
-    if (id < 0) {
-      this.resourceSpans = grown(this.resourceSpans, this.resourceIds.grow());
-      id = this.resourceIds.take();
-    }
-    resource.id = id;
-    this.resources[id] = resource;
-    this.resourceSpans[id] = 0;
-  }
-
   /**
    * These encoded spans will not be read again (their request is serialized, or they were
    * dropped): their handles are given back, and a slab whose spans are all released is reused.
@@ -1356,12 +1327,8 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   release(h: EncodedSpan): void {
     const slab = this.spanSlab[h];
     if (--this.slabSpans[slab] === 0 && slab !== this.slabId) this.freeSlab(slab);
-    const r = this.spanResource[h];
-    if (r !== PROCESS_RESOURCE && --this.resourceSpans[r] === 0) {
-      this.resources[r]!.id = -1;
-      this.resources[r] = undefined;
-      this.resourceIds.give(r);
-    }
+    // A released handle keeps no resource alive.
+    this.spanResource[h] = undefined;
     if (this.spanRefs[h] !== undefined) this.spanRefs[h] = undefined;
     this.spanIds.give(h);
   }
@@ -1386,13 +1353,12 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
   serializeEncoded(spans: EncodedSpan[], room = 0): Buffer {
     if (spans.length === 0) return Buffer.alloc(room);
     // One resource for all (the proxy's own; one traced process's): one ResourceSpans, no grouping.
-    const r = this.spanResource[spans[0]];
+    const resource = this.spanResource[spans[0]]!;
     let spansLen = 0;
     for (let i = 0; i < spans.length; i++) {
-      if (this.spanResource[spans[i]] !== r) return this.serializeGrouped(spans, room);
+      if (this.spanResource[spans[i]] !== resource) return this.serializeGrouped(spans, room);
       spansLen += this.encodedLength(spans[i]);
     }
-    const resource = this.resourceFieldOf(r);
     const headerLen = this.headerLength(spansLen, resource);
     const out = this.request(room + headerLen + spansLen);
     pos = 0;
@@ -1408,21 +1374,20 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
    * groups spans by their Resource; spans without one of their own go under this serializer's.
    */
   private serializeGrouped(spans: EncodedSpan[], room: number): Buffer {
-    const groups = new Map<number, { spans: EncodedSpan[]; len: number }>();
+    const groups = new Map<Buffer, { spans: EncodedSpan[]; len: number }>();
     for (let i = 0; i < spans.length; i++) {
       const h = spans[i];
-      const r = this.spanResource[h];
-      let group = groups.get(r);
-      if (group === undefined) groups.set(r, (group = { spans: [], len: 0 }));
+      const resource = this.spanResource[h]!;
+      let group = groups.get(resource);
+      if (group === undefined) groups.set(resource, (group = { spans: [], len: 0 }));
       group.spans.push(h);
       group.len += this.encodedLength(h);
     }
     let total = room;
-    for (const [r, group] of groups) total += this.headerLength(group.len, this.resourceFieldOf(r)) + group.len;
+    for (const [resource, group] of groups) total += this.headerLength(group.len, resource) + group.len;
     const out = this.request(total);
     let at = room;
-    for (const [r, group] of groups) {
-      const resource = this.resourceFieldOf(r);
+    for (const [resource, group] of groups) {
       pos = 0;
       ensure(this.headerLength(group.len, resource));
       this.putHeader(group.len, resource);
@@ -1430,10 +1395,6 @@ export class OtlpTraceSerializer implements ISerializer<SpanRecord[], IExportTra
       at = this.copySpans(out, at, group.spans);
     }
     return out;
-  }
-
-  private resourceFieldOf(r: number): Buffer {
-    return r === PROCESS_RESOURCE ? this.resourceField : this.resources[r]!.field;
   }
 
   /**
