@@ -721,6 +721,7 @@ function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolea
 // and other objects never match. A list memo keeps its last list's values (strings included:
 // at most LIST_MEMOS lists' worth).
 const LIST_MEMOS = 8;
+const NO_KEYS: string[] = [];
 /** A value no attribute list has: bytes and objects are kept as this, so they never match. */
 const NOT_COPIED: unknown = {};
 
@@ -819,8 +820,13 @@ function putAttributes(tag: number, attrs: Attributes): void {
       }
     }
   }
-  // seq's last list can be copied from (it is intact).
+  // seq's last list can be copied from (it is intact). Its arrays and writtenAt in locals: the
+  // loop's calls would make V8 load them from their objects at every use.
   let seqIntact = seq !== undefined && seq.list >= intactFrom;
+  let seqKeys = seq === undefined ? NO_KEYS : seq.keys;
+  let seqValues = seq === undefined ? NO_KEYS : seq.values;
+  let seqAt = seq === undefined ? writtenAt : seq.at;
+  const at = writtenAt;
   let index = 0;
   for (const key in attrs) {
     // Keys an object inherits come after its own: never written, as with the official writer.
@@ -828,27 +834,32 @@ function putAttributes(tag: number, attrs: Attributes): void {
     const i = index++;
     const v = values[i] as AttrValue;
     let memo: KeyMemo;
-    if (seq !== undefined && seq.keys[i] !== key) {
+    if (seq !== undefined && seqKeys[i] !== key) {
       const other = otherListMemo(seq, i, key, n);
       if (other === undefined) leaveSequence(seq, i);
-      else seqIntact = other.list >= intactFrom;
+      else {
+        seqIntact = other.list >= intactFrom;
+        seqKeys = other.keys;
+        seqValues = other.values;
+        seqAt = other.at;
+      }
       // The key memo chain goes on from the key before.
       if (i > 0) previous = seq.memos[i - 1];
       seq = other;
     }
     if (seq !== undefined) {
-      writtenAt[i] = pos + runTo - runFrom;
-      const prev = seq.values[i];
+      at[i] = pos + runTo - runFrom;
+      const prev = seqValues[i];
       if (sameListValue(v, prev)) {
         values[i] = prev;
         if (seqIntact) {
           // A step of the run: the KeyValue seq's last list wrote for the same key and value.
-          const from = seq.at[i];
+          const from = seqAt[i];
           if (from !== runTo) {
             putRun(runFrom, runTo);
             runFrom = from;
           }
-          runTo = seq.at[i + 1];
+          runTo = seqAt[i + 1];
           continue;
         }
       } else values[i] = listValue(v);
@@ -866,7 +877,7 @@ function putAttributes(tag: number, attrs: Attributes): void {
       }
       previous = memo;
       if (copyable) {
-        writtenAt[i] = pos + runTo - runFrom;
+        at[i] = pos + runTo - runFrom;
         writtenKeys[i] = key;
         writtenMemos[i] = memo;
         values[i] = listValue(v);
