@@ -45,6 +45,14 @@ const EXTRAS: Array<Attributes | undefined> = [
   { 'sidetrace.capture.source': 'ebpf', 'network.local.address': '10.0.0.1' },
 ];
 
+/** The same address with two ports, and two ports' worth of other addresses. */
+const ENDPOINTS = [
+  { address: '10.0.0.9', port: 51000 },
+  { address: '10.0.0.9', port: 51001 },
+  { address: '127.0.0.1', port: 8080 },
+  { address: '::1', port: 51000 },
+];
+
 interface Step {
   conn: number;
   policy: number;
@@ -57,6 +65,10 @@ interface Step {
   authority: string | undefined;
   copyAuthority: boolean;
   direction: 'inbound' | 'outbound';
+  protocolVersion: '1.0' | '1.1';
+  /** Indexes into ENDPOINTS: the connection's peers (each compared by address and port). */
+  client: number;
+  server: number;
   scheme: 'http' | 'https' | undefined;
   extra: number;
   status: number;
@@ -76,6 +88,9 @@ const step: fc.Arbitrary<Step> = fc.record({
   authority: fc.constantFrom(undefined, 'h:8080', '[::1]:9', 'h'),
   copyAuthority: fc.boolean(),
   direction: fc.constantFrom('inbound' as const, 'outbound' as const),
+  protocolVersion: fc.constantFrom('1.0' as const, '1.1' as const),
+  client: fc.nat(ENDPOINTS.length - 1),
+  server: fc.nat(ENDPOINTS.length - 1),
   scheme: fc.constantFrom(undefined, 'http' as const, 'https' as const),
   extra: fc.nat(EXTRAS.length - 1),
   status: fc.constantFrom(0, 200, 503),
@@ -83,6 +98,26 @@ const step: fc.Arbitrary<Step> = fc.record({
   fail: fc.boolean(),
   late: fc.boolean(),
 });
+
+const STEP_FIELDS: Array<keyof Step> = [
+  'conn', 'policy', 'request', 'response', 'method', 'target', 'authority', 'copyAuthority', 'direction',
+  'protocolVersion', 'client', 'server', 'scheme', 'extra', 'status', 'body', 'fail', 'late',
+];
+
+/**
+ * Most steps repeat the one before: as it was, or with one field changed (the fast paths hit
+ * only on repeats, which independent steps almost never are); the others are fresh.
+ */
+function repeating(steps: Array<[Step, number]>): Step[] {
+  const out: Step[] = [];
+  for (const [fresh, how] of steps) {
+    const last = out[out.length - 1];
+    if (last === undefined || how === 0) out.push(fresh);
+    else if (how > STEP_FIELDS.length) out.push({ ...last });
+    else out.push({ ...last, [STEP_FIELDS[how - 1]]: fresh[STEP_FIELDS[how - 1]] });
+  }
+  return out;
+}
 
 interface Run {
   requests: RawHeaders[];
@@ -97,7 +132,7 @@ const run: fc.Arbitrary<Run> = fc.record({
     .array(headerList(REQUEST_NAMES, REQUEST_VALUES), { minLength: 3, maxLength: 3 })
     .map(([grpc, ...rest]) => [['Content-Type', 'application/grpc', ...grpc], ...rest]),
   responses: fc.array(headerList(RESPONSE_NAMES, RESPONSE_VALUES), { minLength: 3, maxLength: 3 }),
-  steps: fc.array(step, { minLength: 1, maxLength: 12 }),
+  steps: fc.array(fc.tuple(step, fc.nat(STEP_FIELDS.length + 1)), { minLength: 1, maxLength: 12 }).map(repeating),
   tap: fc.boolean(),
 });
 
@@ -139,13 +174,14 @@ function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] }
     const authority = s.authority !== undefined && s.copyAuthority ? [...s.authority].join('') : s.authority;
     const start: ExchangeStart = {
       direction: s.direction,
-      protocolVersion: '1.1',
+      protocolVersion: s.protocolVersion,
       method: s.method,
       target: s.target,
       headers: r.requests[s.request],
       authority,
-      client: { address: '10.0.0.9', port: 51000 },
-      server: { address: '127.0.0.1', port: 8080 },
+      // A copy per step: peers are compared by value, not as objects.
+      client: { ...ENDPOINTS[s.client] },
+      server: { ...ENDPOINTS[s.server] },
       startMs: 1_700_000_000_000,
       scheme: s.scheme,
       attributes: EXTRAS[s.extra],
@@ -180,7 +216,7 @@ describe('ExchangeStart.heads', () => {
   });
 
   it('matches a target again when the head says gRPC where the last did not, and back', () => {
-    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', scheme: undefined, extra: 0, status: 200, body: [], fail: false, late: false };
+    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', protocolVersion: '1.1', client: 0, server: 2, scheme: undefined, extra: 0, status: 200, body: [], fail: false, late: false };
     const r: Run = {
       requests: [['Content-Type', 'application/grpc'], ['Content-Type', 'text/plain'], []],
       responses: [['Content-Type', 'application/grpc', 'Server', 'x'], [], []],

@@ -59,11 +59,27 @@ export function createReplayExchangeFactory(deps: ExchangeDeps): ExchangeFactory
 /** `reuse`: an ended exchange to start again instead of a new one. */
 function startExchange(deps: ExchangeDeps, start: ExchangeStart, reuse: TracedExchange | undefined): Exchange {
   const startMs = start.startMs ?? nowMs();
-  splitTarget(start.target);
-  const path = targetPath;
-  const query = targetQuery;
-  const authority = targetAuthority;
   const heads = start.heads;
+  let path: string | undefined;
+  let query: string | undefined;
+  let authority: string | undefined;
+  if (heads !== undefined && heads.targetOf === start.target) {
+    // A repeated head brings the same target string: one pointer compare instead of a split.
+    path = heads.targetPath;
+    query = heads.targetQuery;
+    authority = heads.targetAuthority;
+  } else {
+    splitTarget(start.target);
+    path = targetPath;
+    query = targetQuery;
+    authority = targetAuthority;
+    if (heads !== undefined) {
+      heads.targetOf = start.target;
+      heads.targetPath = path;
+      heads.targetQuery = query;
+      heads.targetAuthority = authority;
+    }
+  }
   let contentType: string | undefined;
   if (heads === undefined) {
     contentType = findHeader(start.headers, 'content-type');
@@ -130,6 +146,11 @@ export function keepByTraceId(traceId: string, sample: number): boolean {
  * Heads are told apart by identity only: comparing their strings cost more than it saved.
  */
 export class HeadMemo {
+  /** The last target split (splitTarget, a pure function of the string) and its parts. */
+  targetOf: string | undefined = undefined;
+  targetPath: string | undefined = undefined;
+  targetQuery: string | undefined = undefined;
+  targetAuthority: string | undefined = undefined;
   /** The request head the request fields are of; newRequest resets them for another. */
   request: RawHeaders | undefined = undefined;
   contentType: string | undefined = undefined;
@@ -171,6 +192,27 @@ export class HeadMemo {
   match: RouteMatch | undefined = undefined;
   /** The key sequence of this connection's last span (AttributeBuilder.finish). */
   readonly shape = new ShapeMemo();
+  /**
+   * The last span's attributes from its method through its request header attributes, and what
+   * they were made of (build compares each; strings mostly by pointer, as the head repeats them).
+   */
+  readonly prefix = new AttributeRun();
+  prefixRequest: RawHeaders | undefined = undefined;
+  prefixMatch: RouteMatch | undefined = undefined;
+  prefixMethod = '';
+  prefixTarget = '';
+  prefixAuthority: string | undefined = undefined;
+  prefixScheme: string | undefined = undefined;
+  prefixInbound = false;
+  prefixVersion = '';
+  prefixStatus = 0;
+  prefixErrorType: string | undefined = undefined;
+  prefixServerAddress = '';
+  prefixServerPort = 0;
+  prefixClientAddress = '';
+  prefixClientPort = 0;
+  /** isKnownMethod(prefixMethod). */
+  prefixKnown = false;
 
   newRequest(headers: RawHeaders): void {
     this.request = headers;
@@ -536,87 +578,130 @@ class TracedExchange implements Exchange {
     const attrs = ATTRS;
     attrs.reset();
     const method = start.method;
-    const known = isKnownMethod(method);
-    attrs.add('http.request.method', known ? method : '_OTHER');
-    if (!known) attrs.add('http.request.method_original', method);
-    if (path !== undefined) attrs.add('url.path', path);
-    const query = this.query === undefined ? undefined : redactQuery(rule, this.query);
-    if (query !== undefined) attrs.add('url.query', query);
-    const scheme = start.scheme ?? 'http';
-    attrs.add('url.scheme', scheme);
-
-    const authority = start.authority ?? this.targetAuthority ?? (path === undefined && method === 'CONNECT' ? start.target : undefined);
     const heads = start.heads;
-    if (server) {
-      if (authority !== undefined) {
-        if (heads === undefined) {
-          splitAuthority(authority);
-        } else if (heads.authority !== authority) {
-          splitAuthority(authority);
-          heads.authority = authority;
-          heads.authorityAddress = authorityAddress;
-          heads.authorityPort = authorityPort;
-        } else {
-          authorityAddress = heads.authorityAddress;
-          authorityPort = heads.authorityPort;
-        }
-      }
-      attrs.add('server.address', authority === undefined ? start.server.address : authorityAddress);
-      // A Host without a port means the scheme's default port (RFC 9110 §4.2).
-      attrs.add('server.port', authority === undefined ? start.server.port : authorityPort ?? (scheme === 'https' ? 443 : 80));
-      attrs.add('client.address', start.client.address);
-      attrs.add('client.port', start.client.port);
-      attrs.add('network.peer.address', start.client.address);
-      attrs.add('network.peer.port', start.client.port);
+    let known: boolean;
+    // The attributes of the request head, the target, the peers, the status and the route come
+    // out the same for the same inputs: a connection whose requests repeat (same head object,
+    // target, peers, status, match) adds the last span's run of them instead of deriving each.
+    if (
+      heads !== undefined &&
+      heads.prefixRequest === start.headers &&
+      heads.prefixMatch === this.match &&
+      heads.prefixMethod === method &&
+      heads.prefixTarget === start.target &&
+      heads.prefixAuthority === start.authority &&
+      heads.prefixScheme === start.scheme &&
+      heads.prefixInbound === server &&
+      heads.prefixVersion === start.protocolVersion &&
+      heads.prefixStatus === this.status &&
+      heads.prefixErrorType === this.outErrorType &&
+      heads.prefixServerAddress === start.server.address &&
+      heads.prefixServerPort === start.server.port &&
+      heads.prefixClientAddress === start.client.address &&
+      heads.prefixClientPort === start.client.port
+    ) {
+      known = heads.prefixKnown;
+      attrs.addRun(heads.prefix);
     } else {
-      attrs.add('server.address', start.server.address);
-      attrs.add('server.port', start.server.port);
-      attrs.add('network.peer.address', start.server.address);
-      attrs.add('network.peer.port', start.server.port);
-      if (path !== undefined) {
-        let full: string;
-        if (heads !== undefined && authority !== undefined) {
-          // A repeated head brings the same strings: four pointer compares instead of a new string.
-          if (heads.fullAuthority !== authority || heads.fullPath !== path || heads.fullQuery !== query || heads.fullScheme !== scheme) {
-            heads.full = `${scheme}://${authority}${path}${query === undefined ? '' : `?${query}`}`;
-            heads.fullAuthority = authority;
-            heads.fullPath = path;
-            heads.fullQuery = query;
-            heads.fullScheme = scheme;
-          }
-          full = heads.full;
-        } else {
-          const host = authority ?? `${start.server.address}:${start.server.port}`;
-          full = `${scheme}://${host}${path}${query === undefined ? '' : `?${query}`}`;
-        }
-        attrs.add('url.full', full);
-      }
-    }
-    attrs.add('network.protocol.version', start.protocolVersion);
-    let ua: string | undefined;
-    if (heads === undefined || heads.request !== start.headers) {
-      ua = findHeader(start.headers, 'user-agent');
-    } else {
-      if (!heads.userAgentFound) {
-        heads.userAgent = findHeader(start.headers, 'user-agent');
-        heads.userAgentFound = true;
-      }
-      ua = heads.userAgent;
-    }
-    if (ua !== undefined) attrs.add('user_agent.original', ua);
-    if (this.match.route !== undefined) attrs.add('http.route', this.match.route);
-    if (this.status > 0) attrs.add('http.response.status_code', this.status);
-    if (this.outErrorType !== undefined) attrs.add('error.type', this.outErrorType);
+      known = isKnownMethod(method);
+      attrs.add('http.request.method', known ? method : '_OTHER');
+      if (!known) attrs.add('http.request.method_original', method);
+      if (path !== undefined) attrs.add('url.path', path);
+      const query = this.query === undefined ? undefined : redactQuery(rule, this.query);
+      if (query !== undefined) attrs.add('url.query', query);
+      const scheme = start.scheme ?? 'http';
+      attrs.add('url.scheme', scheme);
 
-    if (heads === undefined || heads.request !== start.headers) {
-      requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
-    } else if (heads.requestRule === rule) {
-      attrs.addRun(heads.requestAttrs);
-    } else {
-      const from = attrs.size;
-      requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
-      attrs.saveRun(from, heads.requestAttrs);
-      heads.requestRule = rule;
+      const authority = start.authority ?? this.targetAuthority ?? (path === undefined && method === 'CONNECT' ? start.target : undefined);
+      if (server) {
+        if (authority !== undefined) {
+          if (heads === undefined) {
+            splitAuthority(authority);
+          } else if (heads.authority !== authority) {
+            splitAuthority(authority);
+            heads.authority = authority;
+            heads.authorityAddress = authorityAddress;
+            heads.authorityPort = authorityPort;
+          } else {
+            authorityAddress = heads.authorityAddress;
+            authorityPort = heads.authorityPort;
+          }
+        }
+        attrs.add('server.address', authority === undefined ? start.server.address : authorityAddress);
+        // A Host without a port means the scheme's default port (RFC 9110 §4.2).
+        attrs.add('server.port', authority === undefined ? start.server.port : authorityPort ?? (scheme === 'https' ? 443 : 80));
+        attrs.add('client.address', start.client.address);
+        attrs.add('client.port', start.client.port);
+        attrs.add('network.peer.address', start.client.address);
+        attrs.add('network.peer.port', start.client.port);
+      } else {
+        attrs.add('server.address', start.server.address);
+        attrs.add('server.port', start.server.port);
+        attrs.add('network.peer.address', start.server.address);
+        attrs.add('network.peer.port', start.server.port);
+        if (path !== undefined) {
+          let full: string;
+          if (heads !== undefined && authority !== undefined) {
+            // A repeated head brings the same strings: four pointer compares instead of a new string.
+            if (heads.fullAuthority !== authority || heads.fullPath !== path || heads.fullQuery !== query || heads.fullScheme !== scheme) {
+              heads.full = `${scheme}://${authority}${path}${query === undefined ? '' : `?${query}`}`;
+              heads.fullAuthority = authority;
+              heads.fullPath = path;
+              heads.fullQuery = query;
+              heads.fullScheme = scheme;
+            }
+            full = heads.full;
+          } else {
+            const host = authority ?? `${start.server.address}:${start.server.port}`;
+            full = `${scheme}://${host}${path}${query === undefined ? '' : `?${query}`}`;
+          }
+          attrs.add('url.full', full);
+        }
+      }
+      attrs.add('network.protocol.version', start.protocolVersion);
+      let ua: string | undefined;
+      if (heads === undefined || heads.request !== start.headers) {
+        ua = findHeader(start.headers, 'user-agent');
+      } else {
+        if (!heads.userAgentFound) {
+          heads.userAgent = findHeader(start.headers, 'user-agent');
+          heads.userAgentFound = true;
+        }
+        ua = heads.userAgent;
+      }
+      if (ua !== undefined) attrs.add('user_agent.original', ua);
+      if (this.match.route !== undefined) attrs.add('http.route', this.match.route);
+      if (this.status > 0) attrs.add('http.response.status_code', this.status);
+      if (this.outErrorType !== undefined) attrs.add('error.type', this.outErrorType);
+
+      if (heads === undefined || heads.request !== start.headers) {
+        requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+      } else if (heads.requestRule === rule) {
+        attrs.addRun(heads.requestAttrs);
+      } else {
+        const from = attrs.size;
+        requestHeaders.record(attrs, start.headers, rule.requestHeaders, rule);
+        attrs.saveRun(from, heads.requestAttrs);
+        heads.requestRule = rule;
+      }
+      if (heads !== undefined) {
+        attrs.saveRun(0, heads.prefix);
+        heads.prefixRequest = start.headers;
+        heads.prefixMatch = this.match;
+        heads.prefixMethod = method;
+        heads.prefixTarget = start.target;
+        heads.prefixAuthority = start.authority;
+        heads.prefixScheme = start.scheme;
+        heads.prefixInbound = server;
+        heads.prefixVersion = start.protocolVersion;
+        heads.prefixStatus = this.status;
+        heads.prefixErrorType = this.outErrorType;
+        heads.prefixServerAddress = start.server.address;
+        heads.prefixServerPort = start.server.port;
+        heads.prefixClientAddress = start.client.address;
+        heads.prefixClientPort = start.client.port;
+        heads.prefixKnown = known;
+      }
     }
     if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
     const resHeaders = this.resHeaders;
