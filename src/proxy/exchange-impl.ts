@@ -7,7 +7,7 @@ import { redactBody, redactQuery } from '../policy/redact.js';
 import type { CaptureRule, CompiledPolicy, RouteMatch } from '../policy/types.js';
 import { nowMs, SpanKind, StatusCode, type Attributes, type SpanEvent, type SpanRecord } from '../telemetry/span.js';
 import { equalsLower } from './capture/ascii.js';
-import { AttributeBuilder, AttributeRun, ShapeMemo } from './capture/attributes.js';
+import { AttributeBuilder, AttributeRun, AttributeTemplate, ShapeMemo } from './capture/attributes.js';
 import { BodyCapture } from './capture/body.js';
 import { decodeBody } from './capture/decode.js';
 import { requestHeaders, requestTrailers, responseHeaders, responseTrailers } from './capture/headers.js';
@@ -193,6 +193,11 @@ export class HeadMemo {
   /** The key sequence of this connection's last span (AttributeBuilder.finish). */
   readonly shape = new ShapeMemo();
   /**
+   * The last span's attributes when every run above repeated (prefix, response head, extra), all
+   * but its body pairs to be used again while they keep repeating; cleared when one is derived anew.
+   */
+  readonly template = new AttributeTemplate();
+  /**
    * The last span's attributes from its method through its request header attributes, and what
    * they were made of (build compares each; strings mostly by pointer, as the head repeats them).
    */
@@ -297,6 +302,14 @@ function isKnownMethod(method: string): boolean {
 
 /** Spans are built synchronously, one at a time, so one builder serves them all. */
 const ATTRS = new AttributeBuilder();
+/** A span's body pairs, set aside while build adds what comes before them (it runs one at a time). */
+const BODIES = new AttributeRun();
+
+/** An HTTP span's name: the method (or HTTP for one not known) and the route, if any. */
+function httpName(known: boolean, method: string, route: string | undefined): string {
+  const base = known ? method : 'HTTP';
+  return route === undefined ? base : `${base} ${route}`;
+}
 
 // Statuses without a message, shared by all spans: nothing changes a span's status once built.
 const STATUS_UNSET: SpanRecord['status'] = Object.freeze({ code: StatusCode.UNSET });
@@ -579,11 +592,12 @@ class TracedExchange implements Exchange {
     attrs.reset();
     const method = start.method;
     const heads = start.heads;
-    let known: boolean;
+    const resHeaders = this.resHeaders;
+    const extra = start.attributes;
     // The attributes of the request head, the target, the peers, the status and the route come
     // out the same for the same inputs: a connection whose requests repeat (same head object,
     // target, peers, status, match) adds the last span's run of them instead of deriving each.
-    if (
+    const prefixHit =
       heads !== undefined &&
       heads.prefixRequest === start.headers &&
       heads.prefixMatch === this.match &&
@@ -598,8 +612,33 @@ class TracedExchange implements Exchange {
       heads.prefixServerAddress === start.server.address &&
       heads.prefixServerPort === start.server.port &&
       heads.prefixClientAddress === start.client.address &&
-      heads.prefixClientPort === start.client.port
-    ) {
+      heads.prefixClientPort === start.client.port;
+    // And when the response head's and the extra attributes' runs repeat too (and nothing else
+    // adds any: trailers, gRPC), all but the body pairs are the last span's: heads.template.
+    const repeats =
+      prefixHit &&
+      resHeaders !== undefined &&
+      heads.response === resHeaders &&
+      heads.responseRule === rule &&
+      extra !== undefined &&
+      heads.extra === extra &&
+      this.reqTrailers === undefined &&
+      this.resTrailers === undefined &&
+      !this.grpc;
+    /** The body pairs are in BODIES already (the template did not fit them). */
+    let bodiesRecorded = false;
+    if (repeats && heads.template.values !== undefined) {
+      this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody, start.headers, this.contentType, sinkCopiesBelow);
+      this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody, resHeaders, LOOK_UP, sinkCopiesBelow);
+      if (attrs.fitsTemplate(heads.template)) {
+        return this.span(attrs.finishFromTemplate(heads.template), httpName(heads.prefixKnown, method, this.match.route), NO_EVENTS, server, endMs);
+      }
+      attrs.saveRun(0, BODIES);
+      attrs.reset();
+      bodiesRecorded = true;
+    }
+    let known: boolean;
+    if (prefixHit) {
       known = heads.prefixKnown;
       attrs.addRun(heads.prefix);
     } else {
@@ -686,6 +725,7 @@ class TracedExchange implements Exchange {
       }
       if (heads !== undefined) {
         attrs.saveRun(0, heads.prefix);
+        heads.template.clear();
         heads.prefixRequest = start.headers;
         heads.prefixMatch = this.match;
         heads.prefixMethod = method;
@@ -704,7 +744,6 @@ class TracedExchange implements Exchange {
       }
     }
     if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
-    const resHeaders = this.resHeaders;
     if (resHeaders !== undefined) {
       if (heads === undefined) {
         responseHeaders.record(attrs, resHeaders, rule.responseHeaders, rule);
@@ -717,14 +756,21 @@ class TracedExchange implements Exchange {
           responseHeaders.record(attrs, resHeaders, rule.responseHeaders, rule);
           attrs.saveRun(from, heads.responseAttrs);
           heads.responseRule = rule;
+          heads.template.clear();
         }
       }
     }
     if (this.resTrailers !== undefined) responseTrailers.record(attrs, this.resTrailers, rule.responseHeaders, rule);
 
-    // gRPC bodies are recorded per message (events below), not as one framed blob.
-    this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);
-    this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody && !this.grpc, this.resHeaders, LOOK_UP, sinkCopiesBelow);
+    const bodiesFrom = attrs.size;
+    if (bodiesRecorded) {
+      attrs.addRun(BODIES);
+    } else {
+      // gRPC bodies are recorded per message (events below), not as one framed blob.
+      this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);
+      this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody && !this.grpc, resHeaders, LOOK_UP, sinkCopiesBelow);
+    }
+    const bodiesTo = attrs.size;
 
     let name: string;
     let events = NO_EVENTS;
@@ -743,15 +789,13 @@ class TracedExchange implements Exchange {
       name = `${service}/${rpcMethod}`;
       events = this.grpcEvents(server);
     } else {
-      const base = known ? method : 'HTTP';
-      name = this.match.route === undefined ? base : `${base} ${this.match.route}`;
+      name = httpName(known, method, this.match.route);
     }
 
     // The caller's extra attributes come last; one under a key already added ends where
     // Object.assign would leave it (the builder makes a repeated key an assignment).
     // for-in walks a fast object's cached keys; Object.keys copies them into a new array per span.
     // Attribute objects are plain (no enumerable inherited keys), so both see the same keys.
-    const extra = start.attributes;
     if (extra !== undefined) {
       if (heads === undefined) {
         for (const key in extra) attrs.add(key, extra[key]);
@@ -762,11 +806,19 @@ class TracedExchange implements Exchange {
         for (const key in extra) attrs.add(key, extra[key]);
         attrs.saveRun(from, heads.extraAttrs);
         heads.extra = extra;
+        heads.template.clear();
       }
     }
+    // Every run repeated: this span's values are the next one's template (all but its bodies).
+    // Any run derived anew has cleared the template, so a template is of the runs as they are.
+    const attributes = repeats ? attrs.finishKeeping(heads.template, bodiesFrom, bodiesTo, heads.shape) : attrs.finish(heads?.shape);
+    return this.span(attributes, name, events, server, endMs);
+  }
+
+  private span(attributes: Attributes, name: string, events: SpanEvent[], server: boolean, endMs: number): SpanRecord {
     // Every key in the literal, the optional ones too: a key added later gives the span a second
     // object of properties and another shape, which the exporter then meets as well.
-    const span: SpanRecord = {
+    return {
       traceId: this.traceId,
       spanId: this.spanId,
       parentSpanId: this.incoming.parentSpanId,
@@ -776,12 +828,11 @@ class TracedExchange implements Exchange {
       kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
       startMs: this.startMs,
       endMs,
-      attributes: attrs.finish(heads?.shape),
+      attributes,
       events,
       status: this.outMessage !== undefined ? { code: this.outCode, message: this.outMessage } : this.outCode === StatusCode.ERROR ? STATUS_ERROR : STATUS_UNSET,
-      resource: start.resource,
+      resource: this.start.resource,
     };
-    return span;
   }
 
   private recordBody(
