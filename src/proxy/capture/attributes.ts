@@ -153,13 +153,16 @@ export class AttributeBuilder {
 
   /** The template's object with this builder's pairs in place of its varying ones (fitsTemplate). */
   finishFromTemplate(template: AttributeTemplate): Attributes {
-    // slice copies the template's values in one builtin call, where adding them pair by pair and
-    // comparing every key in finish cost ~5 ns a pair.
-    const values = template.values!.slice();
+    // The template's own array, its varying slots filled for the call and emptied after: no copy
+    // (adding its pairs one by one and comparing every key in finish cost ~5 ns a pair).
+    const values = template.values!;
     const at = template.at;
-    for (let i = 0; i < this.n; i++) values[at + i] = this.values[i];
+    const n = this.n;
+    for (let i = 0; i < n; i++) values[at + i] = this.values[i];
     this.reset();
-    return template.make!(values as AttrValue[]);
+    const attrs = template.make!(values as AttrValue[]);
+    for (let i = 0; i < n; i++) values[at + i] = undefined;
+    return attrs;
   }
 
   /**
