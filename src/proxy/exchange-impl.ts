@@ -216,8 +216,8 @@ export class HeadMemo {
   prefixServerPort = 0;
   prefixClientAddress = '';
   prefixClientPort = 0;
-  /** isKnownMethod(prefixMethod). */
-  prefixKnown = false;
+  /** The span's name unless gRPC (httpName: the method and the route). */
+  prefixName = '';
 
   newRequest(headers: RawHeaders): void {
     this.request = headers;
@@ -631,18 +631,19 @@ class TracedExchange implements Exchange {
       this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody, start.headers, this.contentType, sinkCopiesBelow);
       this.recordBody(attrs, RESPONSE_BODY, this.resBody, rule.responseBody, resHeaders, LOOK_UP, sinkCopiesBelow);
       if (attrs.fitsTemplate(heads.template)) {
-        return this.span(attrs.finishFromTemplate(heads.template), httpName(heads.prefixKnown, method, this.match.route), NO_EVENTS, server, endMs);
+        return this.span(attrs.finishFromTemplate(heads.template), heads.prefixName, NO_EVENTS, server, endMs);
       }
       attrs.saveRun(0, BODIES);
       attrs.reset();
       bodiesRecorded = true;
     }
-    let known: boolean;
+    let httpSpanName: string;
     if (prefixHit) {
-      known = heads.prefixKnown;
+      httpSpanName = heads.prefixName;
       attrs.addRun(heads.prefix);
     } else {
-      known = isKnownMethod(method);
+      const known = isKnownMethod(method);
+      httpSpanName = httpName(known, method, this.match.route);
       attrs.add('http.request.method', known ? method : '_OTHER');
       if (!known) attrs.add('http.request.method_original', method);
       if (path !== undefined) attrs.add('url.path', path);
@@ -740,7 +741,7 @@ class TracedExchange implements Exchange {
         heads.prefixServerPort = start.server.port;
         heads.prefixClientAddress = start.client.address;
         heads.prefixClientPort = start.client.port;
-        heads.prefixKnown = known;
+        heads.prefixName = httpSpanName;
       }
     }
     if (this.reqTrailers !== undefined) requestTrailers.record(attrs, this.reqTrailers, rule.requestHeaders, rule);
@@ -789,7 +790,7 @@ class TracedExchange implements Exchange {
       name = `${service}/${rpcMethod}`;
       events = this.grpcEvents(server);
     } else {
-      name = httpName(known, method, this.match.route);
+      name = httpSpanName;
     }
 
     // The caller's extra attributes come last; one under a key already added ends where
