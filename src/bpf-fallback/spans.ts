@@ -31,6 +31,14 @@ interface IdentityEntry {
   attributes: Attributes;
   /** What its exchanges derived from its last request and response heads (ExchangeStart.heads). */
   heads: HeadMemo;
+  /**
+   * The last record's heads found small enough to memoise (never a larger one, which they would
+   * keep alive): a repeated head is the same target string and header arrays, so three pointer
+   * compares say it fits again, without counting its chars.
+   */
+  memoTarget: string;
+  memoRequest: HttpRecord['requestHeaders'] | undefined;
+  memoResponse: HttpRecord['responseHeaders'] | undefined;
 }
 
 /**
@@ -86,12 +94,11 @@ export class SpanReplayer {
   constructor(private readonly deps: SpanReplayerDeps) {
     // The exchange sees only the body bytes the kernel copied; the record knows the full sizes,
     // its stream id and whether it is partial, put on the span where it leaves the exchange
-    // (sink and tap).
+    // (sink and tap). copiesBytesBelow is read once (it is readonly): forwarded through a getter
+    // (and the export queue's own), it was read through two accessor calls per span.
     const sink: SpanSink = {
       submit: (span) => deps.sink.submit(this.sizes(span)),
-      get copiesBytesBelow() {
-        return deps.sink.copiesBytesBelow;
-      },
+      copiesBytesBelow: deps.sink.copiesBytesBelow,
     };
     const tap = deps.tap;
     const wrappedTap: TapHub | undefined =
@@ -124,7 +131,16 @@ export class SpanReplayer {
     start.scheme = conn.source === 'tls' ? 'https' : 'http';
     start.attributes = identity.attributes;
     start.resource = identity.resource;
-    start.heads = headChars(rec) <= MEMO_HEAD_CHARS ? identity.heads : undefined;
+    if (identity.memoTarget === rec.target && identity.memoRequest === rec.requestHeaders && identity.memoResponse === rec.responseHeaders) {
+      start.heads = identity.heads;
+    } else if (headChars(rec) <= MEMO_HEAD_CHARS) {
+      identity.memoTarget = rec.target;
+      identity.memoRequest = rec.requestHeaders;
+      identity.memoResponse = rec.responseHeaders;
+      start.heads = identity.heads;
+    } else {
+      start.heads = undefined;
+    }
     try {
       const ex = this.exchanges.start(start);
       for (const c of rec.requestBody) ex.requestBody(c.data, clock.toEpochMs(c.tsNs));
@@ -161,7 +177,17 @@ export class SpanReplayer {
       attributes['network.local.address'] = conn.local.address;
       attributes['network.local.port'] = conn.local.port;
     }
-    const entry = { info, pod, source: conn.source, resource: res.resource, attributes, heads: new HeadMemo() };
+    const entry: IdentityEntry = {
+      info,
+      pod,
+      source: conn.source,
+      resource: res.resource,
+      attributes,
+      heads: new HeadMemo(),
+      memoTarget: '',
+      memoRequest: undefined,
+      memoResponse: undefined,
+    };
     this.identities.set(conn, entry);
     return entry;
   }

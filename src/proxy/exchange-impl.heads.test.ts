@@ -45,6 +45,14 @@ const EXTRAS: Array<Attributes | undefined> = [
   { 'sidetrace.capture.source': 'ebpf', 'network.local.address': '10.0.0.1' },
 ];
 
+/** The same address with two ports, and two ports' worth of other addresses. */
+const ENDPOINTS = [
+  { address: '10.0.0.9', port: 51000 },
+  { address: '10.0.0.9', port: 51001 },
+  { address: '127.0.0.1', port: 8080 },
+  { address: '::1', port: 51000 },
+];
+
 interface Step {
   conn: number;
   policy: number;
@@ -57,10 +65,16 @@ interface Step {
   authority: string | undefined;
   copyAuthority: boolean;
   direction: 'inbound' | 'outbound';
+  protocolVersion: '1.0' | '1.1';
+  /** Indexes into ENDPOINTS: the connection's peers (each compared by address and port). */
+  client: number;
+  server: number;
   scheme: 'http' | 'https' | undefined;
   extra: number;
   status: number;
   body: Buffer[];
+  responseBody: Buffer[];
+  trailers: 'none' | 'request' | 'response';
   fail: boolean;
   /** Ended only after the next step ran. */
   late: boolean;
@@ -76,13 +90,38 @@ const step: fc.Arbitrary<Step> = fc.record({
   authority: fc.constantFrom(undefined, 'h:8080', '[::1]:9', 'h'),
   copyAuthority: fc.boolean(),
   direction: fc.constantFrom('inbound' as const, 'outbound' as const),
+  protocolVersion: fc.constantFrom('1.0' as const, '1.1' as const),
+  client: fc.nat(ENDPOINTS.length - 1),
+  server: fc.nat(ENDPOINTS.length - 1),
   scheme: fc.constantFrom(undefined, 'http' as const, 'https' as const),
   extra: fc.nat(EXTRAS.length - 1),
   status: fc.constantFrom(0, 200, 503),
   body: fc.array(fc.constantFrom(Buffer.from('hello'), GZIP_HELLO, Buffer.from([0, 1, 2])), { maxLength: 2 }),
+  responseBody: fc.array(fc.constantFrom(Buffer.from('hello'), GZIP_HELLO, Buffer.from([0, 1, 2])), { maxLength: 2 }),
+  trailers: fc.constantFrom('none' as const, 'none' as const, 'request' as const, 'response' as const),
   fail: fc.boolean(),
   late: fc.boolean(),
 });
+
+const STEP_FIELDS: Array<keyof Step> = [
+  'conn', 'policy', 'request', 'response', 'method', 'target', 'authority', 'copyAuthority', 'direction',
+  'protocolVersion', 'client', 'server', 'scheme', 'extra', 'status', 'body', 'responseBody', 'trailers', 'fail', 'late',
+];
+
+/**
+ * Most steps repeat the one before: as it was, or with one field changed (the fast paths hit
+ * only on repeats, which independent steps almost never are); the others are fresh.
+ */
+function repeating(steps: Array<[Step, number]>): Step[] {
+  const out: Step[] = [];
+  for (const [fresh, how] of steps) {
+    const last = out[out.length - 1];
+    if (last === undefined || how === 0) out.push(fresh);
+    else if (how > STEP_FIELDS.length) out.push({ ...last });
+    else out.push({ ...last, [STEP_FIELDS[how - 1]]: fresh[STEP_FIELDS[how - 1]] });
+  }
+  return out;
+}
 
 interface Run {
   requests: RawHeaders[];
@@ -97,7 +136,11 @@ const run: fc.Arbitrary<Run> = fc.record({
     .array(headerList(REQUEST_NAMES, REQUEST_VALUES), { minLength: 3, maxLength: 3 })
     .map(([grpc, ...rest]) => [['Content-Type', 'application/grpc', ...grpc], ...rest]),
   responses: fc.array(headerList(RESPONSE_NAMES, RESPONSE_VALUES), { minLength: 3, maxLength: 3 }),
-  steps: fc.array(step, { minLength: 1, maxLength: 12 }),
+  // Half the steps repeat the last exactly: a span's template is kept on the second repeat and
+  // used from the third.
+  steps: fc
+    .array(fc.tuple(step, fc.oneof({ weight: 2, arbitrary: fc.nat(STEP_FIELDS.length) }, { weight: 2, arbitrary: fc.constant(STEP_FIELDS.length + 1) })), { minLength: 1, maxLength: 14 })
+    .map(repeating),
   tap: fc.boolean(),
 });
 
@@ -127,11 +170,11 @@ function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] }
   const heads = [new HeadMemo(), new HeadMemo()];
   const finish = (ex: Exchange, s: Step): void => {
     for (const c of s.body) ex.requestBody(c, 1_700_000_000_001);
-    ex.requestEnd(undefined);
+    ex.requestEnd(s.trailers === 'request' ? ['X-T', 'r'] : undefined);
     if (s.status > 0) ex.responseHead(s.status, r.responses[s.response]);
-    for (const c of s.body) ex.responseBody(c, 1_700_000_000_002);
+    for (const c of s.responseBody) ex.responseBody(c, 1_700_000_000_002);
     if (s.fail) ex.fail('ECONNRESET', undefined, 1_700_000_000_003);
-    else ex.responseEnd(undefined, 1_700_000_000_003);
+    else ex.responseEnd(s.trailers === 'response' ? ['X-T', 's'] : undefined, 1_700_000_000_003);
   };
   let late: [Exchange, Step] | undefined;
   for (const s of r.steps) {
@@ -139,13 +182,14 @@ function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] }
     const authority = s.authority !== undefined && s.copyAuthority ? [...s.authority].join('') : s.authority;
     const start: ExchangeStart = {
       direction: s.direction,
-      protocolVersion: '1.1',
+      protocolVersion: s.protocolVersion,
       method: s.method,
       target: s.target,
       headers: r.requests[s.request],
       authority,
-      client: { address: '10.0.0.9', port: 51000 },
-      server: { address: '127.0.0.1', port: 8080 },
+      // A copy per step: peers are compared by value, not as objects.
+      client: { ...ENDPOINTS[s.client] },
+      server: { ...ENDPOINTS[s.server] },
       startMs: 1_700_000_000_000,
       scheme: s.scheme,
       attributes: EXTRAS[s.extra],
@@ -180,7 +224,7 @@ describe('ExchangeStart.heads', () => {
   });
 
   it('matches a target again when the head says gRPC where the last did not, and back', () => {
-    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', scheme: undefined, extra: 0, status: 200, body: [], fail: false, late: false };
+    const base: Step = { conn: 0, policy: DOCS.length - 1, request: 0, response: 0, method: 'POST', target: '/pkg.Svc/Call', authority: 'h', copyAuthority: false, direction: 'inbound', protocolVersion: '1.1', client: 0, server: 2, scheme: undefined, extra: 0, status: 200, body: [], responseBody: [], trailers: 'none', fail: false, late: false };
     const r: Run = {
       requests: [['Content-Type', 'application/grpc'], ['Content-Type', 'text/plain'], []],
       responses: [['Content-Type', 'application/grpc', 'Server', 'x'], [], []],
@@ -192,6 +236,18 @@ describe('ExchangeStart.heads', () => {
     // The gRPC route records the response's content type alone; the default, every header.
     const serverHeader = reused.map((s) => (s as { attributes: Array<[string, unknown]> }).attributes.some(([k]) => k === 'http.response.header.server'));
     expect(serverHeader).toEqual([false, true, false]);
+  });
+
+  it('builds a repeated span from its template only while nothing it leaves out changes', () => {
+    // Three repeats keep and use a template; then each step changes what the template does not
+    // cover (trailers, which bodies: the same number of body pairs under other keys), and repeats.
+    const base: Step = { conn: 0, policy: 0, request: 1, response: 1, method: 'GET', target: '/', authority: 'h', copyAuthority: false, direction: 'inbound', protocolVersion: '1.1', client: 0, server: 2, scheme: undefined, extra: 1, status: 200, body: [], responseBody: [Buffer.from('hello')], trailers: 'none', fail: false, late: false };
+    const changes: Array<Partial<Step>> = [{ trailers: 'response' }, { trailers: 'request' }, { body: [Buffer.from('hello')], responseBody: [] }, { body: [Buffer.from([0, 1, 2])], responseBody: [] }];
+    const steps = [base, base, base];
+    for (const change of changes) steps.push({ ...base, ...change }, { ...base, ...change }, base, base);
+    const r: Run = { requests: [[], ['Host', 'h', 'User-Agent', 'fortio'], []], responses: [[], ['Server', 'nginx', 'Content-Type', 'text/plain'], []], steps, tap: false };
+    const reused = spans(r, true).atSubmit;
+    expect(reused).toEqual(spans(r, false).atSubmit);
   });
 
   it('shares the header attribute values of a repeated head', () => {

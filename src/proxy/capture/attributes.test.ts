@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import type { Attributes } from '../../telemetry/span.js';
-import { AttributeBuilder, AttributeRun, ShapeMemo } from './attributes.js';
+import { AttributeBuilder, AttributeRun, AttributeTemplate, ShapeMemo } from './attributes.js';
 
 /** Builds the same pairs several times: the first objects come the plain way, later ones compiled. */
 function buildTimes(times: number, fill: (b: AttributeBuilder) => void): Attributes[] {
@@ -162,6 +162,52 @@ describe('AttributeBuilder', () => {
           keys.slice(0, from).forEach((k, i) => withMemo.add(k, i));
           withMemo.addRun(run);
           expect(Object.entries(withMemo.finish(memo))).toEqual(Object.entries(plain.finish()));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('makes from a template the objects finish makes, for any key sequences and varying pairs', () => {
+    // Each step builds a sequence; when the builder holds exactly the template's varying pairs
+    // (fitsTemplate), the object made from the template must be finish's for the whole sequence.
+    const seq = fc.array(fc.constantFrom('a', 'b', 'c', 'url.path', 'a'), { minLength: 1, maxLength: 6 });
+    // Most steps repeat the last one's keys and varying range, with other varying values.
+    // Some repeat it with a varying key changed: only fitsTemplate's key compare can tell.
+    const step = fc.record({ again: fc.boolean(), swap: fc.boolean(), keys: seq, from: fc.nat(6), to: fc.nat(6), value: fc.constantFrom(1, 'x', ['y']) });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => {
+        const template = new AttributeTemplate();
+        const memo = new ShapeMemo();
+        const b = new AttributeBuilder();
+        const plain = new AttributeBuilder();
+        /** The whole sequence the template was last kept with. */
+        let keptKeys: string[] = [];
+        let last = steps[0];
+        for (const s of steps) {
+          const { keys: lastKeys, from: f, to: t } = s.again ? last : s;
+          const value = s.value;
+          last = s.again ? last : s;
+          const from = Math.min(f, lastKeys.length);
+          const to = Math.max(from, Math.min(t, lastKeys.length));
+          const keys = s.again && s.swap && from < to ? lastKeys.map((k, i) => (i === from ? `${k}'` : k)) : lastKeys;
+          const val = (i: number) => (from <= i && i < to ? value : i);
+          keys.forEach((k, i) => plain.add(k, val(i)));
+          const expected = Object.entries(plain.finish());
+          // The varying pairs alone, as build records bodies first.
+          for (let i = from; i < to; i++) b.add(keys[i], val(i));
+          // The pairs around the varying ones are the template's: build ensures that (its runs all
+          // repeat), so the test does it here before asking fitsTemplate.
+          const around = template.at === from && keptKeys.length === keys.length && keys.every((k, i) => (i >= from && i < to) || k === keptKeys[i]);
+          const fits = around && b.fitsTemplate(template);
+          if (fits) {
+            expect(Object.entries(b.finishFromTemplate(template))).toEqual(expected);
+          } else {
+            b.reset();
+            keys.forEach((k, i) => b.add(k, val(i)));
+            expect(Object.entries(b.finishKeeping(template, from, to, memo))).toEqual(expected);
+            keptKeys = keys;
+          }
         }
       }),
       { numRuns: 300 },

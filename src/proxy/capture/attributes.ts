@@ -49,6 +49,25 @@ export class ShapeMemo {
   make: Make | undefined = undefined;
 }
 
+/**
+ * A finished object's values and factory, kept to make the next object of the same key sequence
+ * from when only the pairs from `at` on (`keys`) may differ (finishFromTemplate). Empty (values
+ * undefined) until kept.
+ */
+export class AttributeTemplate {
+  /** Undefined where the varying pairs go. */
+  values: Array<AttrValue | undefined> | undefined = undefined;
+  make: Make | undefined = undefined;
+  at = 0;
+  readonly keys: string[] = [];
+  n = 0;
+
+  clear(): void {
+    this.values = undefined;
+    this.make = undefined;
+  }
+}
+
 /** Pairs of a builder kept to be added again (saveRun, addRun); its arrays are reused. */
 export class AttributeRun {
   readonly keys: string[] = [];
@@ -66,6 +85,8 @@ export class AttributeBuilder {
   private readonly keys: string[] = [];
   private readonly values: AttrValue[] = [];
   private n = 0;
+  /** The factory the last finish made its object with (undefined: property by property). */
+  private made: Make | undefined = undefined;
 
   get size(): number {
     return this.n;
@@ -117,8 +138,58 @@ export class AttributeBuilder {
     this.n = 0;
   }
 
+  /**
+   * Whether the builder holds exactly the pairs `template` may vary (the same keys, in order): then
+   * finishFromTemplate makes the object of the template's sequence with them.
+   */
+  fitsTemplate(template: AttributeTemplate): boolean {
+    const n = this.n;
+    if (template.values === undefined || template.n !== n) return false;
+    const keys = this.keys;
+    const expected = template.keys;
+    for (let i = 0; i < n; i++) if (keys[i] !== expected[i]) return false;
+    return true;
+  }
+
+  /** The template's object with this builder's pairs in place of its varying ones (fitsTemplate). */
+  finishFromTemplate(template: AttributeTemplate): Attributes {
+    // The template's own array, its varying slots filled for the call and emptied after: no copy
+    // (adding its pairs one by one and comparing every key in finish cost ~5 ns a pair).
+    const values = template.values!;
+    const at = template.at;
+    const n = this.n;
+    for (let i = 0; i < n; i++) values[at + i] = this.values[i];
+    this.reset();
+    const attrs = template.make!(values as AttrValue[]);
+    for (let i = 0; i < n; i++) values[at + i] = undefined;
+    return attrs;
+  }
+
+  /**
+   * finish, keeping in `template` (when a factory made the object) its values and which pairs,
+   * `from` to `to`, the next object may vary; else emptying it.
+   */
+  finishKeeping(template: AttributeTemplate, from: number, to: number, memo?: ShapeMemo): Attributes {
+    const n = this.n;
+    const values: Array<AttrValue | undefined> = this.values.slice(0, n);
+    const keys = this.keys.slice(0, n);
+    for (let i = from; i < to; i++) {
+      template.keys[i - from] = keys[i];
+      // Not kept: a body may be a view into a large capture buffer, which the template would pin.
+      values[i] = undefined;
+    }
+    template.n = to - from;
+    template.at = from;
+    const attrs = this.finish(memo);
+    template.values = values;
+    // A sequence without a factory yet (seen once, or past MAX_COMPILED) is made as plainMake does.
+    template.make = this.made ?? ((v) => plainMake(keys, n, v));
+    return attrs;
+  }
+
   /** `memo`: where this source's last sequence is kept (ShapeMemo). */
   finish(memo?: ShapeMemo): Attributes {
+    this.made = undefined;
     const n = this.n;
     const keys = this.keys;
     if (memo !== undefined && memo.n === n) {
@@ -126,6 +197,7 @@ export class AttributeBuilder {
       let i = 0;
       while (i < n && last[i] === keys[i]) i++;
       if (i === n) {
+        this.made = memo.make;
         const attrs = memo.make!(this.values);
         this.reset();
         return attrs;
@@ -167,6 +239,7 @@ export class AttributeBuilder {
       memo.n = n;
       memo.make = make;
     }
+    this.made = make;
     const attrs = make(this.values);
     this.reset();
     return attrs;
