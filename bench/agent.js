@@ -5,6 +5,11 @@
 //   node bench/agent.js              full run (~8 min), as root; results under bench/out/agent-<run>/
 //   node bench/agent.js --quick      harness check: 1 round of 3 s
 //   node bench/agent.js --fixed-only the 10k req/s point alone (AGENT_BENCH_FIXED_RUNS times; median)
+// Every "agent on" measurement starts after a warm-up: the agent runs the same load for
+// AGENT_BENCH_WARMUP_SECONDS (default 5) first, unmeasured, so the figures are of a running agent
+// (a DaemonSet runs for days), not of V8 compiling its code: from a cold start the first second of
+// 10k req/s costs the agent 3-4x what a later second does (per-second CPU read inside the agent,
+// session 6). The warm-up's own CPU is reported beside the fixed point (0 turns the warm-up off).
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
 // --cpu-prof during the fixed-rate point; its top self-time functions are printed),
 // AGENT_BENCH_PROFILE_INTERVAL_US (the profiler's sampling interval; V8's default is 1000).
@@ -44,6 +49,7 @@ const cfg = {
   profile: process.env.AGENT_BENCH_PROFILE === '1',
   fixedRuns: envNum('AGENT_BENCH_FIXED_RUNS', 1),
   fixedOnly: process.argv.includes('--fixed-only'),
+  warmupSeconds: envNum('AGENT_BENCH_WARMUP_SECONDS', quick ? 1 : 5),
 };
 
 const runId = new Date().toISOString().replace(/[:.]/g, '-');
@@ -80,7 +86,8 @@ async function main() {
       const order = round % 2 === 1 ? modes : [...modes].reverse();
       for (const mode of order) {
         const load = () => withServerCpu(nginx, () => wrk(urls[proto], cfg.seconds, `${proto}-${round}-${mode}`, mode === 'server' ? untraced : undefined));
-        const opts = { cgroup: mode === 'limited' ? cgroup : undefined, extraArgs: mode === 'server' ? ['--skip-uid', String(untraced.uid)] : [] };
+        const warmup = () => wrk(urls[proto], cfg.warmupSeconds, `${proto}-${round}-${mode}-warmup`, mode === 'server' ? untraced : undefined);
+        const opts = { warmup, cgroup: mode === 'limited' ? cgroup : undefined, extraArgs: mode === 'server' ? ['--skip-uid', String(untraced.uid)] : [] };
         const row = { proto, round, mode, sides: mode === 'server' ? 1 : 2, ...(mode === 'off' ? await load() : await measuredOn(runner, receiver, load, opts)) };
         rows.push(row);
         log(`${proto} round ${round} agent ${mode}: ${row.rps.toFixed(0)} req/s, nginx ${row.serverUsPerRequest.toFixed(2)} µs/request` + (mode !== 'off' ? `, agent ${row.agentCores.toFixed(3)} core, ${row.rssMiB.toFixed(0)} MiB, spans ${row.spans}/${row.sides * row.requests}, kernel dropped ${row.kernel.dropped}/${row.kernel.sent}` : ''));
@@ -94,17 +101,17 @@ async function main() {
   for (let i = 0; i < cfg.fixedRuns; i++) {
     for (const sides of ['both', 'server']) {
       const f = sides === 'both'
-        ? await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile && i === 0 })
-        : await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(untraced.path, urls.plain, untraced)), { profile: cfg.profile && i === 0, profileLabel: 'server', extraArgs: ['--skip-uid', String(untraced.uid)] });
+        ? await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(fortio, urls.plain)), { profile: cfg.profile && i === 0, warmup: () => fortioLoad(fortio, urls.plain, undefined, cfg.warmupSeconds) })
+        : await measuredOn(runner, receiver, () => withServerCpu(nginx, () => fortioLoad(untraced.path, urls.plain, untraced)), { profile: cfg.profile && i === 0, profileLabel: 'server', extraArgs: ['--skip-uid', String(untraced.uid)], warmup: () => fortioLoad(untraced.path, urls.plain, untraced, cfg.warmupSeconds) });
       f.sides = sides === 'both' ? 2 : 1;
       fixedRuns[sides].push(f);
-      log(`fixed ${FIXED_QPS} rps plain, ${sides === 'both' ? 'both sides' : 'server side'} traced: ${f.rps.toFixed(0)} req/s, agent ${f.agentCores.toFixed(3)} core, ${f.rssMiB.toFixed(0)} MiB, spans ${f.spans}/${f.sides * f.requests}`);
+      log(`fixed ${FIXED_QPS} rps plain, ${sides === 'both' ? 'both sides' : 'server side'} traced: ${f.rps.toFixed(0)} req/s, agent ${f.agentCores.toFixed(3)} core, ${f.rssMiB.toFixed(0)} MiB, spans ${f.spans}/${f.sides * f.requests}` + (f.warmupCores === undefined ? '' : `; warm-up from a cold start ${f.warmupCores.toFixed(3)} core`));
     }
   }
   // The run with the median agent CPU stands for the point; the others' CPU and RSS are listed.
   const medianRun = (runs) => {
     const f = [...runs].sort((a, b) => a.agentCores - b.agentCores)[(runs.length - 1) >> 1];
-    return { ...f, allCores: runs.map((x) => x.agentCores), allRss: runs.map((x) => x.rssMiB) };
+    return { ...f, allCores: runs.map((x) => x.agentCores), allRss: runs.map((x) => x.rssMiB), allWarmupCores: runs.map((x) => x.warmupCores) };
   };
   const fixed = medianRun(fixedRuns.both);
   const fixedServer = medianRun(fixedRuns.server);
@@ -216,9 +223,9 @@ function untracedLoad(fortio) {
   return { path: copy, uid, dir };
 }
 
-async function fortioLoad(fortio, url, untraced) {
+async function fortioLoad(fortio, url, untraced, seconds = cfg.seconds) {
   const jsonPath = path.join(untraced?.dir ?? outDir, 'fortio-fixed.json');
-  const args = ['load', '-quiet', '-qps', String(FIXED_QPS), '-c', String(CONNECTIONS), '-t', `${cfg.seconds}s`, '-json', jsonPath, url];
+  const args = ['load', '-quiet', '-qps', String(FIXED_QPS), '-c', String(CONNECTIONS), '-t', `${seconds}s`, '-json', jsonPath, url];
   const logFile = path.join(outDir, 'fortio.log');
   const child = untraced
     ? spawnPinned(LOAD_CORE, 'setpriv', [`--reuid=${untraced.uid}`, `--regid=${untraced.uid}`, '--clear-groups', fortio, ...args], { logFile })
@@ -234,7 +241,7 @@ async function fortioLoad(fortio, url, untraced) {
  * its CPU, peak RSS, kernel counters and span count. Its own admin and export ports are skipped so
  * the bench's scraping and the receiver's side of the export are not traced.
  */
-async function measuredOn(runner, receiver, load, { profile = false, profileLabel = 'both', cgroup, extraArgs = [] } = {}) {
+async function measuredOn(runner, receiver, load, { profile = false, profileLabel = 'both', cgroup, extraArgs = [], warmup } = {}) {
   const adminPort = await freePort();
   const profDir = path.join(outDir, `profile-${profileLabel}`);
   const interval = process.env.AGENT_BENCH_PROFILE_INTERVAL_US;
@@ -254,19 +261,21 @@ async function measuredOn(runner, receiver, load, { profile = false, profileLabe
   children.push(child);
   await waitForPort(adminPort, 60_000, child);
   await waitReady(adminPort, child);
+  let warmupCores;
+  if (warmup && cfg.warmupSeconds > 0) {
+    const cpuW = cpuSeconds(child.pid);
+    const w = await warmup();
+    await drained(adminPort, await scrape(adminPort));
+    warmupCores = (cpuSeconds(child.pid) - cpuW) / (w.requests / w.rps);
+    await sleep(1500); // the warm-up's last export batches reach the receiver before the count below
+  }
   const before = await scrape(adminPort);
   const spansBefore = (await receiver.count()).spans;
   const cpu0 = cpuSeconds(child.pid);
   const t0 = process.hrtime.bigint();
   const r = await load();
   // The agent may still be working through the last batches: its CPU counts until it is idle.
-  let after = await scrape(adminPort);
-  for (let i = 0; i < 50; i++) {
-    await sleep(200);
-    const next = await scrape(adminPort);
-    if (next.sidetrace_agent_events_total === after.sidetrace_agent_events_total && next.sidetrace_spans_submitted_total === after.sidetrace_spans_submitted_total) break;
-    after = next;
-  }
+  const after = await drained(adminPort, await scrape(adminPort));
   const cpu = cpuSeconds(child.pid) - cpu0;
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const rssMiB = peakRssMiB(child.pid);
@@ -281,6 +290,7 @@ async function measuredOn(runner, receiver, load, { profile = false, profileLabe
     agentCpuSeconds: cpu,
     agentCores: cpu / (r.requests / r.rps),
     wallSeconds: wall,
+    warmupCores,
     rssMiB,
     spans,
     records: d('sidetrace_agent_records_total'),
@@ -293,6 +303,17 @@ async function measuredOn(runner, receiver, load, { profile = false, profileLabe
   out.cpuMsPer1kRequests = (1000 * cpu) / (r.requests / 1000) / 1000;
   if (profile) out.profileTop = topSelfTime(profDir, 30);
   return out;
+}
+
+/** The agent's counters once it has gone idle (nothing new for 200 ms; 10 s at most), from `after`. */
+async function drained(port, after) {
+  for (let i = 0; i < 50; i++) {
+    await sleep(200);
+    const next = await scrape(port);
+    if (next.sidetrace_agent_events_total === after.sidetrace_agent_events_total && next.sidetrace_spans_submitted_total === after.sidetrace_spans_submitted_total) break;
+    after = next;
+  }
+  return after;
 }
 
 async function waitReady(port, child) {
@@ -370,6 +391,8 @@ function summarize(rows, fixed, fixedServer) {
     sides: fixed.sides,
     allCores: fixed.allCores,
     allRss: fixed.allRss,
+    allWarmupCores: fixed.allWarmupCores,
+    warmupCores: fixed.warmupCores,
     rps: fixed.rps,
     agentCores: fixed.agentCores,
     cpuUsPerRequest: (1e6 * fixed.agentCpuSeconds) / fixed.requests,
@@ -405,7 +428,8 @@ function renderSummary(r) {
     const runs = f.allCores.length > 1 ? ` (runs: ${f.allCores.map((c) => c.toFixed(3)).join(', ')}; ${f.allRss.map((m) => m.toFixed(0)).join(', ')} MiB)` : '';
     const sides = f.sides === 2 ? 'both sides traced' : 'server side traced (fortio skipped by uid)';
     const expected = f.sides * f.requests;
-    lines.push(`| HTTP, fortio ${FIXED_QPS} req/s, ${sides}${runs} | unlimited | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${expected} | ${f.spans}/${expected} (${pct(f.spans / expected)}) | ${f.spansDropped} |`);
+    const warm = f.warmupCores === undefined ? '' : `; after a ${r.config.warmupSeconds} s warm-up (the warm-up itself, from a cold start: ${f.allWarmupCores.map((c) => c.toFixed(3)).join(', ')} core)`;
+    lines.push(`| HTTP, fortio ${FIXED_QPS} req/s, ${sides}${runs} | unlimited${warm} | – | ${f.rps.toFixed(0)} | – | – → ${f.serverUsOn.toFixed(2)} | **${f.agentCores.toFixed(3)}** | ${f.cpuUsPerRequest.toFixed(1)} | **${f.rssMiB.toFixed(0)} MiB** | ${f.kernelDropped}/${f.kernelSent} | ${f.records}/${expected} | ${f.spans}/${expected} (${pct(f.spans / expected)}) | ${f.spansDropped} |`);
   }
   return lines.join('\n') + '\n';
 }
