@@ -2,6 +2,8 @@
 // again as the same RawHeaders array. Their spans must be those of fresh exchanges without a memo,
 // attribute for attribute and in the same order, whatever the heads, rules, reloads and repeats.
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../policy/parse.js';
 import { Metrics } from '../telemetry/metrics.js';
@@ -266,5 +268,45 @@ describe('ExchangeStart.heads', () => {
     expect(got[1].attributes['http.request.header.user-agent']).toBe(got[0].attributes['http.request.header.user-agent']);
     expect(got[1].attributes['http.response.header.server']).toBe(got[0].attributes['http.response.header.server']);
     expect(got[1].attributes['user_agent.original']).toBe('fortio');
+  });
+});
+
+describe('ExchangeStart.heads memory', () => {
+  // Spans made from a template fill only the builder's first slots: it may not keep a body (it
+  // may view a capture batch) while later spans are made from the template.
+  it.each([['the span that kept the template', 1]])('keeps no body of %s', async (_, at) => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const policy = compilePolicy({});
+    const factory = createReplayExchangeFactory({ policy: () => policy, sink: { submit: () => undefined, copiesBytesBelow: 2048 }, metrics: createProxyMetrics(new Metrics()) });
+    const heads = new HeadMemo();
+    const headers = ['Host', 'h', 'Content-Type', 'application/octet-stream'];
+    const response = ['Content-Type', 'application/octet-stream'];
+    const exchange = (request: Buffer | undefined, responseBody: Buffer): void => {
+      const ex = factory.start({ direction: 'inbound', protocolVersion: '1.1', method: 'POST', target: '/', headers, authority: 'h', client: { address: '10.0.0.9', port: 1 }, server: { address: '10.0.0.1', port: 80 }, attributes: EXTRAS[1], heads });
+      if (request !== undefined) ex.requestBody(request, 1_700_000_000_001);
+      ex.requestEnd();
+      ex.responseHead(200, response);
+      ex.responseBody(responseBody, 1_700_000_000_002);
+      ex.responseEnd();
+    };
+    let batchMemory: WeakRef<ArrayBufferLike> | undefined;
+    (() => {
+      // The second span keeps the template (one body pair); a fourth has two: set aside, then
+      // kept as the template.
+      for (let i = 0; i < (at === 1 ? 3 : 4); i++) {
+        const own = i === at ? new ArrayBuffer(1 << 20) : undefined;
+        if (own !== undefined) batchMemory = new WeakRef(own);
+        const body = own === undefined ? Buffer.from([1, 2, 3]) : Buffer.from(own, 0, 3);
+        if (i < 3) exchange(undefined, body);
+        else exchange(body, Buffer.from([1, 2, 3]));
+      }
+    })();
+    // Spans made from the template, with bodies of their own.
+    for (let i = 0; i < 3; i++) exchange(at === 1 ? undefined : Buffer.from([4, 5, 6]), Buffer.from([1, 2, 3]));
+    // WeakRef targets are kept until the current job ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(batchMemory!.deref()).toBeUndefined();
   });
 });

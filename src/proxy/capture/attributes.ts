@@ -181,6 +181,10 @@ export class AttributeBuilder {
     template.n = to - from;
     template.at = from;
     const attrs = this.finish(memo);
+    // Nor by the builder: the spans made from the template fill only its first `to - from` slots,
+    // so these would stay until a span is built pair by pair again.
+    const own = this.values as unknown[];
+    for (let i = from; i < to; i++) own[i] = undefined;
     template.values = values;
     // A sequence without a factory yet (seen once, or past MAX_COMPILED) is made as plainMake does.
     template.make = this.made ?? ((v) => plainMake(keys, n, v));
