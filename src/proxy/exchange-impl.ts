@@ -666,6 +666,9 @@ class TracedExchange implements Exchange {
     const bodiesFrom = attrs.size;
     if (bodiesRecorded) {
       attrs.addRun(BODIES);
+      // BODIES is filled again only when a template does not fit, maybe never: a body it kept
+      // (a view of a capture batch) would stay alive until then.
+      BODIES.clear();
     } else {
       // gRPC bodies are recorded per message (events below), not as one framed blob.
       this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);

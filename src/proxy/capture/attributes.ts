@@ -73,6 +73,13 @@ export class AttributeRun {
   readonly keys: string[] = [];
   readonly values: AttrValue[] = [];
   n = 0;
+
+  /** Empties the run and lets go of its values (its arrays keep their capacity). */
+  clear(): void {
+    const values = this.values as unknown[];
+    for (let i = 0; i < this.n; i++) values[i] = undefined;
+    this.n = 0;
+  }
 }
 
 /**
