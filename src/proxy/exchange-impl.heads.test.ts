@@ -273,12 +273,16 @@ describe('ExchangeStart.heads', () => {
 
 describe('ExchangeStart.heads memory', () => {
   // Spans made from a template fill only the builder's first slots, and a span whose body pairs
-  // do not fit the template sets them aside while the rest is added: neither may keep a body (it
-  // may view a capture batch) while later spans are made from the template.
-  it.each([
-    ['the span that kept the template', 1],
-    ['a span whose bodies did not fit the template', 3],
-  ])('keeps no body of %s', async (_, at) => {
+  // do not fit the template sets them aside while the rest is added: neither may keep a body of
+  // an earlier span (it may view a capture batch) while later spans are made from the template.
+  // Each case: the spans before (the one at `big` with its body in a batch of its own), then three
+  // made from the template; a request body or trailers in each as `spans` says.
+  type Shape = 'response' | 'both' | 'trailers';
+  it.each<[string, Shape[], number]>([
+    ['the span that kept the template', ['response', 'response'], 1],
+    ['a span whose bodies did not fit the template', ['response', 'response', 'response', 'both'], 3],
+    ['a span built pair by pair (trailers) between spans made from the template', ['response', 'response', 'trailers', 'response'], 2],
+  ])('keeps no body of %s', async (_, spans, big) => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const policy = compilePolicy({});
@@ -286,28 +290,21 @@ describe('ExchangeStart.heads memory', () => {
     const heads = new HeadMemo();
     const headers = ['Host', 'h', 'Content-Type', 'application/octet-stream'];
     const response = ['Content-Type', 'application/octet-stream'];
-    const exchange = (request: Buffer | undefined, responseBody: Buffer): void => {
+    const exchange = (shape: Shape, body: Buffer): void => {
       const ex = factory.start({ direction: 'inbound', protocolVersion: '1.1', method: 'POST', target: '/', headers, authority: 'h', client: { address: '10.0.0.9', port: 1 }, server: { address: '10.0.0.1', port: 80 }, attributes: EXTRAS[1], heads });
-      if (request !== undefined) ex.requestBody(request, 1_700_000_000_001);
+      if (shape === 'both') ex.requestBody(body, 1_700_000_000_001);
       ex.requestEnd();
       ex.responseHead(200, response);
-      ex.responseBody(responseBody, 1_700_000_000_002);
-      ex.responseEnd();
+      ex.responseBody(shape === 'both' ? Buffer.from([1, 2, 3]) : body, 1_700_000_000_002);
+      ex.responseEnd(shape === 'trailers' ? ['X-T', 's'] : undefined);
     };
     let batchMemory: WeakRef<ArrayBufferLike> | undefined;
     (() => {
-      // The second span keeps the template (one body pair); a fourth has two: set aside, then
-      // kept as the template.
-      for (let i = 0; i < (at === 1 ? 3 : 4); i++) {
-        const own = i === at ? new ArrayBuffer(1 << 20) : undefined;
-        if (own !== undefined) batchMemory = new WeakRef(own);
-        const body = own === undefined ? Buffer.from([1, 2, 3]) : Buffer.from(own, 0, 3);
-        if (i < 3) exchange(undefined, body);
-        else exchange(body, Buffer.from([1, 2, 3]));
-      }
+      const batch = new ArrayBuffer(1 << 20);
+      batchMemory = new WeakRef(batch);
+      spans.forEach((shape, i) => exchange(shape, i === big ? Buffer.from(batch, 0, 3) : Buffer.from([4, 5, 6])));
     })();
-    // Spans made from the template, with bodies of their own.
-    for (let i = 0; i < 3; i++) exchange(at === 1 ? undefined : Buffer.from([4, 5, 6]), Buffer.from([1, 2, 3]));
+    for (let i = 0; i < 3; i++) exchange(spans[spans.length - 1], Buffer.from([4, 5, 6]));
     // WeakRef targets are kept until the current job ends.
     await new Promise((resolve) => setTimeout(resolve, 0));
     gc();

@@ -715,7 +715,13 @@ class TracedExchange implements Exchange {
     }
     // Every run repeated: this span's values are the next one's template (all but its bodies).
     // Any run derived anew has cleared the template, so a template is of the runs as they are.
-    const attributes = repeats ? attrs.finishKeeping(heads.template, bodiesFrom, bodiesTo, heads.shape) : attrs.finish(heads?.shape);
+    let attributes: Attributes;
+    if (repeats) attributes = attrs.finishKeeping(heads.template, bodiesFrom, bodiesTo, heads.shape);
+    else {
+      attributes = attrs.finish(heads?.shape);
+      // Spans made from a template (of any connection) overwrite only the builder's first slots.
+      attrs.forgetValues(bodiesFrom, bodiesTo);
+    }
     return this.span(attributes, name, events, server, endMs);
   }
 
