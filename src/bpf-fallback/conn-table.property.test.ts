@@ -4,6 +4,7 @@ import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import type { AgentEvent, DataEvent } from './events.js';
 import type { HttpRecord } from './protocols/protocol.js';
+import { http1 } from './protocols/registry.js';
 import { encodeBatch } from './test-support/batch.js';
 import { newRun, runBatches, summary } from './test-support/run.js';
 import { connEvents, type Write } from './test-support/synthetic.js';
@@ -357,6 +358,33 @@ describe('reassembly and parsing under capture faults (fast-check)', () => {
     run.table.handle([...cipher, ...plain]);
     expect(run.records.map((r) => [r.record.target, r.record.status, r.conn.source])).toEqual([['/secure', 200, 'tls']]);
     expect(run.metrics.tlsConnections.value).toBe(1);
+  });
+
+  test("a stitch that throws part way hands none of its records on with another connection's", () => {
+    // The table stitches every connection into one array: what a failed stitch pushed before it
+    // threw must not be emitted by the next connection's stitch, under that connection.
+    const original = http1.stitch;
+    let throwNext = true;
+    http1.stitch = (requests, responses, state, eof, out) => {
+      original(requests, responses, state, eof, out);
+      if (throwNext && out.length > 0) {
+        throwNext = false;
+        throw new Error('stitch failed part way');
+      }
+    };
+    try {
+      const run = newRun();
+      const exchange = (connId: number, path: string) =>
+        connEvents({ connId, role: 'client', close: false, startNs: 1e12 + connId * 1e6 }, [
+          { direction: 'egress', data: `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n` },
+          { direction: 'ingress', data: 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok' },
+        ]);
+      run.table.handle(exchange(1, '/one'));
+      run.table.handle(exchange(2, '/two'));
+      expect(run.records.map((r) => [r.conn.connId, r.record.target])).toEqual([[2, '/two']]);
+    } finally {
+      http1.stitch = original;
+    }
   });
 
   test('records of ignored processes are skipped in capture batches as if never captured', () => {

@@ -455,22 +455,26 @@ export class ConnTable implements BatchSink {
   private emit(conn: Connection, eof: boolean): void {
     const protocol = conn.protocol!;
     const records = this.records;
-    protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof, records);
-    const m = this.opts.metrics;
-    const orphans = protocol.orphans(conn.state);
-    m.orphanResponses.inc(orphans - conn.orphansCounted);
-    conn.orphansCounted = orphans;
-    for (const r of records) {
-      m.records.inc();
-      try {
-        this.opts.onRecord(conn, r);
-      } catch {
-        m.parseErrors.inc();
+    try {
+      protocol.stitch(conn.frames.request, conn.frames.response, conn.state, eof, records);
+      const m = this.opts.metrics;
+      const orphans = protocol.orphans(conn.state);
+      m.orphanResponses.inc(orphans - conn.orphansCounted);
+      conn.orphansCounted = orphans;
+      for (const r of records) {
+        m.records.inc();
+        try {
+          this.opts.onRecord(conn, r);
+        } catch {
+          m.parseErrors.inc();
+        }
       }
+    } finally {
+      // Emptied now, or the table would keep the last records, their heads' text and the capture
+      // batch their bodies view, until the next stitch; and, were a stitch to throw part way, the
+      // next one (of any connection) would hand its records on as that connection's.
+      while (records.length > 0) records.pop();
     }
-    // Emptied now, or the table would keep the last records, their heads' text and the capture
-    // batch their bodies view, until the next stitch.
-    while (records.length > 0) records.pop();
   }
 
   /** Picks the protocol and which direction carries requests; false while undecided. */

@@ -2,6 +2,8 @@
 // again as the same RawHeaders array. Their spans must be those of fresh exchanges without a memo,
 // attribute for attribute and in the same order, whatever the heads, rules, reloads and repeats.
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../policy/parse.js';
 import { Metrics } from '../telemetry/metrics.js';
@@ -266,5 +268,46 @@ describe('ExchangeStart.heads', () => {
     expect(got[1].attributes['http.request.header.user-agent']).toBe(got[0].attributes['http.request.header.user-agent']);
     expect(got[1].attributes['http.response.header.server']).toBe(got[0].attributes['http.response.header.server']);
     expect(got[1].attributes['user_agent.original']).toBe('fortio');
+  });
+});
+
+describe('ExchangeStart.heads memory', () => {
+  // Spans made from a template fill only the builder's first slots, and a span whose body pairs
+  // do not fit the template sets them aside while the rest is added: neither may keep a body of
+  // an earlier span (it may view a capture batch) while later spans are made from the template.
+  // Each case: the spans before (the one at `big` with its body in a batch of its own), then three
+  // made from the template; a request body or trailers in each as `spans` says.
+  type Shape = 'response' | 'both' | 'trailers';
+  it.each<[string, Shape[], number]>([
+    ['the span that kept the template', ['response', 'response'], 1],
+    ['a span whose bodies did not fit the template', ['response', 'response', 'response', 'both'], 3],
+    ['a span built pair by pair (trailers) between spans made from the template', ['response', 'response', 'trailers', 'response'], 2],
+  ])('keeps no body of %s', async (_, spans, big) => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const policy = compilePolicy({});
+    const factory = createReplayExchangeFactory({ policy: () => policy, sink: { submit: () => undefined, copiesBytesBelow: 2048 }, metrics: createProxyMetrics(new Metrics()) });
+    const heads = new HeadMemo();
+    const headers = ['Host', 'h', 'Content-Type', 'application/octet-stream'];
+    const response = ['Content-Type', 'application/octet-stream'];
+    const exchange = (shape: Shape, body: Buffer): void => {
+      const ex = factory.start({ direction: 'inbound', protocolVersion: '1.1', method: 'POST', target: '/', headers, authority: 'h', client: { address: '10.0.0.9', port: 1 }, server: { address: '10.0.0.1', port: 80 }, attributes: EXTRAS[1], heads });
+      if (shape === 'both') ex.requestBody(body, 1_700_000_000_001);
+      ex.requestEnd();
+      ex.responseHead(200, response);
+      ex.responseBody(shape === 'both' ? Buffer.from([1, 2, 3]) : body, 1_700_000_000_002);
+      ex.responseEnd(shape === 'trailers' ? ['X-T', 's'] : undefined);
+    };
+    let batchMemory: WeakRef<ArrayBufferLike> | undefined;
+    (() => {
+      const batch = new ArrayBuffer(1 << 20);
+      batchMemory = new WeakRef(batch);
+      spans.forEach((shape, i) => exchange(shape, i === big ? Buffer.from(batch, 0, 3) : Buffer.from([4, 5, 6])));
+    })();
+    for (let i = 0; i < 3; i++) exchange(spans[spans.length - 1], Buffer.from([4, 5, 6]));
+    // WeakRef targets are kept until the current job ends.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    gc();
+    expect(batchMemory!.deref()).toBeUndefined();
   });
 });

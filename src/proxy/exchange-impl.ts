@@ -666,6 +666,9 @@ class TracedExchange implements Exchange {
     const bodiesFrom = attrs.size;
     if (bodiesRecorded) {
       attrs.addRun(BODIES);
+      // BODIES is filled again only when a template does not fit, maybe never: a body it kept
+      // (a view of a capture batch) would stay alive until then.
+      BODIES.clear();
     } else {
       // gRPC bodies are recorded per message (events below), not as one framed blob.
       this.recordBody(attrs, REQUEST_BODY, this.reqBody, rule.requestBody && !this.grpc, start.headers, this.contentType, sinkCopiesBelow);
@@ -712,7 +715,13 @@ class TracedExchange implements Exchange {
     }
     // Every run repeated: this span's values are the next one's template (all but its bodies).
     // Any run derived anew has cleared the template, so a template is of the runs as they are.
-    const attributes = repeats ? attrs.finishKeeping(heads.template, bodiesFrom, bodiesTo, heads.shape) : attrs.finish(heads?.shape);
+    let attributes: Attributes;
+    if (repeats) attributes = attrs.finishKeeping(heads.template, bodiesFrom, bodiesTo, heads.shape);
+    else {
+      attributes = attrs.finish(heads?.shape);
+      // Spans made from a template (of any connection) overwrite only the builder's first slots.
+      attrs.forgetValues(bodiesFrom, bodiesTo);
+    }
     return this.span(attributes, name, events, server, endMs);
   }
 

@@ -73,6 +73,13 @@ export class AttributeRun {
   readonly keys: string[] = [];
   readonly values: AttrValue[] = [];
   n = 0;
+
+  /** Empties the run and lets go of its values (its arrays keep their capacity). */
+  clear(): void {
+    const values = this.values as unknown[];
+    for (let i = 0; i < this.n; i++) values[i] = undefined;
+    this.n = 0;
+  }
 }
 
 /**
@@ -131,8 +138,8 @@ export class AttributeBuilder {
   }
 
   /**
-   * Drops what a failed build left behind. Values past the end stay referenced until overwritten:
-   * at most one span's worth, cheaper than clearing each time.
+   * Drops what a failed build left behind. Values past the end stay referenced until overwritten,
+   * cheaper than clearing each time; bodies among them are let go of (forgetValues).
    */
   reset(): void {
     this.n = 0;
@@ -181,10 +188,21 @@ export class AttributeBuilder {
     template.n = to - from;
     template.at = from;
     const attrs = this.finish(memo);
+    this.forgetValues(from, to);
     template.values = values;
     // A sequence without a factory yet (seen once, or past MAX_COMPILED) is made as plainMake does.
     template.make = this.made ?? ((v) => plainMake(keys, n, v));
     return attrs;
+  }
+
+  /**
+   * Lets go of the values of pairs `from` to `to` of the object just finished (bodies, which may
+   * view a capture batch): objects made from a template fill only the builder's first slots, so
+   * values past them would stay referenced for as long as a connection's spans repeat.
+   */
+  forgetValues(from: number, to: number): void {
+    const values = this.values as unknown[];
+    for (let i = from; i < to; i++) values[i] = undefined;
   }
 
   /** `memo`: where this source's last sequence is kept (ShapeMemo). */
