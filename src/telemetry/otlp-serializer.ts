@@ -719,7 +719,9 @@ function putAsciiArrayKeyValue(tag: number, key: Buffer, arr: unknown[]): boolea
 // path (bench/encode.js --time-order: ~21 of 24 keys a span, ~8% less CPU per span). Values are compared as primitives (`===`), and arrays
 // of strings item by item against a copy (a caller may change its array between spans); bytes
 // and other objects never match. A list memo keeps its last list's values (strings included:
-// at most LIST_MEMOS lists' worth).
+// at most LIST_MEMOS lists' worth). A header value can be V8's slice of its whole head, so a kept
+// value keeps that head alive too: at most LIST_MEMOS heads, each within the parser's head limit
+// (the per-key memos, unlike these, copy what they keep).
 const LIST_MEMOS = 8;
 const NO_KEYS: string[] = [];
 /** A value no attribute list has: bytes and objects are kept as this, so they never match. */
