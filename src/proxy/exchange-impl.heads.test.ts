@@ -11,6 +11,7 @@ import type { Attributes, SpanRecord } from '../telemetry/span.js';
 import { createExchangeFactory, createReplayExchangeFactory, HeadMemo } from './exchange-impl.js';
 import type { Exchange, ExchangeStart, RawHeaders, TapHub } from './exchange.js';
 import { createProxyMetrics } from './proxy-metrics.js';
+import { runWithOneLate } from './test-support/late.js';
 
 const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 const GZIP_HELLO = Buffer.from('1f8b0800000000000003cb48cdc9c9070086a6103605000000', 'hex');
@@ -178,8 +179,7 @@ function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] }
     if (s.fail) ex.fail('ECONNRESET', undefined, 1_700_000_000_003);
     else ex.responseEnd(s.trailers === 'response' ? ['X-T', 's'] : undefined, 1_700_000_000_003);
   };
-  let late: [Exchange, Step] | undefined;
-  for (const s of r.steps) {
+  runWithOneLate(r.steps, (s) => {
     current = s.policy;
     const authority = s.authority !== undefined && s.copyAuthority ? [...s.authority].join('') : s.authority;
     const start: ExchangeStart = {
@@ -197,18 +197,8 @@ function spans(r: Run, memo: boolean): { atSubmit: unknown[]; atEnd: unknown[] }
       attributes: EXTRAS[s.extra],
       heads: memo ? heads[s.conn] : undefined,
     };
-    const ex = factory.start(start);
-    if (s.late && late === undefined) {
-      late = [ex, s];
-      continue;
-    }
-    finish(ex, s);
-    if (late !== undefined) {
-      finish(...late);
-      late = undefined;
-    }
-  }
-  if (late !== undefined) finish(...late);
+    return factory.start(start);
+  }, finish);
   return { atSubmit, atEnd: out.map(view) };
 }
 

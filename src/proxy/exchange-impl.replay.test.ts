@@ -7,6 +7,7 @@ import type { SpanRecord } from '../telemetry/span.js';
 import { createExchangeFactory, createReplayExchangeFactory } from './exchange-impl.js';
 import type { Exchange, ExchangeFactory, ExchangeStart } from './exchange.js';
 import { createProxyMetrics } from './proxy-metrics.js';
+import { runWithOneLate } from './test-support/late.js';
 
 const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 const GRPC_MSG = Buffer.from([0, 0, 0, 0, 3, 0x08, 0x96, 0x01]);
@@ -73,20 +74,7 @@ function run(make: typeof createExchangeFactory, doc: unknown, scripts: Script[]
   const spans: SpanRecord[] = [];
   const policy = compilePolicy(doc);
   const factory: ExchangeFactory = make({ policy: () => policy, sink: { submit: (s) => spans.push(s) }, metrics: createProxyMetrics(new Metrics()) });
-  let late: [Exchange, Script] | undefined;
-  for (const s of scripts) {
-    const ex = factory.start(s.start);
-    if (s.late && late === undefined) {
-      late = [ex, s];
-      continue;
-    }
-    finish(ex, s);
-    if (late !== undefined) {
-      finish(...late);
-      late = undefined;
-    }
-  }
-  if (late !== undefined) finish(...late);
+  runWithOneLate(scripts, (s) => factory.start(s.start), finish);
   return spans.map(({ traceId, spanId, ...rest }) => ({ ...rest, traceId: rest.parentSpanId === undefined ? '' : traceId, spanId: spanId.length }));
 }
 
