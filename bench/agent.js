@@ -12,7 +12,9 @@
 // session 6). The warm-up's own CPU is reported beside the fixed point (0 turns the warm-up off).
 // Environment: AGENT_BENCH_ROUNDS, AGENT_BENCH_SECONDS, AGENT_BENCH_PROFILE=1 (the agent runs under
 // --cpu-prof during the fixed-rate point; its top self-time functions are printed),
-// AGENT_BENCH_PROFILE_INTERVAL_US (the profiler's sampling interval; V8's default is 1000).
+// AGENT_BENCH_PROFILE_INTERVAL_US (the profiler's sampling interval; V8's default is 1000),
+// AGENT_NODE_ARGS (node flags for the agent's command line, e.g. --trace-gc, which NODE_OPTIONS
+// refuses; its log is the run's agent.log).
 // The agent gets the chart's agent.nodeOptions in NODE_OPTIONS, as the DaemonSet runs it.
 // Modes per round: off, on (the agent unlimited, both wrk's and nginx's sides traced), server
 // (nginx's side alone: wrk under a uid the agent skips, as clients on other nodes), and "limited":
@@ -245,7 +247,8 @@ async function measuredOn(runner, receiver, load, { profile = false, profileLabe
   const adminPort = await freePort();
   const profDir = path.join(outDir, `profile-${profileLabel}`);
   const interval = process.env.AGENT_BENCH_PROFILE_INTERVAL_US;
-  const nodeArgs = profile ? ['--cpu-prof', '--cpu-prof-dir', profDir, ...(interval ? ['--cpu-prof-interval', interval] : [])] : [];
+  const extraNodeArgs = process.env.AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const nodeArgs = [...extraNodeArgs, ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profDir, ...(interval ? ['--cpu-prof-interval', interval] : [])] : [])];
   const args = [...nodeArgs, runner, '--otlp-endpoint', `http://127.0.0.1:${receiver.port}`, '--admin', `127.0.0.1:${adminPort}`,
     '--skip-port', String(adminPort), '--skip-port', String(receiver.port), ...extraArgs];
   // The agent's own export defaults (queue 8,192 spans / 32 MiB), as a user runs it; OTEL_* in the

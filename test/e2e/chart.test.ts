@@ -95,7 +95,7 @@ describe('Helm chart', () => {
     const agent = (docs: Obj[]) => docs.find((d) => d.kind === 'DaemonSet').spec.template.spec.containers[0];
     const c = agent(await render());
     expect(c.resources).toEqual({ requests: { cpu: '250m', memory: '160Mi' }, limits: { cpu: '1', memory: '384Mi' } });
-    expect(c.env.find((e: Obj) => e.name === 'NODE_OPTIONS').value).toBe('--max-semi-space-size=8');
+    expect(c.env.find((e: Obj) => e.name === 'NODE_OPTIONS').value).toBe('--max-semi-space-size=4');
     const unset = agent(await render('agent.nodeOptions='));
     expect(unset.env.map((e: Obj) => e.name)).not.toContain('NODE_OPTIONS');
   });
